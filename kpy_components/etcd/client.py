@@ -1,0 +1,290 @@
+"""The etcd v3 client kpy uses everywhere (health checks, members, snapshots, the API server's storage).
+
+It speaks etcd's v3 JSON gateway over HTTPS with a client certificate, through httpx, in two flavours sharing
+every request and parser (calls.py, results.py, streams.py): `EtcdClient` (blocking) and `AsyncEtcdClient`
+(asyncio). Every error is one of kpy_components.etcd.errors.
+
+Endpoints: requests go to the endpoint that last worked; when no connection can be made to it (so the request was
+never sent), the next endpoint is tried. Requests that reached etcd are never retried here: a caller that knows its
+request is idempotent may retry on EtcdUnavailable.
+
+    with EtcdClient(["https://10.0.0.1:2379"], TLSFiles(ca, cert, key)) as etcd:
+        etcd.put("/a", "1")
+        kv = etcd.get("/a")
+        with etcd.watch("/", prefix=True, start_revision=kv.mod_revision) as responses:
+            for response in responses: ...
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import IO, Any
+
+import httpx
+
+from kpy_components.etcd import calls
+from kpy_components.etcd.calls import Bytes, Call, Compare, DeleteOp, GetOp, Op, PutOp
+from kpy_components.etcd.errors import EtcdError, EtcdProtocolError
+from kpy_components.etcd.results import Health, KeyValue, RangeResult, WatchResponse
+from kpy_components.etcd.streams import snapshot_chunk, stream_result, watch_response
+from kpy_components.etcd.transport import (
+    RequestNotSent,
+    TLSFiles,
+    decode_answer,
+    normalize_endpoints,
+    translated_errors,
+)
+
+DEFAULT_TIMEOUT = 10.0  # seconds for one unary request; streams wait for data without a time limit
+
+
+def _first_kv(body: dict) -> KeyValue | None:
+    kvs = RangeResult.from_json(body).kvs
+    return kvs[0] if kvs else None
+
+
+def _health(endpoint: str, status_code: int, content: bytes) -> Health:
+    """etcd's /health: 200 {"health":"true"}, or 503 {"health":"false"} without a leader or with an alarm."""
+    try:
+        healthy = json.loads(content).get("health") == "true"
+    except (ValueError, AttributeError):
+        return Health(endpoint, False, f"HTTP {status_code}: answer is not JSON: {content[:80]!r}")
+    return Health(endpoint, True) if healthy else Health(
+        endpoint, False, f"HTTP {status_code}: etcd reports itself unhealthy (no leader, or an alarm is raised)")
+
+
+class _Operations:
+    """The unary operations, written once: `_run` returns the result (sync) or an awaitable of it (async)."""
+
+    def _run(self, call: Call, endpoint: str | None = None) -> Any:
+        raise NotImplementedError
+
+    def get(self, key: Bytes, *, revision: int = 0, serializable: bool = False):
+        """The KeyValue of `key`, or None when it does not exist."""
+        op = GetOp(key, revision=revision, serializable=serializable)
+        return self._run(Call(calls.range_call(op).path, op.body(), _first_kv))
+
+    def range(self, key: Bytes, **options: Any):
+        """A RangeResult; options are those of GetOp (range_end, prefix, revision, limit, keys_only, ...)."""
+        return self._run(calls.range_call(GetOp(key, **options)))
+
+    def put(self, key: Bytes, value: Bytes, *, lease: int = 0, prev_kv: bool = False):
+        return self._run(calls.put_call(PutOp(key, value, lease, prev_kv)))
+
+    def delete(self, key: Bytes, **options: Any):
+        """A DeleteResult; options are those of DeleteOp (range_end, prefix, prev_kv)."""
+        return self._run(calls.delete_call(DeleteOp(key, **options)))
+
+    def txn(self, compare: list[Compare], success: list[Op] = (), failure: list[Op] = ()):
+        """Run `success` if every comparison holds, else `failure`, atomically; a TxnResult."""
+        return self._run(calls.txn_call(list(compare), list(success), list(failure)))
+
+    def compact(self, revision: int, *, physical: bool = False):
+        """Drop history before `revision`; the header revision is returned."""
+        return self._run(calls.compact_call(revision, physical))
+
+    def lease_grant(self, ttl: int):
+        return self._run(calls.lease_grant_call(ttl))
+
+    def lease_revoke(self, lease_id: int):
+        return self._run(calls.lease_revoke_call(lease_id))
+
+    def status(self, endpoint: str | None = None):
+        """The Status of one member (`endpoint`, default: the current one)."""
+        return self._run(calls.status_call(), endpoint)
+
+    def members(self):
+        return self._run(calls.member_list_call())
+
+
+class _Endpoints:
+    def __init__(self, endpoints: str | list[str] | tuple[str, ...]):
+        self.urls = normalize_endpoints(endpoints)
+        self._current = 0
+
+    def candidates(self, endpoint: str | None) -> list[str]:
+        """The endpoints to try in order: the one asked for, or all starting with the one that last worked."""
+        if endpoint is not None:
+            return [endpoint.rstrip("/")]
+        return self.urls[self._current:] + self.urls[:self._current]
+
+    def worked(self, url: str) -> None:
+        if url in self.urls:
+            self._current = self.urls.index(url)
+
+
+def _http_options(tls: TLSFiles | None, timeout: float) -> dict:
+    return {"verify": tls.ssl_context() if tls else True, "timeout": timeout,
+            "headers": {"content-type": "application/json"}}
+
+
+_STREAM_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT, read=None)
+
+
+class EtcdClient(_Operations):
+    """Blocking etcd v3 client. Use as a context manager, or call close()."""
+
+    def __init__(self, endpoints: str | list[str] | tuple[str, ...], tls: TLSFiles | None = None,
+                 timeout: float = DEFAULT_TIMEOUT):
+        self.endpoints = _Endpoints(endpoints)
+        self._http = httpx.Client(**_http_options(tls, timeout))
+
+    def __enter__(self) -> EtcdClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _run(self, call: Call, endpoint: str | None = None) -> Any:
+        unsent: RequestNotSent | None = None
+        for url in self.endpoints.candidates(endpoint):
+            try:
+                with translated_errors(url):
+                    response = self._http.post(url + call.path, json=call.body)
+            except RequestNotSent as error:
+                unsent = error
+                continue
+            self.endpoints.worked(url)
+            return call.parse(decode_answer(url, response.status_code, response.content))
+        raise unsent
+
+    def health(self, endpoint: str) -> Health:
+        """Whether one member answers /health as healthy; never raises EtcdError (the reason is in the Health)."""
+        try:
+            with translated_errors(endpoint):
+                response = self._http.get(endpoint.rstrip("/") + "/health")
+        except EtcdError as error:
+            return Health(endpoint, False, str(error))
+        return _health(endpoint, response.status_code, response.content)
+
+    def _open_stream(self, path: str, body: dict) -> tuple[str, httpx.Response]:
+        """POST to the first reachable endpoint and return its streaming response (the caller closes it)."""
+        unsent: RequestNotSent | None = None
+        for url in self.endpoints.candidates(None):
+            try:
+                with translated_errors(url):
+                    request = self._http.build_request("POST", url + path, json=body, timeout=_STREAM_TIMEOUT)
+                    response = self._http.send(request, stream=True)
+            except RequestNotSent as error:
+                unsent = error
+                continue
+            self.endpoints.worked(url)
+            return url, response
+        raise unsent
+
+    @contextmanager
+    def _stream(self, path: str, body: dict) -> Iterator[tuple[str, Iterator[str]]]:
+        url, response = self._open_stream(path, body)
+        try:
+            with translated_errors(url):
+                if response.status_code >= 400:
+                    decode_answer(url, response.status_code, response.read())
+            yield url, response.iter_lines()
+        finally:
+            response.close()
+
+    @contextmanager
+    def watch(self, key: Bytes, **options: Any) -> Iterator[Iterator[WatchResponse]]:
+        """Watch `key` (options: range_end, prefix, start_revision, prev_kv, progress_notify); yields an iterator of
+        WatchResponse that ends only when the block is left. A compacted start revision raises EtcdCompacted."""
+        with self._stream(calls.WATCH_PATH, calls.watch_body(key, **options)) as (url, lines):
+            yield self._watch_responses(url, lines)
+
+    @staticmethod
+    def _watch_responses(url: str, lines: Iterator[str]) -> Iterator[WatchResponse]:
+        with translated_errors(url):
+            for line in lines:
+                if line.strip():
+                    yield watch_response(stream_result(line))
+
+    def snapshot(self, out: IO[bytes]) -> int:
+        """Stream a snapshot of the current member's database into `out`; the number of bytes written. The last 32
+        bytes are etcd's sha256 of the rest (snapshot.verify_checksum checks it)."""
+        written, remaining = 0, None
+        with self._stream(calls.SNAPSHOT_PATH, {}) as (url, lines), translated_errors(url):
+            for line in lines:
+                if line.strip():
+                    blob, remaining = snapshot_chunk(stream_result(line))
+                    out.write(blob)
+                    written += len(blob)
+        if remaining != 0:
+            raise EtcdProtocolError(f"{url}: the snapshot stream ended early ({remaining} bytes announced but "
+                                    "not sent)")
+        return written
+
+
+class AsyncEtcdClient(_Operations):
+    """asyncio etcd v3 client: the same operations as EtcdClient, awaited. Use `async with`, or await aclose()."""
+
+    def __init__(self, endpoints: str | list[str] | tuple[str, ...], tls: TLSFiles | None = None,
+                 timeout: float = DEFAULT_TIMEOUT):
+        self.endpoints = _Endpoints(endpoints)
+        self._http = httpx.AsyncClient(**_http_options(tls, timeout))
+
+    async def __aenter__(self) -> AsyncEtcdClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def _run(self, call: Call, endpoint: str | None = None) -> Any:
+        unsent: RequestNotSent | None = None
+        for url in self.endpoints.candidates(endpoint):
+            try:
+                with translated_errors(url):
+                    response = await self._http.post(url + call.path, json=call.body)
+            except RequestNotSent as error:
+                unsent = error
+                continue
+            self.endpoints.worked(url)
+            return call.parse(decode_answer(url, response.status_code, response.content))
+        raise unsent
+
+    async def health(self, endpoint: str) -> Health:
+        """Whether one member answers /health as healthy; never raises EtcdError (the reason is in the Health)."""
+        try:
+            with translated_errors(endpoint):
+                response = await self._http.get(endpoint.rstrip("/") + "/health")
+        except EtcdError as error:
+            return Health(endpoint, False, str(error))
+        return _health(endpoint, response.status_code, response.content)
+
+    @asynccontextmanager
+    async def watch(self, key: Bytes, **options: Any) -> AsyncIterator[AsyncIterator[WatchResponse]]:
+        """As EtcdClient.watch, with an async iterator."""
+        url, response = await self._open_stream(calls.WATCH_PATH, calls.watch_body(key, **options))
+        try:
+            with translated_errors(url):
+                if response.status_code >= 400:
+                    decode_answer(url, response.status_code, await response.aread())
+            yield self._watch_responses(url, response.aiter_lines())
+        finally:
+            await response.aclose()
+
+    async def _open_stream(self, path: str, body: dict) -> tuple[str, httpx.Response]:
+        unsent: RequestNotSent | None = None
+        for url in self.endpoints.candidates(None):
+            try:
+                with translated_errors(url):
+                    request = self._http.build_request("POST", url + path, json=body, timeout=_STREAM_TIMEOUT)
+                    response = await self._http.send(request, stream=True)
+            except RequestNotSent as error:
+                unsent = error
+                continue
+            self.endpoints.worked(url)
+            return url, response
+        raise unsent
+
+    @staticmethod
+    async def _watch_responses(url: str, lines: AsyncIterator[str]) -> AsyncIterator[WatchResponse]:
+        with translated_errors(url):
+            async for line in lines:
+                if line.strip():
+                    yield watch_response(stream_result(line))
