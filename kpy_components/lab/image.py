@@ -21,9 +21,9 @@ BASE_PACKAGES = (
     "sudo", "procps", "iputils-ping", "netcat-openbsd", "ca-certificates",
 )
 # What roles install on hosts later, served from the local repository.
-REPO_PACKAGES = ("python3-venv", "etcd-server", "etcd-client", "runc", "openssl", "conntrack")
+REPO_PACKAGES = ("python3-venv", "python3-packaging", "etcd-server", "etcd-client", "runc", "openssl", "conntrack")
 # Bump when the preparation below changes, so cached images are rebuilt.
-PREPARE_REVISION = 1
+PREPARE_REVISION = 2
 
 SSH_KEYGEN_DROPIN = """[Service]
 ExecStartPre=
@@ -55,6 +55,7 @@ def ensure_image(log=print) -> Path:
         *_machine_mirror())
     _download_repo_packages(rootfs, debs)
     _prepare(rootfs)
+    _index_local_repo(rootfs, debs)
     (building / "ready").write_text(image_key() + "\n")
     shutil.rmtree(final, ignore_errors=True)
     building.rename(final)
@@ -86,6 +87,17 @@ def _download_repo_packages(rootfs: Path, debs: Path) -> None:
     (debs / "Packages").write_text(index.stdout)
     if "Package: etcd-server" not in index.stdout:
         raise LabError("the local package repository has no etcd-server; apt could not download it")
+
+
+def _index_local_repo(rootfs: Path, debs: Path) -> None:
+    """Fill the image's apt lists from the local repository, so hosts can install at once (apt's cache-age checks
+    would otherwise take the empty lists of a fresh image as current)."""
+    mountpoint = rootfs / "srv/debs"
+    run("mount", "--bind", "-o", "ro", str(debs), str(mountpoint))
+    try:
+        run("chroot", str(rootfs), "apt-get", "update", "-qq")
+    finally:
+        run("umount", str(mountpoint))
 
 
 def _prepare(rootfs: Path) -> None:

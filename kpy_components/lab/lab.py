@@ -65,6 +65,8 @@ def down(name: str, log=print) -> None:
         list(pool.map(Machine.stop, machines))
     network.delete_bridge(spec)
     shutil.rmtree(directory)
+    if not any(STATE_DIR.iterdir()):
+        STATE_DIR.rmdir()
     log(f"lab {name}: removed {len(machines)} hosts, their overlays and cgroups, and bridge {spec.bridge}")
 
 
