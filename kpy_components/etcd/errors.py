@@ -72,3 +72,7 @@ def server_error(code: int, message: str) -> EtcdServerError:
     if code in (GRPC_UNAVAILABLE, GRPC_DEADLINE_EXCEEDED):
         return EtcdNoLeader(message, code)
     return EtcdServerError(message, code)
+
+
+class SnapshotError(EtcdError):
+    """A snapshot could not be saved, verified or restored."""
