@@ -94,6 +94,7 @@ class EtcdCluster:
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
         ports = free_ports(3 * self.size)
         self.names = [f"m{index}" for index in range(self.size)]
         self.members = [{"name": name, "ip": "127.0.0.1", "client_port": ports[3 * i], "peer_port": ports[3 * i + 1]}
@@ -177,6 +178,20 @@ def etcd_ca(tmp_path_factory) -> ThrowawayCA:
 def stranger_ca(tmp_path) -> ThrowawayCA:
     """A CA that etcd does not trust."""
     return ThrowawayCA(tmp_path)
+
+
+@pytest.fixture
+def new_etcd_cluster(tmp_path, etcd_ca):
+    """Make a cluster of `size` members that is not started yet; whatever the test starts is stopped after it."""
+    clusters = []
+
+    def make(size: int, token: str) -> EtcdCluster:
+        clusters.append(EtcdCluster(tmp_path / token, etcd_ca, size, token=token))
+        return clusters[-1]
+
+    yield make
+    for cluster in clusters:
+        cluster.stop()
 
 
 def _cluster(tmp_path_factory, ca: ThrowawayCA, size: int):
