@@ -122,6 +122,12 @@ def _http_options(tls: TLSFiles | None, timeout: float) -> dict:
 _STREAM_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT, read=None)
 
 
+def _request(http: httpx.Client | httpx.AsyncClient, url: str, body: dict, stream: bool) -> httpx.Request:
+    """A POST of `body`; a stream (watch, snapshot) may wait for data as long as it takes."""
+    return http.build_request("POST", url, json=body,
+                              timeout=_STREAM_TIMEOUT if stream else httpx.USE_CLIENT_DEFAULT)
+
+
 class EtcdClient(_Operations):
     """Blocking etcd v3 client. Use as a context manager, or call close()."""
 
@@ -140,16 +146,22 @@ class EtcdClient(_Operations):
         self._http.close()
 
     def _run(self, call: Call, endpoint: str | None = None) -> Any:
+        url, response = self._send(call.path, call.body, endpoint)
+        return call.parse(decode_answer(url, response.status_code, response.content))
+
+    def _send(self, path: str, body: dict, endpoint: str | None = None,
+              stream: bool = False) -> tuple[str, httpx.Response]:
+        """POST to the first endpoint that accepts a connection; a streamed response is closed by the caller."""
         unsent: RequestNotSent | None = None
         for url in self.endpoints.candidates(endpoint):
             try:
                 with translated_errors(url):
-                    response = self._http.post(url + call.path, json=call.body)
+                    response = self._http.send(_request(self._http, url + path, body, stream), stream=stream)
             except RequestNotSent as error:
                 unsent = error
                 continue
             self.endpoints.worked(url)
-            return call.parse(decode_answer(url, response.status_code, response.content))
+            return url, response
         raise unsent
 
     def health(self, endpoint: str) -> Health:
@@ -161,24 +173,9 @@ class EtcdClient(_Operations):
             return Health(endpoint, False, str(error))
         return _health(endpoint, response.status_code, response.content)
 
-    def _open_stream(self, path: str, body: dict) -> tuple[str, httpx.Response]:
-        """POST to the first reachable endpoint and return its streaming response (the caller closes it)."""
-        unsent: RequestNotSent | None = None
-        for url in self.endpoints.candidates(None):
-            try:
-                with translated_errors(url):
-                    request = self._http.build_request("POST", url + path, json=body, timeout=_STREAM_TIMEOUT)
-                    response = self._http.send(request, stream=True)
-            except RequestNotSent as error:
-                unsent = error
-                continue
-            self.endpoints.worked(url)
-            return url, response
-        raise unsent
-
     @contextmanager
     def _stream(self, path: str, body: dict) -> Iterator[tuple[str, Iterator[str]]]:
-        url, response = self._open_stream(path, body)
+        url, response = self._send(path, body, stream=True)
         try:
             with translated_errors(url):
                 if response.status_code >= 400:
@@ -235,16 +232,22 @@ class AsyncEtcdClient(_Operations):
         await self._http.aclose()
 
     async def _run(self, call: Call, endpoint: str | None = None) -> Any:
+        url, response = await self._send(call.path, call.body, endpoint)
+        return call.parse(decode_answer(url, response.status_code, response.content))
+
+    async def _send(self, path: str, body: dict, endpoint: str | None = None,
+                    stream: bool = False) -> tuple[str, httpx.Response]:
+        """As EtcdClient._send."""
         unsent: RequestNotSent | None = None
         for url in self.endpoints.candidates(endpoint):
             try:
                 with translated_errors(url):
-                    response = await self._http.post(url + call.path, json=call.body)
+                    response = await self._http.send(_request(self._http, url + path, body, stream), stream=stream)
             except RequestNotSent as error:
                 unsent = error
                 continue
             self.endpoints.worked(url)
-            return call.parse(decode_answer(url, response.status_code, response.content))
+            return url, response
         raise unsent
 
     async def health(self, endpoint: str) -> Health:
@@ -259,7 +262,7 @@ class AsyncEtcdClient(_Operations):
     @asynccontextmanager
     async def watch(self, key: Bytes, **options: Any) -> AsyncIterator[AsyncIterator[WatchResponse]]:
         """As EtcdClient.watch, with an async iterator."""
-        url, response = await self._open_stream(calls.WATCH_PATH, calls.watch_body(key, **options))
+        url, response = await self._send(calls.WATCH_PATH, calls.watch_body(key, **options), stream=True)
         try:
             with translated_errors(url):
                 if response.status_code >= 400:
@@ -267,20 +270,6 @@ class AsyncEtcdClient(_Operations):
             yield self._watch_responses(url, response.aiter_lines())
         finally:
             await response.aclose()
-
-    async def _open_stream(self, path: str, body: dict) -> tuple[str, httpx.Response]:
-        unsent: RequestNotSent | None = None
-        for url in self.endpoints.candidates(None):
-            try:
-                with translated_errors(url):
-                    request = self._http.build_request("POST", url + path, json=body, timeout=_STREAM_TIMEOUT)
-                    response = await self._http.send(request, stream=True)
-            except RequestNotSent as error:
-                unsent = error
-                continue
-            self.endpoints.worked(url)
-            return url, response
-        raise unsent
 
     @staticmethod
     async def _watch_responses(url: str, lines: AsyncIterator[str]) -> AsyncIterator[WatchResponse]:
