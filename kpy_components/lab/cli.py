@@ -1,5 +1,6 @@
 """`kpy-lab up|down|status|ssh NAME`: local lab hosts for kpy, as systemd-nspawn machines on a bridge of our own."""
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ def main(argv: list[str] | None = None) -> int:
                     help=f"where to write the Ansible inventory (default: {DEFAULT_INVENTORY})")
     down = commands.add_parser("down", parents=[common], help="stop the hosts and remove every trace of the lab")
     down.add_argument("--all", action="store_true", help="every lab on this machine")
-    commands.add_parser("status", parents=[common], help="list the lab's hosts and whether they run")
+    status = commands.add_parser("status", parents=[common], help="list the lab's hosts and whether they run")
+    status.add_argument("--json", action="store_true", help="machine-readable: name, address, groups, ssh key")
     ssh = commands.add_parser("ssh", parents=[common], help="open a shell (or run a command) on a host")
     ssh.add_argument("host")
     ssh.add_argument("remote_command", nargs=argparse.REMAINDER)
@@ -49,6 +51,12 @@ def _dispatch(args) -> int:
             lab.down(name)
     elif args.command == "status":
         hosts = lab.status(args.lab)
+        if args.json:
+            key = str(lab.lab_dir(args.lab) / "id_ed25519")
+            print(json.dumps([{"name": m.host.name, "address": str(m.host.address), "groups": m.host.groups,
+                               "running": running, "identity_file": key, "user": "ansible"}
+                              for m, running in hosts]))
+            return 0 if hosts else 1
         if not hosts:
             print(f"lab {args.lab}: not up")
             return 1
