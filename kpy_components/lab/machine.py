@@ -85,7 +85,8 @@ class Machine:
 
     def enable_pod_cgroups(self) -> None:
         """nspawn mounts the v1 cgroup controllers read-only inside the host, which stops runc; make them writable
-        in the host's own mount namespace (nothing changes on the machine)."""
+        in the host's own mount namespace. Each mount still shows only the host's own subtree, so containers'
+        cgroups land below the host's and go with it (nothing changes on the machine)."""
         init = self._init_pid()
         mounts = Path(f"/proc/{init}/mountinfo").read_text().splitlines()
         for line in mounts:
@@ -93,12 +94,7 @@ class Machine:
             target, fstype = fields[4], fields[fields.index("-") + 1]
             if fstype != "cgroup" or "ro" not in fields[5].split(","):
                 continue
-            controller = Path(target).name
-            if controller == "memory":
-                run("nsenter", "-t", str(init), "-m", "sh", "-c",
-                    f"umount {target} && mount -t cgroup -o memory cgroup {target}")
-            else:
-                run("nsenter", "-t", str(init), "-m", "mount", "-o", "remount,bind,rw", target)
+            run("nsenter", "-t", str(init), "-m", "mount", "-o", "remount,bind,rw", target)
 
     def _init_pid(self) -> int:
         children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
