@@ -25,7 +25,9 @@ def render(cluster_name: str, user: str, server: str, ca_pem: bytes, cert_pem: b
         "apiVersion": "v1",
         "kind": "Config",
         "clusters": [{"name": cluster_name, "cluster": {"server": server, "certificate-authority-data": _b64(ca_pem)}}],
-        "users": [{"name": user, "user": {"client-certificate-data": _b64(cert_pem), "client-key-data": _b64(key_pem)}}],
+        "users": [
+            {"name": user, "user": {"client-certificate-data": _b64(cert_pem), "client-key-data": _b64(key_pem)}}
+        ],
         "contexts": [{"name": "default", "context": {"cluster": cluster_name, "user": user}}],
         "current-context": "default",
         "preferences": {},

@@ -86,7 +86,8 @@ def parse(raw, source: str = "profiles") -> Profiles:
     problems: list[str] = []
     if not isinstance(raw, Mapping):
         raise ProfileError(f"{source}: must be a mapping with cas, certificates and kubeconfigs")
-    _unknown(raw, {"renewal_days", "cas", "leaf_defaults", "certificates", "kubeconfigs", "service_account"}, "", problems)
+    sections = {"renewal_days", "cas", "leaf_defaults", "certificates", "kubeconfigs", "service_account"}
+    _unknown(raw, sections, "", problems)
     renewal = _positive_int(raw, "renewal_days", "", problems, default=90)
     cas = {
         name: _ca(name, body, f"cas.{name}", problems) for name, body in _section(raw, "cas", problems).items()
@@ -196,12 +197,8 @@ def _certificate(name, body, cas, default_key, default_lifetime, problems: list[
     for_hosts_in = _strings(body, "for_hosts_in", where, problems)
     per_host = bool(for_hosts_in)
     cn = _template(body, "cn", where, problems, per_host, required=True)
-    organizations = tuple(
-        o for i, o in enumerate(_strings(body, "o", where, problems)) if not _template_problems(o, f"{where}.o[{i}]", per_host, True, problems)
-    )
-    sans = tuple(
-        s for i, s in enumerate(_strings(body, "sans", where, problems)) if not _template_problems(s, f"{where}.sans[{i}]", per_host, False, problems)
-    )
+    organizations = _templates(body, "o", where, per_host, True, problems)
+    sans = _templates(body, "sans", where, per_host, False, problems)
     usages = _strings(body, "usages", where, problems)
     for i, usage in enumerate(usages):
         if usage not in USAGES:
@@ -260,14 +257,16 @@ def _template(body: Mapping, key: str, where: str, problems: list[str], per_host
         if required or value is not None:
             problems.append(f"{where}.{key}: required, a non-empty string")
         return ""
-    _template_problems(value, f"{where}.{key}", per_host, True, problems)
+    problems.extend(f"{where}.{key}: {p}" for p in templates.problems(value, per_host, scalar_only=True))
     return value
 
 
-def _template_problems(template: str, where: str, per_host: bool, scalar_only: bool, problems: list[str]) -> bool:
-    found = templates.problems(template, per_host, scalar_only)
-    problems.extend(f"{where}: {p}" for p in found)
-    return bool(found)
+def _templates(body: Mapping, key: str, where: str, per_host: bool, scalar_only: bool, problems: list[str]):
+    """A list of templates (O or SANs), each checked."""
+    values = _strings(body, key, where, problems)
+    for i, value in enumerate(values):
+        problems.extend(f"{where}.{key}[{i}]: {p}" for p in templates.problems(value, per_host, scalar_only))
+    return tuple(values)
 
 
 def _strings(body: Mapping, key: str, where: str, problems: list[str]) -> list[str]:

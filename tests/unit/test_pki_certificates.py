@@ -44,7 +44,8 @@ CLUSTER_WIDE = [
     ("admin.crt", "admin", ["system:masters"], {"client"}, "ca.crt"),
     ("kube-proxy.crt", "system:kube-proxy", ["system:node-proxier"], {"client"}, "ca.crt"),
     ("controller-manager.crt", "system:kube-controller-manager", ["system:kube-controller-manager"], {"client"}, "ca.crt"),
-    ("scheduler.crt", "system:kube-scheduler", ["system:kube-scheduler"], {"client"}, "ca.crt"),  # not system:system: (KTHW #931)
+    # O is not system:system:kube-scheduler (KTHW #931)
+    ("scheduler.crt", "system:kube-scheduler", ["system:kube-scheduler"], {"client"}, "ca.crt"),
     ("apiserver.crt", "kubernetes", [], {"server"}, "ca.crt"),
     ("apiserver-kubelet-client.crt", "kube-apiserver-kubelet-client", ["system:masters"], {"client"}, "ca.crt"),
     ("apiserver-etcd-client.crt", "kube-apiserver-etcd-client", [], {"client"}, "etcd-ca.crt"),
@@ -83,7 +84,9 @@ def test_every_etcd_member_has_its_own_server_and_peer_certificate(pki_generated
 
 
 def test_member_certificates_are_not_shared(pki_generated):
-    keys_seen = {(pki_generated / f"hosts/{m}/{k}.key").read_bytes() for m in CONTROL_PLANE for k in ("etcd-server", "etcd-peer")}
+    keys_seen = {
+        (pki_generated / f"hosts/{m}/{k}.key").read_bytes() for m in CONTROL_PLANE for k in ("etcd-server", "etcd-peer")
+    }
     assert len(keys_seen) == 2 * len(CONTROL_PLANE)
 
 
@@ -114,7 +117,8 @@ def test_private_keys_and_kubeconfigs_are_0600_certificates_0644_directories_070
         else:
             expected = 0o600
         assert mode == expected, f"{path.relative_to(pki_generated)} is {mode:o}"
-    assert sum(p.suffix == ".key" for p in paths) == 2 + len(CLUSTER_WIDE) + 5 + 6 + 1  # CAs, cluster-wide, kubelets, etcd members, sa
+    # CAs, cluster-wide leaves, kubelets, etcd members (server + peer), service account
+    assert sum(p.suffix == ".key" for p in paths) == 2 + len(CLUSTER_WIDE) + 5 + 6 + 1
 
 
 def test_every_key_belongs_to_its_certificate(pki_generated):

@@ -90,7 +90,11 @@ def test_changing_the_api_endpoint_rewrites_the_kubeconfigs_that_use_it(pki, pki
     # controller-manager and scheduler talk to 127.0.0.1 and stay as they are.
     assert result == {
         name: "server or embedded credentials differ"
-        for name in ["admin.kubeconfig", "kube-proxy.kubeconfig", *(f"hosts/{h}/kubelet.kubeconfig" for h in ("cp1", "cp2", "cp3", "w1", "w2"))]
+        for name in [
+            "admin.kubeconfig",
+            "kube-proxy.kubeconfig",
+            *(f"hosts/{h}/kubelet.kubeconfig" for h in ("cp1", "cp2", "cp3", "w1", "w2")),
+        ]
     }
 
 
@@ -169,7 +173,8 @@ def test_profile_change_reissues_the_certificates_it_affects(pki, tmp_path, pki_
         "O differs: have ['system:kube-scheduler'], want ['system:system:kube-scheduler']"
     )
     assert result.pop("scheduler.kubeconfig") == "certificate scheduler re-issued"
-    assert result == {f"hosts/{m}/etcd-peer.crt": "usages differ: have ['client', 'server'], want ['server']" for m in ("cp1", "cp2", "cp3")}
+    usages = "usages differ: have ['client', 'server'], want ['server']"
+    assert result == {f"hosts/{m}/etcd-peer.crt": usages for m in ("cp1", "cp2", "cp3")}
 
 
 def test_key_type_override_reissues_leaves_and_keeps_cas_and_service_account_key(pki):
