@@ -158,18 +158,30 @@ def test_extra_ports_open_on_their_group_only(tmp_path):
     assert open_ports((tmp_path / "e.nft").read_text()) == SSH | ETCD
 
 
-@pytest.mark.parametrize(
-    ("extra", "named"),
-    [
-        ([{"port": 8080}], "firewall_extra_ports[0].port: 8080 is the API server's insecure port"),
-        ([{"port": 22}, {"port": "10000-11000"}], "firewall_extra_ports[1].port: 10000-11000 includes 10255"),
-        ([{"port": 9100, "sources": ["10.0.0.0/33"]}], "firewall_extra_ports[0].sources[0]: '10.0.0.0/33'"),
-    ],
-    ids=["8080", "range-with-10255", "bad-source"],
-)
-def test_bad_extra_ports_stop_the_role_naming_the_entry(tmp_path, extra, named):
-    result = render(tmp_path, inventory({"workers": {"firewall_extra_ports": extra}}))
+# One bad firewall_extra_ports per worker, all rendered in one run: each host fails naming its own entry.
+BAD_EXTRA_PORTS = {
+    "bad8080": ([{"port": 8080}], "firewall_extra_ports[0].port: 8080 is the API server's insecure port"),
+    "badrange": ([{"port": 22}, {"port": "10000-11000"}], "firewall_extra_ports[1].port: 10000-11000 includes 10255"),
+    "badsource": ([{"port": 9100, "sources": ["10.0.0.0/33"]}], "firewall_extra_ports[0].sources[0]: '10.0.0.0/33'"),
+}
+
+
+@pytest.fixture(scope="module")
+def refused(tmp_path_factory) -> tuple[Path, str]:
+    tmp_path = tmp_path_factory.mktemp("firewall-refused")
+    data = inventory()
+    data["all"]["children"]["workers"]["hosts"] = {
+        host: {"firewall_extra_ports": extra} for host, (extra, _) in BAD_EXTRA_PORTS.items()
+    }
+    result = render(tmp_path, data)
     assert result.returncode != 0
-    assert named in result.stdout
     assert "Traceback" not in result.stdout + result.stderr
-    assert not (tmp_path / "w.nft").exists()
+    return tmp_path, result.stdout
+
+
+@pytest.mark.parametrize("host", BAD_EXTRA_PORTS)
+def test_bad_extra_ports_stop_the_role_naming_the_entry(refused, host):
+    tmp_path, output = refused
+    assert re.search(rf"fatal: \[{host}\]: FAILED!.*{re.escape(BAD_EXTRA_PORTS[host][1])}", output)
+    assert not (tmp_path / f"{host}.nft").exists()
+    assert (tmp_path / "cp.nft").exists()
