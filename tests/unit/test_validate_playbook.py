@@ -37,10 +37,10 @@ def write_inventory(directory: Path, groups: dict[str, dict[str, str | None]], g
     return directory
 
 
-def validate(inventory: Path) -> subprocess.CompletedProcess:
+def validate(inventory: Path, *options: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1"}
     return subprocess.run(
-        [ANSIBLE_PLAYBOOK, "-i", inventory, REPO / "playbooks" / "validate.yml"],
+        [ANSIBLE_PLAYBOOK, "-i", inventory, REPO / "playbooks" / "validate.yml", *options],
         capture_output=True, text=True, env=env, cwd=REPO, timeout=300, check=False,
     )  # fmt: skip
 
@@ -65,7 +65,8 @@ def test_the_sample_inventory_for_real_machines_passes():
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_a_bad_inventory_stops_the_run_listing_every_problem(tmp_path):
+@pytest.mark.parametrize("options", [[], ["--limit", "w1"]], ids=["whole", "limited"])
+def test_a_bad_inventory_stops_the_run_listing_every_problem(tmp_path, options):
     group_vars = {**GROUP_VARS_ALL, "kpy_service_cidr": "10.244.128.0/20"}
     del group_vars["kpy_cluster_domain"]
     inventory = write_inventory(
@@ -78,7 +79,7 @@ def test_a_bad_inventory_stops_the_run_listing_every_problem(tmp_path):
         },
         group_vars,
     )
-    result = validate(inventory)
+    result = validate(inventory, *options)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "The inventory has 6 problem(s):" in output
@@ -105,3 +106,12 @@ def test_an_empty_control_plane_is_named_without_a_template_traceback(tmp_path, 
     assert "  - group control_plane is empty or missing" in output
     assert "  - kpy_api_endpoint could not be evaluated: " in output
     assert "Traceback" not in output
+
+
+def test_an_empty_inventory_is_refused(tmp_path):
+    (tmp_path / "hosts.yml").write_text("all: {}\n")
+    result = validate(tmp_path / "hosts.yml")
+    assert result.returncode != 0
+    output = result.stdout
+    assert "  - group etcd is empty or missing" in output
+    assert "  - kpy_pod_cidr is not set" in output
