@@ -92,13 +92,20 @@ def open_ports(text: str) -> set[tuple[str, str, str]]:
             family, saddrs, proto, ports = match.groups()
             found.add((proto, ports, saddrs if family else "any"))
         else:
-            assert any(rule == line or (isinstance(rule, re.Pattern) and rule.match(line)) for rule in COMMON_RULES), line
+            assert any(
+                rule == line or (isinstance(rule, re.Pattern) and rule.match(line)) for rule in COMMON_RULES
+            ), line
     return found
 
 
 CONTROL_PLANE = {("tcp", port, "any") for port in ("6443", "10250", "10257", "10259", "10256")}
 ETCD = {("tcp", "2379-2380", NODE_CIDR)}
-WORKERS = {("tcp", "10250", "any"), ("tcp", "10256", "any"), ("tcp", "30000-32767", "any"), ("udp", "30000-32767", "any")}
+WORKERS = {
+    ("tcp", "10250", "any"),
+    ("tcp", "10256", "any"),
+    ("tcp", "30000-32767", "any"),
+    ("udp", "30000-32767", "any"),
+}
 SSH = {("tcp", "22", "any")}
 
 
@@ -164,6 +171,8 @@ BAD_EXTRA_PORTS = {
     "badrange": ([{"port": 22}, {"port": "10000-11000"}], "firewall_extra_ports[1].port: 10000-11000 includes 10255"),
     "badsource": ([{"port": 9100, "sources": ["10.0.0.0/33"]}], "firewall_extra_ports[0].sources[0]: '10.0.0.0/33'"),
 }
+# A host Ansible reaches on another port than the firewall's SSH port.
+LOCKED_OUT = {"lockout": {"ansible_port": 2222}}
 
 
 @pytest.fixture(scope="module")
@@ -172,7 +181,7 @@ def refused(tmp_path_factory) -> tuple[Path, str]:
     data = inventory()
     data["all"]["children"]["workers"]["hosts"] = {
         host: {"firewall_extra_ports": extra} for host, (extra, _) in BAD_EXTRA_PORTS.items()
-    }
+    } | LOCKED_OUT
     result = render(tmp_path, data)
     assert result.returncode != 0
     assert "Traceback" not in result.stdout + result.stderr
@@ -185,3 +194,11 @@ def test_bad_extra_ports_stop_the_role_naming_the_entry(refused, host):
     assert re.search(rf"fatal: \[{host}\]: FAILED!.*{re.escape(BAD_EXTRA_PORTS[host][1])}", output)
     assert not (tmp_path / f"{host}.nft").exists()
     assert (tmp_path / "cp.nft").exists()
+
+
+def test_a_firewall_that_would_close_the_ansible_port_is_refused(refused):
+    tmp_path, output = refused
+    assert re.search(
+        r"fatal: \[lockout\]: FAILED!.*ansible_port is 2222 but the firewall opens SSH on firewall_ssh_port 22", output
+    )
+    assert not (tmp_path / "lockout.nft").exists()

@@ -85,7 +85,8 @@ def test_a_host_in_no_kpy_group_is_named(inventory):
     inventory["groups"]["ungrouped"].append("stray")
     inventory["hosts"]["stray"] = {"ansible_host": "10.213.0.99"}
     assert problems_of(inventory) == [
-        "host stray is in none of the groups etcd, control_plane, workers: add it to one or remove it from the inventory"
+        "host stray is in none of the groups etcd, control_plane, workers: "
+        "add it to one or remove it from the inventory"
     ]
 
 
@@ -128,7 +129,10 @@ def test_an_invalid_cidr_is_named(inventory, value, expected):
 @pytest.mark.parametrize(
     ("changes", "expected"),
     [
-        ({"kpy_service_cidr": "10.244.128.0/20"}, "kpy_pod_cidr 10.244.0.0/16 overlaps kpy_service_cidr 10.244.128.0/20"),
+        (
+            {"kpy_service_cidr": "10.244.128.0/20"},
+            "kpy_pod_cidr 10.244.0.0/16 overlaps kpy_service_cidr 10.244.128.0/20",
+        ),
         ({"kpy_node_cidr": "10.96.0.0/12"}, "kpy_service_cidr 10.96.0.0/16 overlaps kpy_node_cidr 10.96.0.0/12"),
         ({"kpy_pod_cidr": "10.0.0.0/8"}, "kpy_pod_cidr 10.0.0.0/8 overlaps kpy_node_cidr 10.213.0.0/24"),
     ],

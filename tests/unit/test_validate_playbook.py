@@ -28,7 +28,9 @@ GROUP_VARS_ALL = {
 def write_inventory(directory: Path, groups: dict[str, dict[str, str | None]], group_vars: dict) -> Path:
     """An inventory directory: hosts.yml (group -> host -> ansible_host) and group_vars/all.yml."""
     children = {
-        group: {"hosts": {host: None if address is None else {"ansible_host": address} for host, address in hosts.items()}}
+        group: {
+            "hosts": {host: None if address is None else {"ansible_host": address} for host, address in hosts.items()}
+        }
         for group, hosts in groups.items()
     }
     (directory / "group_vars").mkdir(parents=True)
