@@ -4,6 +4,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+import tarfile
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
@@ -16,6 +17,8 @@ description:
     with pip, using the Python that runs this module (the controller's).
   - Rebuilds only when the package's sources (kpy_components, pyproject.toml, VERSION) changed since the last build,
     so a re-run reports no change.
+  - Also writes I(dest).tar, a reproducible archive of the wheelhouse, so hosts receive one file (one checksum,
+    one transfer) instead of one per wheel.
 options:
   source:
     description: The kpy source tree (the repository root).
@@ -42,6 +45,10 @@ wheels:
   type: list
   elements: str
   returned: always
+archive:
+  description: Path of the wheelhouse archive.
+  type: str
+  returned: always
 """
 
 FINGERPRINT = ".source-fingerprint"
@@ -55,6 +62,23 @@ def fingerprint(source: Path) -> str:
     return digest.hexdigest()
 
 
+def write_archive(wheelhouse: Path) -> Path:
+    """Same wheels in, same bytes out: sorted members, fixed owner and time, so the archive only changes with them."""
+    archive = wheelhouse.with_name(wheelhouse.name + ".tar")
+    partial = archive.with_name(archive.name + ".partial")
+    with tarfile.open(partial, "w") as tar:
+        for path in sorted(wheelhouse.iterdir()):
+            info = tar.gettarinfo(path, arcname=path.name)
+            info.uid = info.gid = 0
+            info.uname = info.gname = "root"
+            info.mtime = 0
+            info.mode = 0o644
+            with path.open("rb") as stream:
+                tar.addfile(info, stream)
+    partial.rename(archive)
+    return archive
+
+
 def main():
     module = AnsibleModule(
         argument_spec={"source": {"type": "path", "required": True}, "dest": {"type": "path", "required": True}},
@@ -65,10 +89,11 @@ def main():
         module.fail_json(msg=f"source {source} is not the kpy source tree: it has no pyproject.toml")
     wanted = fingerprint(source)
     marker = dest / FINGERPRINT
-    if marker.is_file() and marker.read_text() == wanted:
-        module.exit_json(changed=False, wheels=sorted(p.name for p in dest.glob("*.whl")))
+    archive = dest.with_name(dest.name + ".tar")
+    if marker.is_file() and marker.read_text() == wanted and archive.is_file():
+        module.exit_json(changed=False, wheels=sorted(p.name for p in dest.glob("*.whl")), archive=str(archive))
     if module.check_mode:
-        module.exit_json(changed=True, wheels=[])
+        module.exit_json(changed=True, wheels=[], archive=str(archive))
     building = dest.with_name(dest.name + ".building")
     shutil.rmtree(building, ignore_errors=True)
     proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
@@ -78,7 +103,7 @@ def main():
     (building / FINGERPRINT).write_text(wanted)
     shutil.rmtree(dest, ignore_errors=True)
     building.rename(dest)
-    module.exit_json(changed=True, wheels=sorted(p.name for p in dest.glob("*.whl")))
+    module.exit_json(changed=True, wheels=sorted(p.name for p in dest.glob("*.whl")), archive=str(write_archive(dest)))
 
 
 if __name__ == "__main__":
