@@ -1,0 +1,67 @@
+"""Provisioning benchmark: wall time of a fresh `ansible-playbook site.yml` on a new 5-host lab, then of the no-op
+re-run, side by side with the targets and the anchors they beat (performance-anchors.md).
+
+Usage (root, after ./scripts/setup):  .venv/bin/python bench/provision.py [--workers 2] [--control-plane 3]
+Uses its own lab (`bench`, 10.213.50.0/24) and a throw-away inventory folder, and removes both at the end.
+"""
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+LAB = "bench"
+
+TARGET_FRESH_S, TARGET_NOOP_S = 60.0, 15.0
+KUBESPRAY_S_PER_NODE = 15 * 60 / 10  # 15 min for 10 nodes (kubespray #478)
+
+
+def run_site(inventory: Path) -> tuple[float, str]:
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}", "ANSIBLE_CONFIG": str(REPO / "ansible.cfg")}
+    started = time.monotonic()
+    proc = subprocess.run([BIN / "ansible-playbook", "-i", str(inventory), "site.yml"], cwd=REPO, env=env,
+                          capture_output=True, text=True)
+    elapsed = time.monotonic() - started
+    if proc.returncode != 0:
+        sys.exit(f"site.yml failed:\n{proc.stdout[-3000:]}{proc.stderr[-2000:]}")
+    return elapsed, proc.stdout[proc.stdout.rfind("PLAY RECAP"):]
+
+
+def changed_total(recap: str) -> int:
+    return sum(int(n) for n in re.findall(r"changed=(\d+)", recap))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--control-plane", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=2)
+    args = parser.parse_args()
+    hosts = args.control_plane + args.workers
+    folder = Path(tempfile.mkdtemp(prefix="kpy-bench-"))
+    inventory = folder / "bench"
+    shutil.copytree(REPO / "inventory/lab/group_vars", inventory / "group_vars")
+    try:
+        subprocess.run([BIN / "kpy-lab", "up", f"--lab={LAB}", "--subnet-index=50",
+                        f"--control-plane={args.control_plane}", f"--workers={args.workers}",
+                        f"--inventory={inventory / 'hosts.yml'}"], check=True, capture_output=True)
+        fresh, _ = run_site(inventory)
+        noop, recap = run_site(inventory)
+    finally:
+        subprocess.run([BIN / "kpy-lab", "down", f"--lab={LAB}"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+    kubespray = KUBESPRAY_S_PER_NODE * hosts
+    print(f"hosts: {hosts} ({args.control_plane} control plane + etcd, {args.workers} workers)")
+    print(f"fresh site.yml : {fresh:7.1f} s   target {TARGET_FRESH_S:.0f} s  ratio {fresh / TARGET_FRESH_S:.2f}"
+          f"   kubespray at its pace ~{kubespray:.0f} s: {kubespray / fresh:.1f}x faster")
+    print(f"no-op re-run   : {noop:7.1f} s   target {TARGET_NOOP_S:.0f} s  ratio {noop / TARGET_NOOP_S:.2f}"
+          f"   changed tasks on re-run: {changed_total(recap)}")
+
+
+if __name__ == "__main__":
+    main()
