@@ -1,0 +1,93 @@
+"""The etcd cluster seen from the outside: etcdctl on the controller, with the cluster's client certificate, finds
+three healthy members over mutual TLS; without a certificate it is refused; the hosts run our unit, not Debian's,
+and keep their keys private."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import testinfra
+from testinfra.utils.ansible_runner import AnsibleRunner
+
+INVENTORY = os.environ["MOLECULE_INVENTORY_FILE"]
+RUNNER = AnsibleRunner(INVENTORY)
+MEMBERS = sorted(RUNNER.get_hosts("etcd"))
+PKI = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "artifacts" / "pki"  # kpy_artifacts_dir of the scenario
+ETCD_PKI = "/etc/kpy/pki/etcd"
+
+testinfra_hosts = [f"ansible://{name}?ansible_inventory={INVENTORY}" for name in MEMBERS]
+
+
+def address(name: str) -> str:
+    return RUNNER.get_variables(name)["ansible_host"]
+
+
+def etcdctl(*args: str, client_cert: bool = True) -> subprocess.CompletedProcess:
+    tls = ["--cacert", str(PKI / "etcd-ca.crt")]
+    if client_cert:
+        tls += ["--cert", str(PKI / "etcd-healthcheck-client.crt"), "--key", str(PKI / "etcd-healthcheck-client.key")]
+    return subprocess.run(["etcdctl", "--dial-timeout=3s", "--command-timeout=10s", *tls, *args],
+                          capture_output=True, text=True, timeout=60, env={**os.environ, "ETCDCTL_API": "3"},
+                          check=False)
+
+
+def test_three_healthy_members_over_mutual_tls():
+    done = etcdctl("--endpoints", f"https://{address(MEMBERS[0])}:2379", "endpoint", "health", "--cluster",
+                   "--write-out", "json")
+    assert done.returncode == 0, done.stderr
+    health = json.loads(done.stdout)
+    assert sorted(item["endpoint"] for item in health) == sorted(f"https://{address(m)}:2379" for m in MEMBERS)
+    assert all(item["health"] for item in health)
+
+
+def test_member_list_names_every_host():
+    endpoints = ",".join(f"https://{address(m)}:2379" for m in MEMBERS)
+    done = etcdctl("--endpoints", endpoints, "member", "list", "--write-out", "json")
+    assert done.returncode == 0, done.stderr
+    members = json.loads(done.stdout)["members"]
+    assert sorted(m["name"] for m in members) == MEMBERS
+    assert sorted(m["peerURLs"][0] for m in members) == sorted(f"https://{address(m)}:2380" for m in MEMBERS)
+
+
+@pytest.mark.parametrize("name", MEMBERS)
+def test_a_client_without_a_certificate_is_refused(name):
+    done = etcdctl("--endpoints", f"https://{address(name)}:2379", "endpoint", "health", client_cert=False)
+    assert done.returncode != 0
+    assert "bad certificate" in done.stderr or "unhealthy" in done.stderr, done.stderr
+
+
+def test_our_unit_runs_etcd_and_debians_is_masked(host):
+    assert host.service("kpy-etcd").is_running and host.service("kpy-etcd").is_enabled
+    assert host.file("/etc/systemd/system/etcd.service").linked_to == "/dev/null"
+    assert not host.service("etcd").is_running
+    assert not host.file("/var/lib/etcd/default").exists, "Debian's etcd.service ran at some point"
+    process = host.process.get(comm="etcd")
+    assert process.user == "etcd" and "--config-file /run/kpy-etcd/etcd.yaml" in process.args
+
+
+def test_kpy_etcd_health_passes_on_the_host(host):
+    result = host.run("/opt/kpy/current/bin/kpy-etcd health")
+    assert result.rc == 0, result.stdout + result.stderr
+    assert len(result.stdout.splitlines()) == len(MEMBERS)
+
+
+@pytest.mark.parametrize("key", ["server.key", "peer.key", "healthcheck-client.key"])
+def test_keys_are_private_to_etcd(host, key):
+    file = host.file(f"{ETCD_PKI}/{key}")
+    assert (file.mode, file.user) == (0o600, "etcd")
+
+
+def test_data_dir_is_private_to_etcd(host):
+    data_dir = host.file("/var/lib/etcd/molecule")
+    assert (data_dir.mode, data_dir.user) == (0o700, "etcd")
+    assert host.file("/var/lib/etcd/molecule/member").is_directory
+
+
+def test_snapshot_save_on_a_member(host):
+    result = host.run("/opt/kpy/current/bin/kpy-etcd snapshot save /root/kpy-test.db && stat -c %a /root/kpy-test.db")
+    assert result.rc == 0, result.stderr
+    assert result.stdout.splitlines()[-1] == "600"
+    host.run("rm -f /root/kpy-test.db")
