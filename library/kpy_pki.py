@@ -26,6 +26,9 @@ options:
     description: Path of the certificate profiles file (certs/profiles.yml).
     type: path
     required: true
+  admin_kubeconfig:
+    description: A path outside O(dest) kept identical to the generated admin.kubeconfig (mode 0600).
+    type: path
   renewal_days:
     description: Re-issue certificates that expire within this many days. Default from the profiles (90).
     type: int
@@ -70,6 +73,7 @@ EXAMPLES = r"""
 - name: Generate | Issue the cluster's certificates on the controller
   kpy_pki:
     dest: "{{ inventory_dir }}/artifacts/pki"
+    admin_kubeconfig: "{{ inventory_dir }}/artifacts/admin.kubeconfig"
     profiles: "{{ playbook_dir }}/../certs/profiles.yml"
     renewal_days: 90
     cluster:
@@ -94,6 +98,12 @@ changes:
   sample:
     - {path: apiserver.crt, action: re-issued, reason: "SANs differ: adds IP:10.213.0.14; drops none"}
     - {path: hosts/w1/kubelet.crt, action: re-issued, reason: "expires 2026-01-10 (20 days), inside the 90-day renewal window"}
+checksums:
+  description: SHA-1 of every file in the PKI directory by its relative path (as it is, or in check mode would
+    be), so distribution can compare with what hosts have without a round trip per file.
+  returned: success
+  type: dict
+  sample: {"ca.crt": "5f0c7a8e1d2b3c4d5e6f708192a3b4c5d6e7f809"}
 pki_dir:
   description: The PKI directory.
   returned: always
@@ -108,6 +118,7 @@ def main():
         argument_spec={
             "dest": {"type": "path", "required": True},
             "profiles": {"type": "path", "required": True},
+            "admin_kubeconfig": {"type": "path"},
             "renewal_days": {"type": "int"},
             "key_type": {"type": "str", "choices": ["rsa-2048", "rsa-3072", "rsa-4096", "ecdsa-p256", "ecdsa-p384"]},
             "cluster": {
@@ -141,6 +152,7 @@ def main():
             renewal_days=params["renewal_days"],
             key_type=params["key_type"],
             check=module.check_mode,
+            copies={"admin.kubeconfig": params["admin_kubeconfig"]} if params["admin_kubeconfig"] else None,
         )
     except pki.PkiError as exc:
         module.fail_json(msg=str(exc), pki_dir=params["dest"])
@@ -149,7 +161,7 @@ def main():
     for warning in result.warnings:
         module.warn(warning)
     changes = [{"path": c.path, "action": c.action, "reason": c.reason} for c in result.changes]
-    module.exit_json(changed=bool(changes), changes=changes, pki_dir=params["dest"])
+    module.exit_json(changed=bool(changes), changes=changes, checksums=result.checksums, pki_dir=params["dest"])
 
 
 if __name__ == "__main__":

@@ -35,6 +35,7 @@ class Change:
 class Result:
     changes: list[Change] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    checksums: dict[str, str] = field(default_factory=dict)  # relative path -> SHA-1 of every file in the tree
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,7 @@ def reconcile(
     _ensure_kubeconfigs(store, profiles, inventory, issued, result)
     _ensure_service_account_key(store, profiles.service_account_key_type, result)
     _ensure_encryption_config(store, result)
+    result.checksums = store.checksums()
     return result
 
 

@@ -4,6 +4,7 @@ Reads see pending writes, so a kubeconfig rendered after its certificate was re-
 Commit writes each file atomically (temporary file in the same directory, then rename) with its mode set before
 any content is written, so a key is never readable by others, not even for a moment.
 """
+import hashlib
 import os
 import stat
 import tempfile
@@ -44,6 +45,12 @@ class Store:
             return False
         self._chmods[relative] = mode
         return True
+
+    def checksums(self) -> dict[str, str]:
+        """SHA-1 (what Ansible compares files by) of every file in the tree as it is, or will be after commit."""
+        on_disk = (p for p in self.root.rglob("*") if p.is_file() and not p.name.startswith("."))
+        paths = {str(p.relative_to(self.root)) for p in on_disk} | set(self._pending)
+        return {p: hashlib.sha1(self.read(p)).hexdigest() for p in sorted(paths)}
 
     def commit(self) -> None:
         for relative, (data, mode) in self._pending.items():

@@ -228,3 +228,27 @@ def test_unusable_service_account_key_stops_the_run(pki):
 def test_no_temporary_files_are_left_behind(pki):
     dest, _ = pki
     assert [p for p in dest.rglob(".*")] == []
+
+
+def test_admin_kubeconfig_copy_outside_the_pki_directory_follows_the_original(tmp_path, pki_profiles, pki_inventory):
+    dest, copy = tmp_path / "artifacts/pki", tmp_path / "artifacts/admin.kubeconfig"
+    first = run(dest, pki_profiles, **pki_inventory, copies={"admin.kubeconfig": copy})
+    assert (str(copy), "created", "copy of admin.kubeconfig") in {(c.path, c.action, c.reason) for c in first.changes}
+    assert copy.read_bytes() == (dest / "admin.kubeconfig").read_bytes()
+    assert stat.S_IMODE(copy.stat().st_mode) == 0o600
+    assert run(dest, pki_profiles, **pki_inventory, copies={"admin.kubeconfig": copy}).changes == []
+    pki_inventory["cluster"]["api_endpoint"] = "10.213.0.100"
+    moved = run(dest, pki_profiles, **pki_inventory, copies={"admin.kubeconfig": copy})
+    assert (str(copy), "written") in {(c.path, c.action) for c in moved.changes}
+    assert b"https://10.213.0.100:6443" in copy.read_bytes()
+
+
+def test_checksums_cover_every_file_as_ansible_computes_them(pki):
+    import hashlib
+
+    dest, again = pki
+    checksums = again().checksums
+    assert checksums == {
+        str(p.relative_to(dest)): hashlib.sha1(p.read_bytes()).hexdigest() for p in dest.rglob("*") if p.is_file()
+    }
+    assert "hosts/cp1/etcd-server.key" in checksums
