@@ -91,3 +91,23 @@ def test_snapshot_save_on_a_member(host):
     assert result.rc == 0, result.stderr
     assert result.stdout.splitlines()[-1] == "600"
     host.run("rm -f /root/kpy-test.db")
+
+
+def _down_window(name: str) -> tuple[int, int]:
+    """When kpy-etcd last stopped and next reported ready (µs of the clock the lab hosts share with the machine)."""
+    host = testinfra.get_host(f"ansible://{name}?ansible_inventory={INVENTORY}")
+    shown = host.check_output(
+        "systemctl show kpy-etcd -p ActiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic")
+    values = dict(line.split("=", 1) for line in shown.splitlines())
+    return int(values["ActiveExitTimestampMonotonic"]), int(values["ActiveEnterTimestampMonotonic"])
+
+
+def test_restarts_after_a_config_change_kept_quorum():
+    """side_effect.yml changed every member's config: each member restarted, and no two were down at once (with 3
+    members at most one may be), so the cluster kept a majority throughout."""
+    windows = sorted(_down_window(name) for name in MEMBERS)
+    assert all(stopped > 0 and ready > stopped for stopped, ready in windows), windows
+    for (_, ready), (next_stopped, _) in zip(windows, windows[1:]):
+        assert next_stopped >= ready, f"two members were down at once: {windows}"
+    assert "log-level: warn" in testinfra.get_host(
+        f"ansible://{MEMBERS[0]}?ansible_inventory={INVENTORY}").check_output("cat /run/kpy-etcd/etcd.yaml")
