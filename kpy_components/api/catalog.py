@@ -145,7 +145,7 @@ _EVENT_FIELDS = ("involvedObject.kind", "involvedObject.namespace", "involvedObj
                  "reason", "reportingComponent", "source", "type")
 _FIELDS: dict[str, tuple[str, ...]] = {
     "pods": ("spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-             "spec.hostNetwork", "status.phase", "status.podIP", "status.podIPs", "status.nominatedNodeName"),
+             "spec.hostNetwork", "status.phase", "status.podIP", "status.nominatedNodeName"),
     "nodes": ("spec.unschedulable",),
     "namespaces": ("status.phase",),
     "secrets": ("type",),

@@ -167,24 +167,23 @@ _SUBDOMAIN_MSG = ("a lowercase RFC 1123 subdomain must consist of lower case alp
                   f"is '{_SUBDOMAIN_FMT}')")
 
 
+def _validate_dns(value: str, path: str, limit: int, pattern: re.Pattern, message: str) -> list[Cause]:
+    causes = []
+    if len(value) > limit:
+        causes.append(field_invalid(path, value, f"must be no more than {limit} characters"))
+    if not pattern.match(value):
+        causes.append(field_invalid(path, value, message))
+    return causes
+
+
 def validate_dns1123_label(value: str, path: str = "metadata.name") -> list[Cause]:
     """Namespaces, services and other DNS-label names. Returns every problem, empty when valid."""
-    causes = []
-    if len(value) > DNS1123_LABEL_MAX:
-        causes.append(field_invalid(path, value, f"must be no more than {DNS1123_LABEL_MAX} characters"))
-    if not _LABEL_RE.match(value):
-        causes.append(field_invalid(path, value, _LABEL_MSG))
-    return causes
+    return _validate_dns(value, path, DNS1123_LABEL_MAX, _LABEL_RE, _LABEL_MSG)
 
 
 def validate_dns1123_subdomain(value: str, path: str = "metadata.name") -> list[Cause]:
     """Most object names (configmaps, deployments, pods...). Returns every problem, empty when valid."""
-    causes = []
-    if len(value) > DNS1123_SUBDOMAIN_MAX:
-        causes.append(field_invalid(path, value, f"must be no more than {DNS1123_SUBDOMAIN_MAX} characters"))
-    if not _SUBDOMAIN_RE.match(value):
-        causes.append(field_invalid(path, value, _SUBDOMAIN_MSG))
-    return causes
+    return _validate_dns(value, path, DNS1123_SUBDOMAIN_MAX, _SUBDOMAIN_RE, _SUBDOMAIN_MSG)
 
 
 def is_dns1123_label(value: str) -> bool:
