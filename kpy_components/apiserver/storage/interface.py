@@ -43,6 +43,20 @@ class Unavailable(StorageError):
     """The backend cannot be reached now; the request may be retried."""
 
 
+class FutureRevision(StorageError):
+    """A read asked for a revision the store has not reached yet (Kubernetes answers "Too large resource
+    version", 504)."""
+
+    def __init__(self, requested: int, current: int | None = None):
+        super().__init__(f"revision {requested} is newer than the store's current revision"
+                         + (f" {current}" if current is not None else ""))
+        self.requested, self.current = requested, current
+
+
+class InvalidContinueToken(StorageError, ValueError):
+    """A continue token that no list of this prefix handed out (the client's fault: 400 Bad Request)."""
+
+
 @dataclass(frozen=True)
 class Preconditions:
     uid: str | None = None
@@ -106,6 +120,7 @@ class Storage(Protocol):
     async def current_revision(self) -> int: ...
 
     async def compact(self, revision: int) -> None:
-        """Forget history up to and including `revision`."""
+        """Forget the history before `revision` (etcd's meaning): reads at revisions older than `revision` and
+        watches from them raise Compacted; the state at `revision` and every later event stay available."""
 
     async def close(self) -> None: ...
