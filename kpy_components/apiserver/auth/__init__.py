@@ -1,0 +1,1 @@
+"""API server security: authentication, authorization, reviews; `security.build_security` wires them."""

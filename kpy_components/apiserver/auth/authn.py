@@ -1,0 +1,78 @@
+"""Authentication: who is calling. Tried in kube-apiserver's order, the first success wins:
+  1. an x509 client certificate, already verified by the TLS layer against the client CA: user = CN, groups = O
+     values (+ system:authenticated);
+  2. `Authorization: Bearer <token>`: a service-account JWT, or a bootstrap token `<id>.<secret>`.
+No usable credential gives None: the app answers 401 "Unauthorized" (anonymous requests are disabled).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from kpy_components.apiserver.auth.bootstrap_tokens import BootstrapTokenAuthenticator, looks_like_bootstrap_token
+from kpy_components.apiserver.auth.tokens import (AUTHENTICATED, InvalidToken, ServiceAccountTokenValidator,
+                                                  TokenResult)
+from kpy_components.apiserver.http.context import User
+
+log = logging.getLogger(__name__)
+
+
+def user_from_certificate(peercert: dict | None) -> User | None:
+    """The user of a verified peer certificate (`ssl.SSLSocket.getpeercert()` form), None without a usable CN."""
+    if not peercert:
+        return None
+    names, organizations = [], []
+    for rdn in peercert.get("subject", ()):
+        for attribute, value in rdn:
+            if attribute == "commonName":
+                names.append(value)
+            elif attribute == "organizationName":
+                organizations.append(value)
+    if not names or not names[0]:
+        return None
+    groups = tuple(dict.fromkeys([*organizations, AUTHENTICATED]))
+    return User(names[0], groups)
+
+
+def bearer_token(authorization: str | None) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header (scheme case-insensitive), None otherwise."""
+    if not authorization:
+        return None
+    scheme, _, token = authorization.strip().partition(" ")
+    token = token.strip()
+    return token if scheme.lower() == "bearer" and token and " " not in token else None
+
+
+def peer_certificate(request) -> dict | None:
+    """The verified client certificate of an aiohttp request (None over plain HTTP or without a certificate)."""
+    transport = getattr(request, "transport", None)
+    return transport.get_extra_info("peercert") if transport is not None else None
+
+
+@dataclass
+class Authenticator:
+    service_accounts: ServiceAccountTokenValidator | None = None
+    bootstrap_tokens: BootstrapTokenAuthenticator | None = None
+
+    async def authenticate(self, request) -> User | None:
+        """http.context.Authenticate."""
+        user = user_from_certificate(peer_certificate(request))
+        if user is not None:
+            return user
+        token = bearer_token(request.headers.get("Authorization"))
+        if token is None:
+            return None
+        try:
+            return (await self.authenticate_token(token)).user
+        except InvalidToken as error:
+            log.info("Refused a bearer token reason=%r path=%s", str(error), request.path)
+            return None
+
+    async def authenticate_token(self, token: str, audiences: tuple[str, ...] | None = None) -> TokenResult:
+        """The user a bearer token stands for (TokenReview uses this too); InvalidToken saying why not."""
+        if self.bootstrap_tokens is not None and looks_like_bootstrap_token(token):
+            user = await self.bootstrap_tokens.validate(token)
+            return TokenResult(user, tuple(audiences or ()))
+        if self.service_accounts is not None and ServiceAccountTokenValidator.looks_like_jwt(token):
+            return await self.service_accounts.validate(token, audiences)
+        raise InvalidToken("invalid bearer token")
