@@ -97,11 +97,12 @@ class EtcdStorage(CompareAndSwapStorage):
             revision, start = decode_continue(prefix, continue_token)
         result = await self._range(start, range_end=prefix_end(prefix), revision=revision or 0, limit=limit)
         at = revision or result.revision
-        items = [self.codec.decode(kv.key.decode(), kv.value, kv.mod_revision) for kv in result.kvs]
+        keys = [kv.key.decode() for kv in result.kvs]
+        items = [self.codec.decode(key, kv.value, kv.mod_revision) for key, kv in zip(keys, result.kvs)]
         if not result.more:
-            return ListResult(items, at)
-        next_key = result.kvs[-1].key.decode() + "\0"
-        return ListResult(items, at, encode_continue(prefix, at, next_key), result.count - len(result.kvs))
+            return ListResult(items, at, keys=keys)
+        token = encode_continue(prefix, at, keys[-1] + "\0")
+        return ListResult(items, at, token, result.count - len(result.kvs), keys)
 
     async def _swap(self, key: str, current: Current | None, obj: dict, ttl: int | None = None) -> dict | Raced:
         with etcd_errors():
@@ -128,11 +129,11 @@ class EtcdStorage(CompareAndSwapStorage):
             previous = self.codec.decode(key, change.prev_kv.value, change.prev_kv.mod_revision)
         if change.type == "DELETE":
             return Event("DELETED", with_resource_version(clone(previous) if previous else {}, revision), revision,
-                         previous)
+                         previous, key)
         obj = self.codec.decode(key, change.kv.value, revision)
         if change.kv.create_revision == revision:
-            return Event("ADDED", obj, revision)
-        return Event("MODIFIED", obj, revision, previous)
+            return Event("ADDED", obj, revision, key=key)
+        return Event("MODIFIED", obj, revision, previous, key)
 
     async def watch(self, prefix: str, revision: int) -> AsyncIterator[Event]:
         with etcd_errors(revision):

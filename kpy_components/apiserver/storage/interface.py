@@ -69,6 +69,7 @@ class ListResult:
     revision: int  # the revision the list is consistent at (the List's metadata.resourceVersion)
     continue_token: str | None = None  # opaque; pass back to continue at the same revision
     remaining: int | None = None  # items left after this page, when known
+    keys: list[str] | None = None  # the storage key of each item, in the same order (every backend fills it)
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,7 @@ class Event:
     object: dict  # for DELETED: the last state, with resourceVersion = the deletion's revision
     revision: int
     previous: dict | None = None  # the state before this event (None for ADDED); lets filters see objects leave
+    key: str = ""  # the storage key the event is about (empty for BOOKMARK)
 
 
 # `update` gets the current object (a deep copy, safe to change) and returns the new one, or raises APIError to

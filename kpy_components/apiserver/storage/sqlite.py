@@ -204,12 +204,14 @@ class SqliteStorage(CompareAndSwapStorage):
         else:
             query, args = f"{_AT_REVISION} ORDER BY key", (start, end, at)
         rows = self._db.execute(f"{query} LIMIT ?", (*args, limit + 1 if limit else -1)).fetchall()
-        items = [self.codec.decode(key, value, row_revision) for key, row_revision, value in rows[:limit or None]]
+        page = rows[:limit or None]
+        items = [self.codec.decode(key, value, row_revision) for key, row_revision, value in page]
+        keys = [row[0] for row in page]
         if not limit or len(rows) <= limit:
-            return ListResult(items, at)
-        next_key = rows[limit - 1][0] + "\0"
+            return ListResult(items, at, keys=keys)
+        next_key = keys[-1] + "\0"
         remaining = self._db.execute(f"SELECT count(*) FROM ({query})", (next_key, *args[1:])).fetchone()[0]
-        return ListResult(items, at, encode_continue(prefix, at, next_key), remaining)
+        return ListResult(items, at, encode_continue(prefix, at, next_key), remaining, keys)
 
     async def list(self, prefix: str, *, revision: int | None = None, limit: int = 0,
                    continue_token: str | None = None) -> ListResult:
@@ -245,7 +247,7 @@ class SqliteStorage(CompareAndSwapStorage):
                          (revision, key, create_revision, self.codec.seal(key, plain), expected))
         self._db.execute("INSERT OR REPLACE INTO current VALUES (?, ?, ?)", (key, revision, expires))
         event_type = "ADDED" if create_revision == revision else "MODIFIED"
-        self._after_commit(key, Event(event_type, self.codec.load(key, plain, revision), revision, previous))
+        self._after_commit(key, Event(event_type, self.codec.load(key, plain, revision), revision, previous, key))
         return self.codec.load(key, plain, revision)
 
     def _after_commit(self, key: str, event: Event) -> None:
@@ -273,7 +275,7 @@ class SqliteStorage(CompareAndSwapStorage):
         self._db.execute("INSERT INTO revisions VALUES (?, ?, ?, NULL, ?)", (revision, key, row[1], row[0]))
         self._db.execute("DELETE FROM current WHERE key = ?", (key,))
         self._after_commit(key, Event("DELETED", with_resource_version(clone(previous), revision), revision,
-                                      previous))
+                                      previous, key))
         return clone(previous)
 
     def _db_delete_if(self, key: str, expected: int, previous: dict) -> dict | Raced:
@@ -316,11 +318,11 @@ class SqliteStorage(CompareAndSwapStorage):
         previous = self.codec.decode(key, prev_value, prev_revision) if prev_value is not None else None
         if value is None:
             last = with_resource_version(clone(previous) if previous else {}, revision)
-            return Event("DELETED", last, revision, previous)
+            return Event("DELETED", last, revision, previous, key)
         obj = self.codec.decode(key, value, revision)
         if create_revision == revision:
-            return Event("ADDED", obj, revision)
-        return Event("MODIFIED", obj, revision, previous)
+            return Event("ADDED", obj, revision, key=key)
+        return Event("MODIFIED", obj, revision, previous, key)
 
     async def watch(self, prefix: str, revision: int) -> AsyncIterator[Event]:
         prefix_end(prefix)  # a clear error for an empty prefix
