@@ -3,6 +3,7 @@ each must behave the same. Each test works under a resource prefix of its own, s
 from __future__ import annotations
 
 import asyncio
+import base64
 import itertools
 import sqlite3
 import tempfile
@@ -16,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from kpy_components.apiserver.encryption import EncryptionTransformer, parse_config
 from kpy_components.apiserver.storage.cache import WatchCache
 from kpy_components.apiserver.storage.etcd import EtcdStorage
 from kpy_components.apiserver.storage.interface import (
@@ -37,18 +39,13 @@ EVENT_TIMEOUT = 5.0  # seconds to wait for an expected watch event
 _unique = itertools.count()
 
 
-class MarkedTransformer:
-    """Stands in for encryption at rest (the one thing faked here): a marker, then the bytes reversed and bound to
-    the key, so plaintext never reaches the backend and a value moved to another key does not decode."""
-
-    def to_storage(self, key: str, data: bytes) -> bytes:
-        return b"k8s:enc:test:" + key.encode() + b":" + data[::-1]
-
-    def from_storage(self, key: str, data: bytes) -> bytes:
-        marker = b"k8s:enc:test:" + key.encode() + b":"
-        if not data.startswith(marker):
-            raise ValueError("not sealed for this key")
-        return data[len(marker):][::-1]
+# Secrets encrypted at rest with AES-GCM, as an EncryptionConfiguration file would say. One fixed key for the
+# session: the cache in front of etcd lists every secret stored in the shared etcd.
+ENCRYPTION = EncryptionTransformer(parse_config({
+    "apiVersion": "apiserver.config.k8s.io/v1", "kind": "EncryptionConfiguration",
+    "resources": [{"resources": ["secrets"], "providers": [
+        {"aesgcm": {"keys": [{"name": "key1", "secret": base64.b64encode(b"k" * 32).decode()}]}},
+        {"identity": {}}]}]}))
 
 
 @dataclass
@@ -343,14 +340,15 @@ async def test_watch_from_a_compacted_revision_raises_compacted(store, keys):
         await stream.aclose()
 
 
-async def test_values_at_rest_are_transformed(backend_kind, etcd_cluster, tmp_path, keys):
-    async with open_backend(backend_kind, etcd_cluster, tmp_path, MarkedTransformer()) as backend:
+async def test_secrets_are_encrypted_at_rest(backend_kind, etcd_cluster, tmp_path):
+    async with open_backend(backend_kind, etcd_cluster, tmp_path, ENCRYPTION) as backend:
+        key = f"/registry/secrets/ns{next(_unique)}x{id(backend)}/s"
         secret = obj("s", data={"password": "hunter2-plaintext"})
-        created = await backend.storage.create(keys("s"), secret)
-        at_rest = backend.raw(keys("s"))
-        assert at_rest.startswith(b"k8s:enc:test:") and b"hunter2-plaintext" not in at_rest
-        assert await backend.storage.get(keys("s")) == created
-        assert (await backend.storage.list(keys.ns("ns1"))).items == [created]
+        created = await backend.storage.create(key, secret)
+        at_rest = backend.raw(key)
+        assert at_rest.startswith(b"k8s:enc:aesgcm:v1:key1:") and b"hunter2-plaintext" not in at_rest
+        assert await backend.storage.get(key) == created
+        assert (await backend.storage.list(key.rsplit("/", 1)[0] + "/")).items == [created]
 
 
 # --- property: revisions only increase, and a read sees the last write ----------------------------------------
