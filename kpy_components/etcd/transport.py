@@ -59,9 +59,15 @@ class RequestNotSent(EtcdConnectionError):
     """No connection could be made, so the request never reached etcd: safe to retry on another member."""
 
 
-def _describe(error: Exception) -> str:
-    text = str(error) or type(error).__name__
-    if "CERTIFICATE_REQUIRED" in text or "certificate required" in text or "BAD_CERTIFICATE" in text:
+def _describe(error: BaseException) -> str:
+    """The error's message, or that of the first error under it that has one (httpx's async transport raises
+    ReadError without a message, caused by the ssl error that tells what happened)."""
+    chain, cause = [], error
+    while cause is not None and len(chain) < 5:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    text = next((str(e) for e in chain if str(e)), type(error).__name__)
+    if any(marker in str(e) for e in chain for marker in ("CERTIFICATE_REQUIRED", "BAD_CERTIFICATE")):
         text += " (etcd refused our client certificate)"
     return text
 

@@ -4,20 +4,23 @@ from __future__ import annotations
 import base64
 import json
 
+import httpx
 import pytest
 
 from kpy_components.etcd.calls import Compare, DeleteOp, GetOp, PutOp, prefix_range_end, txn_call, watch_body
 from kpy_components.etcd.errors import (
     EtcdCompacted,
+    EtcdConnectionError,
     EtcdFutureRevision,
     EtcdNoLeader,
     EtcdProtocolError,
     EtcdServerError,
+    EtcdTimeout,
     EtcdUnavailable,
 )
 from kpy_components.etcd.results import RangeResult, TxnResult
 from kpy_components.etcd.streams import snapshot_chunk, stream_result, watch_response
-from kpy_components.etcd.transport import decode_answer, normalize_endpoints
+from kpy_components.etcd.transport import RequestNotSent, decode_answer, normalize_endpoints, translated_errors
 
 
 def b64(raw: bytes) -> str:
@@ -116,3 +119,18 @@ def test_endpoints():
         normalize_endpoints([])
     with pytest.raises(ValueError, match="not an http"):
         normalize_endpoints(["a:2379"])
+
+
+@pytest.mark.parametrize("raised, expected, words", [
+    (httpx.ConnectError("[Errno 111] Connection refused"), RequestNotSent, "cannot connect"),
+    (httpx.ConnectTimeout("handshake"), RequestNotSent, "timed out connecting"),
+    (httpx.ReadTimeout("slow"), EtcdTimeout, "no answer in time"),
+    (httpx.ReadError("[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate"), EtcdConnectionError,
+     "etcd refused our client certificate"),
+    (httpx.RemoteProtocolError("server disconnected"), EtcdConnectionError, "connection failed"),
+])
+def test_httpx_errors_are_translated_naming_the_endpoint(raised, expected, words):
+    with pytest.raises(expected) as caught, translated_errors("https://e:2379"):
+        raise raised
+    assert str(caught.value).startswith("https://e:2379: ") and words in str(caught.value)
+    assert isinstance(caught.value, EtcdUnavailable) and caught.value.__cause__ is raised
