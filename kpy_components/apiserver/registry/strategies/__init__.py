@@ -1,0 +1,43 @@
+"""One strategy per resource, by `ResourceInfo.qualified`. A new resource is a line here plus its strategy class."""
+from __future__ import annotations
+
+from kpy_components.api.resources import ResourceInfo
+
+from ..allocators import ClusterIPAllocator, NodePortAllocator
+from ..strategy import Strategy
+from . import core, others, services, workloads
+
+_BY_RESOURCE: dict[str, type[Strategy]] = {
+    "pods": core.PodStrategy,
+    "namespaces": core.NamespaceStrategy,
+    "nodes": core.NodeStrategy,
+    "configmaps": core.ConfigMapStrategy,
+    "secrets": core.SecretStrategy,
+    "serviceaccounts": core.PlainStrategy,
+    "endpoints": core.EndpointsStrategy,
+    "events": core.EventStrategy,
+    "resourcequotas": core.ResourceQuotaStrategy,
+    "limitranges": core.PlainStrategy,
+    "replicationcontrollers": core.ReplicationControllerStrategy,
+    "deployments.apps": workloads.DeploymentStrategy,
+    "replicasets.apps": workloads.ReplicaSetStrategy,
+    "daemonsets.apps": workloads.DaemonSetStrategy,
+    "statefulsets.apps": workloads.StatefulSetStrategy,
+    "jobs.batch": workloads.JobStrategy,
+    "cronjobs.batch": workloads.CronJobStrategy,
+    "leases.coordination.k8s.io": others.LeaseStrategy,
+    "endpointslices.discovery.k8s.io": others.EndpointSliceStrategy,
+    "poddisruptionbudgets.policy": others.PodDisruptionBudgetStrategy,
+    "events.events.k8s.io": others.EventsV1Strategy,
+    "roles.rbac.authorization.k8s.io": others.RoleStrategy,
+    "clusterroles.rbac.authorization.k8s.io": others.RoleStrategy,
+    "rolebindings.rbac.authorization.k8s.io": others.BindingStrategy,
+    "clusterrolebindings.rbac.authorization.k8s.io": others.BindingStrategy,
+}
+
+
+def strategy_for(info: ResourceInfo, cluster_ips: ClusterIPAllocator, node_ports: NodePortAllocator) -> Strategy:
+    """The resource's strategy; resources without one of their own get the plain metadata-only rules."""
+    if info.qualified == "services":
+        return services.ServiceStrategy(info, cluster_ips, node_ports)
+    return _BY_RESOURCE.get(info.qualified, core.PlainStrategy)(info)
