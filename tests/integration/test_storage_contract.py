@@ -295,6 +295,16 @@ async def test_delete_returns_the_last_state_and_honours_preconditions(store, ke
     assert await store.current_revision() > rv(created)
 
 
+async def test_a_key_created_with_a_ttl_expires_and_updates_keep_it(store, keys):
+    await store.create(keys("event"), obj("event", count=1), ttl=1)
+    await store.create(keys("kept"), obj("kept"))
+    await store.guaranteed_update(keys("event"), lambda o: {**o, "count": 2})
+    assert (await store.get(keys("event")))["count"] == 2
+    async with asyncio.timeout(EVENT_TIMEOUT):
+        while [i["metadata"]["name"] for i in (await store.list(keys.ns("ns1"))).items] != ["kept"]:
+            await asyncio.sleep(0.1)
+
+
 async def test_watch_from_a_revision_replays_then_follows_in_order(store, keys):
     await store.create(keys("before"), obj("before"))
     start = await store.current_revision()
