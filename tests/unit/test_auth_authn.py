@@ -42,7 +42,8 @@ def _b64(text: str) -> str:
 
 def _bootstrap_secret(token_id="abcdef", secret="0123456789abcdef", **overrides):
     data = {"token-id": token_id, "token-secret": secret, "usage-bootstrap-authentication": "true",
-            "expiration": "2027-01-16T00:00:00Z", "auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token"}
+            "expiration": "2027-01-16T00:00:00Z",
+            "auth-extra-groups": "system:bootstrappers:kubeadm:default-node-token"}
     data.update(overrides)
     return {"metadata": {"name": f"bootstrap-token-{token_id}", "namespace": "kube-system"},
             "type": "bootstrap.kubernetes.io/token", "data": {k: _b64(v) for k, v in data.items() if v is not None}}
@@ -179,7 +180,7 @@ def test_real_tls_handshake_peer_certificate_gives_the_user(pki_generated):
 
 
 def test_the_clusters_service_account_key_pair_signs_and_verifies(pki_generated):
-    """sa.key signs (the API server's --service-account-signing-key-file), sa.pub verifies (--service-account-key-file)."""
+    """sa.key signs (--service-account-signing-key-file); sa.pub verifies (--service-account-key-file)."""
     store = {("serviceaccounts", "default", "default"): {"metadata": {"name": "default", "namespace": "default",
                                                                       "uid": "u"}}}
     signer = ServiceAccountTokenSigner((pki_generated / "sa.key").read_bytes(), ISSUER)
