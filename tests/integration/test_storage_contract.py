@@ -210,9 +210,11 @@ async def test_list_at_an_older_revision_shows_the_state_then(store, keys):
     assert then.items == [first] and then.revision == rv(first)
 
 
-async def test_list_at_a_future_revision_raises(store, keys):
-    with pytest.raises(FutureRevision):
-        await store.list(keys.ns("ns1"), revision=await store.current_revision() + 1000)
+async def test_list_at_a_future_revision_raises_saying_how_far_the_store_is(store, keys):
+    current = await store.current_revision()
+    with pytest.raises(FutureRevision) as raised:
+        await store.list(keys.ns("ns1"), revision=current + 1000)
+    assert (raised.value.requested, raised.value.current) == (current + 1000, current)
 
 
 async def test_a_forged_continue_token_is_refused(store, keys):

@@ -75,8 +75,11 @@ class EtcdStorage(CompareAndSwapStorage):
         return Current(self.codec.decode(key, kv.value, kv.mod_revision), kv.mod_revision, kv.lease)
 
     async def _range(self, key: str, **options) -> RangeResult:
-        with etcd_errors(options.get("revision", 0)):
-            return await self.client.range(key, **options)
+        try:
+            with etcd_errors(options.get("revision", 0)):
+                return await self.client.range(key, **options)
+        except FutureRevision as error:  # etcd does not say how far it is: ask, for the 504's message
+            raise FutureRevision(error.requested, await self.current_revision()) from error.__cause__
 
     async def _read(self, key: str) -> Current | None:
         return self._current(key, (await self._range(key)).kvs)
