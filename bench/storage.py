@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
+import itertools
 import statistics
 import sys
 import tempfile
@@ -34,6 +35,7 @@ LATENCY_SAMPLES = 300
 LIST_SIZE = 100
 WATCHERS = 100
 FANOUT_WRITES = 40
+PHASE_SLICES = 4  # creates and raw puts alternate this many times
 TARGET_P99_MS, TARGET_FANOUT_P99_MS, TARGET_CREATE_RATIO = 100.0, 50.0, 0.5
 
 
@@ -113,11 +115,23 @@ async def measure(storage, seconds: float, writers: int, raw_put=None) -> dict:
     """Every number of one backend; `raw_put(key, value)` (etcd) is measured right after the creates."""
     prefix = f"/registry/bench{time.monotonic_ns()}/"
     results: dict = {}
-    results["creates/s"] = await rate(seconds, writers, lambda w, n: storage.create(
-        f"{prefix}c/w{w}-{n}", sized_object(f"w{w}-{n}")))
-    if raw_put is not None:
-        value = dumps(sized_object("raw"))
-        results["raw puts/s"] = await rate(seconds, writers, lambda w, n: raw_put(f"/bench-raw/w{w}-{n}", value))
+    created = itertools.count()
+    value = dumps(sized_object("raw"))
+
+    async def create(writer: int, n: int) -> None:
+        name = f"w{writer}-{next(created)}"
+        await storage.create(f"{prefix}c/{name}", sized_object(name))
+
+    # Creates and raw puts alternate in short slices, so that a change in the machine's load hits both alike.
+    slices = PHASE_SLICES if raw_put is not None else 1
+    creates, puts = [], []
+    for _ in range(slices):
+        creates.append(await rate(seconds / slices, writers, create))
+        if raw_put is not None:
+            puts.append(await rate(seconds / slices, writers, lambda w, n: raw_put(f"/bench-raw/w{w}-{n}", value)))
+    results["creates/s"] = statistics.mean(creates)
+    if puts:
+        results["raw puts/s"] = statistics.mean(puts)
     for n in range(LIST_SIZE):
         await storage.create(f"{prefix}l/{n:03}", sized_object(f"l{n}"))
     results["get"] = await latencies(LATENCY_SAMPLES, lambda n: storage.get(f"{prefix}l/{n % LIST_SIZE:03}"))
