@@ -157,9 +157,10 @@ class _Fields:
             self.problem(name, f"must be an absolute path, not {value!r}")
         return Path(value)
 
-    def port(self, name: str, default: int | None, optional: bool = False) -> int | None:
+    def port(self, name: str, default: int | None, nullable: bool = False) -> int | None:
+        """The port; with `nullable`, an explicit null (turned off) is accepted as None."""
         value = self.data.get(name, default)
-        if value is None and optional:
+        if value is None and nullable:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
             self.problem(name, f"must be a port number (1-65535), not {value!r}")
@@ -261,7 +262,7 @@ def parse_model(data: Any, source: str = "etcd model") -> EtcdModel:
         data_dir=top.path("data_dir"),
         tls=_tls(data.get("tls"), problems),
         initial_cluster_state=top.string("initial_cluster_state", "new", CLUSTER_STATES),
-        metrics_port=top.port("metrics_port", DEFAULT_METRICS_PORT, optional="metrics_port" in data),
+        metrics_port=top.port("metrics_port", DEFAULT_METRICS_PORT, nullable=True),
         etcd_binary=top.path("etcd_binary", "/usr/bin/etcd"),
         etcd_config_file=top.path("etcd_config_file", "/run/kpy-etcd/etcd.yaml"),
         log_level=top.string("log_level", "info", LOG_LEVELS),

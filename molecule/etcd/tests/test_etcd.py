@@ -74,10 +74,10 @@ def test_kpy_etcd_health_passes_on_the_host(host):
     assert len(result.stdout.splitlines()) == len(MEMBERS)
 
 
-@pytest.mark.parametrize("key", ["server.key", "peer.key", "healthcheck-client.key"])
-def test_keys_are_private_to_etcd(host, key):
-    file = host.file(f"{ETCD_PKI}/{key}")
-    assert (file.mode, file.user) == (0o600, "etcd")
+def test_keys_are_private_to_etcd(host):
+    for key in ("server.key", "peer.key", "healthcheck-client.key"):
+        file = host.file(f"{ETCD_PKI}/{key}")
+        assert (key, file.mode, file.user) == (key, 0o600, "etcd")
 
 
 def test_data_dir_is_private_to_etcd(host):
