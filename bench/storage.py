@@ -154,7 +154,8 @@ async def run(seconds: float, writers: int, directory: Path, etcd_cluster) -> di
 def report(results: dict[str, dict], seconds: float, writers: int) -> str:
     names = list(results)
     raw = results["etcd (TLS)"]["raw puts/s"]
-    lines = [f"storage bench: {VALUE_BYTES}-byte values, {writers} concurrent writers for {seconds:g} s per rate; "
+    lines = [f"storage bench: {VALUE_BYTES}-byte values, {writers} concurrent writers for {seconds:g} s per rate "
+             f"(etcd creates and raw puts alternate in {PHASE_SLICES} slices); "
              f"latencies back to back ({LATENCY_SAMPLES} gets/updates, {LATENCY_SAMPLES // 3} lists of "
              f"{LIST_SIZE}); fan-out: {FANOUT_WRITES} writes to {WATCHERS} cache watchers",
              f"{'':34}" + "".join(f"{name:>18}" for name in names)]
