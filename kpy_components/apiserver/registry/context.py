@@ -25,6 +25,7 @@ class WriteContext:
     field_validation: str = "Warn"
     force: bool = False
     warnings: list[str] = field(default_factory=list)
+    applying: bool = False  # a server-side apply: managedFields come from the apply, not from an Update entry
 
     async def admission(self, operation: str, obj: dict | None, old: dict | None) -> None:
         if self.admit and self.user and self.info:

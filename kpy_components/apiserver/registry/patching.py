@@ -41,6 +41,7 @@ def apply_patch(ctx: WriteContext, info: ResourceInfo, patch_type: str, current:
     if patch_type == STRATEGIC_MERGE_PATCH:
         return patch.apply_strategic_merge_patch(current, body, kind)
     _require_manager(ctx)
+    ctx.applying = True
     return _apply_module().apply(current, body, manager=ctx.field_manager, force=ctx.force,
                                  subresource=subresource)
 
@@ -56,6 +57,7 @@ def apply_to_missing(ctx: WriteContext, info: ResourceInfo, namespace: str, name
     metadata["name"] = name
     if info.namespaced:
         metadata["namespace"] = namespace
+    ctx.applying = True
     return _apply_module().apply({}, obj, manager=ctx.field_manager, force=ctx.force, subresource="")
 
 
@@ -65,10 +67,7 @@ def _require_manager(ctx: WriteContext) -> None:
                                                                       "patch")], "meta.k8s.io")
 
 
-def track_update(ctx: WriteContext, old: dict | None, new: dict) -> None:
+def track_update(ctx: WriteContext, old: dict | None, new: dict, subresource: str = "") -> None:
     """Record an Update-operation owner in managedFields for non-apply writes (as Kubernetes' field manager does)."""
-    try:
-        apply = _apply_module()
-    except ImportError:
-        return
-    apply.record_update(old, new, manager=ctx.field_manager or "unknown")
+    if not ctx.applying:
+        _apply_module().record_update(old, new, manager=ctx.field_manager or "unknown", subresource=subresource)

@@ -132,7 +132,8 @@ class Store:
         with storage_errors(self.info, name):
             return await self.storage.get(self.key(namespace, name))
 
-    def _filter(self, label_selector: str, field_selector: str):
+    def matcher(self, label_selector: str, field_selector: str):
+        """A predicate for the selectors (None: everything matches); 400 for malformed selectors."""
         labels = selectors.parse_label_selector(label_selector)
         fields = selectors.parse_field_selector(field_selector, self.info)
         if labels.empty() and fields.empty():
@@ -143,7 +144,7 @@ class Store:
                    continue_token: str = "", resource_version: str = "", resource_version_match: str = "") -> dict:
         """A `<Kind>List`. resourceVersion "" = a quorum read, "0" = whatever the cache has (limit ignored, as in
         Kubernetes), N with resourceVersionMatch=Exact = the state at N; selectors filter before paging."""
-        matches = self._filter(label_selector, field_selector)
+        matches = self.matcher(label_selector, field_selector)
         revision = None
         if resource_version_match == "Exact":
             revision = _revision(resource_version)
@@ -177,7 +178,7 @@ class Store:
         """Events for matching objects. resourceVersion ""/"0": the current state as ADDED first, then changes;
         N: changes after N (410 Gone when N is compacted). An object that stops matching the selectors is
         reported DELETED, one that starts matching ADDED (Kubernetes' filtered watch semantics)."""
-        matches = self._filter(label_selector, field_selector) or (lambda obj: True)
+        matches = self.matcher(label_selector, field_selector) or (lambda obj: True)
         if resource_version in ("", "0"):
             initial = await self.list(namespace, resource_version=resource_version)
             start = int(initial["metadata"]["resourceVersion"])
@@ -218,7 +219,7 @@ class Store:
                 if error.code != 404:
                     raise
                 return await self.create(ctx, namespace, obj), True
-        return await self._write(ctx, namespace, name, lambda current: obj, subresource), False
+        return await self.write(ctx, namespace, name, lambda current: obj, subresource), False
 
     async def patch(self, ctx: WriteContext, namespace: str, name: str, patch_type: str, body,
                     subresource: str = "") -> tuple[dict, bool]:
@@ -242,9 +243,9 @@ class Store:
                                   self.info.api_version)
             return result
 
-        return await self._write(ctx, namespace, name, patched, subresource), False
+        return await self.write(ctx, namespace, name, patched, subresource), False
 
-    async def _write(self, ctx: WriteContext, namespace: str, name: str, desired, subresource: str) -> dict:
+    async def write(self, ctx: WriteContext, namespace: str, name: str, desired, subresource: str) -> dict:
         """Read-modify-write: `desired(current)` gives the object the client wants; the strategy and admission turn
         it into what is stored. A client resourceVersion that differs from the stored one is a 409 Conflict."""
 
@@ -273,6 +274,8 @@ class Store:
         new["apiVersion"], new["kind"] = current.get("apiVersion"), current.get("kind")
         if subresource == "status":
             new = self.strategy.prepare_for_status_update(new, current)
+        elif subresource not in ("", "scale"):
+            pass  # binding, finalize: the subresource's handler built `new` from `current` itself
         else:
             metadata, old_metadata = meta.metadata(new), current.get("metadata") or {}
             for system in _SYSTEM_METADATA:
@@ -285,9 +288,11 @@ class Store:
                 metadata["generation"] = old_metadata.get("generation", 0) + 1
         meta.metadata(new)["resourceVersion"] = current["metadata"].get("resourceVersion")
         await ctx.admission("UPDATE", new, current)
-        self._invalid(new, self.strategy.validate_metadata(new) + self.strategy.validate_update(new, current))
+        checks = self.strategy.validate_update(new, current) if subresource in ("", "scale", "status") else \
+            self.strategy.validate(new)
+        self._invalid(new, self.strategy.validate_metadata(new) + checks)
         await self.strategy.allocate(ctx, new, current)
-        patching.track_update(ctx, current, new)
+        patching.track_update(ctx, current, new, subresource)
         return new
 
     async def _finish_deletion(self, stored: dict) -> dict:

@@ -1,0 +1,219 @@
+"""Resource requests: verbs and subresources mapped onto the store, request bodies decoded, responses encoded
+(objects, `<Kind>List`s, Tables, Status), query parameters checked with Kubernetes' wording."""
+from __future__ import annotations
+
+from aiohttp import web
+
+from kpy_components.api import errors, tables
+from kpy_components.api.resources import ResourceInfo
+from kpy_components.apiserver.registry import subresources
+from kpy_components.apiserver.registry.api import API
+from kpy_components.apiserver.registry.context import FIELD_VALIDATION, WriteContext
+from kpy_components.apiserver.registry.store import Store
+
+from . import negotiation, watch
+from .context import RequestInfo, Security, User, resolve
+from .responses import json_response
+
+_NOT_FOUND = "the server could not find the requested resource"
+# Subresources that need a kubelet (streaming to a container); answered 501 until kubelets exist.
+_KUBELET_SUBRESOURCES = frozenset({"log", "exec", "attach", "portforward", "proxy"})
+
+
+def not_found() -> errors.APIError:
+    return errors.APIError(404, "NotFound", _NOT_FOUND)
+
+
+def resource_of(api: API, info: RequestInfo) -> ResourceInfo:
+    resource = api.registry.get(info.api_group, info.api_version, info.resource)
+    if resource is None or (info.namespace and not resource.namespaced and info.resource != "namespaces"):
+        raise not_found()
+    if info.subresource and resource.subresource(info.subresource) is None:
+        raise not_found()
+    return resource
+
+
+def _unsupported(name: str, value: str, supported: list[str]) -> errors.APIError:
+    valid = ", ".join(f'"{s}"' for s in supported)
+    return errors.bad_request(f'{name}: Unsupported value: "{value}": supported values: {valid}')
+
+
+def write_context(request: web.Request, info: RequestInfo, user: User, security: Security,
+                  delete_options: dict | None = None) -> WriteContext:
+    query = request.query
+    dry_run = query.getall("dryRun", []) + list((delete_options or {}).get("dryRun") or [])
+    for value in dry_run:
+        if value != "All":
+            raise _unsupported("dryRun", value, ["All"])
+    validation = query.get("fieldValidation") or "Warn"
+    if validation not in FIELD_VALIDATION:
+        raise _unsupported("fieldValidation", validation, list(FIELD_VALIDATION))
+    manager = query.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0]
+    return WriteContext(user=user, info=info, admit=security.admit, dry_run=bool(dry_run), field_manager=manager,
+                        field_validation=validation, force=query.get("force", "").lower() == "true")
+
+
+def _int_param(query, name: str) -> int | None:
+    value = query.get(name)
+    if value in (None, ""):
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise errors.bad_request(f'{name}: Invalid value: "{value}": must be an integer') from None
+
+
+class ResourceHandler:
+    def __init__(self, api: API, security: Security, watches: watch.Watches):
+        self.api, self.security, self.watches = api, security, watches
+
+    async def __call__(self, request: web.Request, info: RequestInfo, user: User) -> web.StreamResponse:
+        resource = resource_of(self.api, info)
+        if not resource.storage:
+            return await self._virtual(request, resource, info, user)
+        if info.verb not in resource.verbs and not info.subresource:
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        store = self.api.store(resource.group, resource.plural)
+        if info.subresource:
+            return await self._subresource(request, store, info, user)
+        namespace = info.namespace if resource.namespaced else ""
+        if resource.plural == "namespaces":
+            namespace = ""
+        verb = info.verb
+        if verb == "watch":
+            return await self.watches.serve(request, store, namespace, info.name)
+        if verb in ("get", "list"):
+            return await self._read(request, store, namespace, info.name)
+        body = await self._body(request) if verb in ("create", "update", "patch") else None
+        if verb == "create":
+            ctx = write_context(request, info, user, self.security)
+            created = await store.create(ctx, namespace, body)
+            return json_response(created, 201, ctx.warnings)
+        if verb == "update":
+            ctx = write_context(request, info, user, self.security)
+            stored, created = await store.update(ctx, namespace, info.name, body)
+            return json_response(stored, 201 if created else 200, ctx.warnings)
+        if verb == "patch":
+            ctx = write_context(request, info, user, self.security)
+            patch_type = negotiation.parse_media_type(request.content_type or "").type
+            stored, created = await store.patch(ctx, namespace, info.name, patch_type, body)
+            return json_response(stored, 201 if created else 200, ctx.warnings)
+        options = await self._delete_options(request)
+        ctx = write_context(request, info, user, self.security, options)
+        if verb == "delete":
+            return await self._delete(store, ctx, namespace, info.name, options)
+        if verb == "deletecollection":
+            deleted = await store.delete_collection(ctx, namespace, options,
+                                                    label_selector=request.query.get("labelSelector", ""),
+                                                    field_selector=request.query.get("fieldSelector", ""))
+            return json_response(deleted)
+        raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+
+    # --- reads ---------------------------------------------------------------------------------------------------
+    async def _read(self, request: web.Request, store: Store, namespace: str, name: str) -> web.Response:
+        accept = negotiation.parse_accept(request.headers.get("Accept"))
+        query = request.query
+        if name:
+            obj = await store.get(namespace, name)
+            items, list_meta = [obj], {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
+            result = obj
+        else:
+            limit = _int_param(query, "limit") or 0
+            result = await store.list(namespace, label_selector=query.get("labelSelector", ""),
+                                      field_selector=query.get("fieldSelector", ""), limit=max(limit, 0),
+                                      continue_token=query.get("continue", ""),
+                                      resource_version=query.get("resourceVersion", ""),
+                                      resource_version_match=query.get("resourceVersionMatch", ""))
+            items, list_meta = result["items"], result["metadata"]
+        if negotiation.wants_table(accept):
+            table = tables.to_table(store.info, items, query.get("includeObject") or "Metadata", list_meta)
+            if negotiation.table_version(accept) == "v1beta1":
+                table["apiVersion"] = "meta.k8s.io/v1beta1"
+            return json_response(table)
+        return json_response(result)
+
+    # --- bodies --------------------------------------------------------------------------------------------------
+    @staticmethod
+    async def _body(request: web.Request):
+        data = await request.read()
+        if not data:
+            raise errors.bad_request("the request body is empty")
+        return negotiation.decode_body(request.headers.get("Content-Type"), data)
+
+    async def _delete_options(self, request: web.Request) -> dict:
+        data = await request.read()
+        options = negotiation.decode_body(request.headers.get("Content-Type"), data) if data else {}
+        if not isinstance(options, dict):
+            raise errors.bad_request("the request body must be a DeleteOptions object")
+        query = request.query
+        grace = _int_param(query, "gracePeriodSeconds")
+        if grace is not None:
+            options["gracePeriodSeconds"] = grace
+        if query.get("propagationPolicy"):
+            options["propagationPolicy"] = query["propagationPolicy"]
+        if query.get("orphanDependents"):
+            options["orphanDependents"] = query["orphanDependents"].lower() == "true"
+        return options
+
+    async def _delete(self, store: Store, ctx: WriteContext, namespace: str, name: str,
+                      options: dict) -> web.Response:
+        obj, deleted_now = await store.delete(ctx, namespace, name, options)
+        if not deleted_now or store.strategy.return_deleted_object:
+            return json_response(obj)
+        metadata = obj.get("metadata") or {}
+        details = {"name": name, "kind": store.info.plural, "uid": metadata.get("uid", "")}
+        if store.info.group:
+            details["group"] = store.info.group
+        return json_response(subresources.success(None, details))
+
+    # --- subresources --------------------------------------------------------------------------------------------
+    async def _subresource(self, request: web.Request, store: Store, info: RequestInfo,
+                           user: User) -> web.Response:
+        sub, verb, namespace, name = info.subresource, info.verb, info.namespace, info.name
+        if store.info.plural == "namespaces":
+            namespace = ""
+        if sub in _KUBELET_SUBRESOURCES:
+            raise errors.APIError(501, "NotImplemented", f"{store.info.plural}/{sub} is not served yet: it streams "
+                                  "from the node's kubelet, which this cluster does not run yet")
+        if not name:
+            raise not_found()
+        body = await self._body(request) if verb in ("create", "update", "patch") else None
+        ctx = write_context(request, info, user, self.security)
+        patch_type = negotiation.parse_media_type(request.content_type or "").type
+        if sub == "status" and verb == "get":
+            return json_response(await store.get(namespace, name))
+        if sub == "status" and verb == "update":
+            stored, _ = await store.update(ctx, namespace, name, body, subresource="status")
+            return json_response(stored, warnings=ctx.warnings)
+        if sub == "status" and verb == "patch":
+            stored, _ = await store.patch(ctx, namespace, name, patch_type, body, subresource="status")
+            return json_response(stored, warnings=ctx.warnings)
+        if sub == "scale" and verb == "get":
+            return json_response(await subresources.get_scale(store, namespace, name))
+        if sub == "scale" and verb == "update":
+            return json_response(await subresources.update_scale(ctx, store, namespace, name, body))
+        if sub == "scale" and verb == "patch":
+            return json_response(await subresources.patch_scale(ctx, store, namespace, name, patch_type, body))
+        if sub == "eviction" and verb == "create":
+            return json_response(await subresources.evict(ctx, self.api, namespace, name, body), 201)
+        if sub == "binding" and verb == "create":
+            return json_response(await subresources.bind(ctx, self.api, namespace, name, body), 201)
+        if sub == "finalize" and verb == "update":
+            return json_response(await subresources.finalize(ctx, store, name, body))
+        if sub == "token" and verb == "create":
+            token = await subresources.request_token(self.api, self.security.issue_token, namespace, name, body)
+            return json_response(token, 201)
+        raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+
+    # --- virtual resources (reviews) -----------------------------------------------------------------------------
+    async def _virtual(self, request: web.Request, resource: ResourceInfo, info: RequestInfo,
+                       user: User) -> web.Response:
+        handler = self.security.virtual.get((resource.group, resource.plural))
+        if handler is None:
+            raise not_found()
+        if info.verb != "create" or info.name or info.subresource:
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        body = await self._body(request)
+        if not isinstance(body, dict):
+            raise errors.bad_request(f"the request body must be a {resource.kind} object")
+        return json_response(await resolve(handler(body, user, info)), 201)

@@ -1,0 +1,159 @@
+"""Wiring: storage (SQLite or etcd, encryption at rest) -> watch cache -> stores -> security -> aiohttp app on TLS.
+
+`APIServer.start()` serves at once; /readyz stays failing until storage answers, the watch cache is primed and the
+default objects exist. `stop()` ends every watch, finishes in-flight requests and closes storage.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+
+from aiohttp import web
+
+from kpy_components.api import catalog
+from kpy_components.apiserver.storage.cache import WatchCache
+from kpy_components.apiserver.storage.interface import Storage
+
+from .config import ServerConfig
+from .http import health
+from .http.app import AppState, build_app
+from .http.context import Security, insecure_allow_all
+from .registry import bootstrap
+from .registry.api import API
+from .registry.instrumented import InstrumentedStorage
+
+log = logging.getLogger(__name__)
+SHUTDOWN_GRACE = 10.0  # seconds in-flight requests get to finish on shutdown
+_STORAGE_CHECK_TIMEOUT = 2.0
+
+
+def tls_context(config: ServerConfig) -> ssl.SSLContext:
+    """TLS 1.2+, client certificates optional but verified against the client CA, HTTP/1.1 only in ALPN (exec and
+    port-forward upgrades need HTTP/1.1)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(config.tls.cert_file, config.tls.key_file)
+    context.load_verify_locations(cafile=str(config.tls.client_ca_file))
+    context.verify_mode = ssl.CERT_OPTIONAL
+    context.set_alpn_protocols(["http/1.1"])
+    return context
+
+
+def open_storage(config: ServerConfig) -> Storage:
+    transformer = None
+    if config.storage.encryption_config_file:
+        from kpy_components.apiserver import encryption
+
+        transformer = encryption.load_config(config.storage.encryption_config_file)
+    if config.storage.backend == "etcd":
+        from kpy_components.apiserver.storage.etcd import EtcdStorage
+        from kpy_components.etcd.client import AsyncEtcdClient
+        from kpy_components.etcd.transport import TLSFiles
+
+        tls = TLSFiles(config.storage.etcd_ca_file, config.storage.etcd_cert_file, config.storage.etcd_key_file)
+        return EtcdStorage(AsyncEtcdClient(list(config.storage.etcd_servers), tls), transformer)
+    from kpy_components.apiserver.storage.sqlite import SqliteStorage
+
+    return SqliteStorage(config.storage.sqlite_path, transformer)
+
+
+def build_security(config: ServerConfig, api: API, allow_all: bool) -> Security:
+    """The security the configuration asks for; `allow_all` (--insecure-allow-all, development only) keeps
+    authentication but allows every request."""
+    from kpy_components.apiserver.auth.authn import Authenticator
+
+    if allow_all:
+        log.warning("Started with --insecure-allow-all: EVERY authenticated request is allowed (development only)")
+        return insecure_allow_all(Authenticator().authenticate)
+    from kpy_components.apiserver import security  # authenticators, authorizers, admission, reviews
+
+    return security.build_security(config, api)
+
+
+class APIServer:
+    def __init__(self, config: ServerConfig, *, allow_all: bool = False):
+        self.config = config
+        self.allow_all = allow_all
+        self.metrics = health.Metrics()
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task] = []
+        self._bootstrapped = asyncio.Event()
+        self.storage: Storage | None = None
+        self.cache: WatchCache | None = None
+
+    @property
+    def address(self) -> str:
+        return self.config.advertise_address or (self.config.bind_address if self.config.bind_address not in
+                                                 ("0.0.0.0", "::") else "127.0.0.1")
+
+    async def start(self) -> None:
+        config = self.config
+        self.storage = InstrumentedStorage(open_storage(config), self.metrics.storage)
+        self.cache = WatchCache(self.storage)
+        api = API(catalog.default_registry(), self.storage, self.cache, config.service_cluster_ip_range)
+        api.node_ports.first, api.node_ports.last = config.service_node_port_range
+        security = build_security(config, api, self.allow_all)
+        state = AppState(api=api, security=security, metrics=self.metrics,
+                         server_address=f"{self.address}:{config.secure_port}",
+                         live_checks={"ping": _ok},
+                         ready_checks={"ping": _ok, "storage": self._storage_check,
+                                       "informer-sync": self._cache_check, "bootstrap": self._bootstrap_check})
+        state.live_checks["storage"] = self._storage_check
+        app = build_app(state)
+        self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
+                                     shutdown_timeout=SHUTDOWN_GRACE)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, config.bind_address, config.secure_port, ssl_context=tls_context(config),
+                           backlog=1024)
+        await site.start()
+        log.info("Started serving address=%s port=%d storage=%s", config.bind_address, config.secure_port,
+                 config.storage.backend)
+        self._tasks.append(asyncio.create_task(self._prepare(api, security), name="apiserver-bootstrap"))
+
+    async def _prepare(self, api: API, security: Security) -> None:
+        """Prime the cache and create the default objects, retrying until storage answers."""
+        delay = 0.5
+        while True:
+            try:
+                await self.cache.prime(api.prefixes())
+                await bootstrap.create_defaults(api, self.config.secure_port, security.bootstrap)
+                reconciler = bootstrap.EndpointsReconciler(api, self.storage, self.address,
+                                                           self.config.secure_port)
+                await reconciler.reconcile()
+                break
+            except Exception as error:  # storage down at start: keep trying, /readyz says why
+                log.warning("Failed to prepare storage (%s); retrying in %.1fs", error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        self._bootstrapped.set()
+        log.info("Finished bootstrap: caches primed, default objects present")
+        await reconciler.run()
+
+    async def _storage_check(self) -> str | None:
+        try:
+            async with asyncio.timeout(_STORAGE_CHECK_TIMEOUT):
+                await self.storage.current_revision()
+        except Exception as error:  # any failure means not ready, with its reason
+            return f"storage unreachable: {error or type(error).__name__}"
+        return None
+
+    async def _cache_check(self) -> str | None:
+        return None if self.cache and self.cache.ready.is_set() else "watch cache not primed yet"
+
+    async def _bootstrap_check(self) -> str | None:
+        return None if self._bootstrapped.is_set() else "default objects not created yet"
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()  # on_shutdown ends every watch first
+        if self.cache is not None:
+            await self.cache.close()
+        log.info("Stopped serving")
+
+
+async def _ok() -> str | None:
+    return None
