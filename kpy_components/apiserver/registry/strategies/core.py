@@ -93,6 +93,8 @@ class NamespaceStrategy(Strategy):
 
 
 class NodeStrategy(Strategy):
+    status_reset_on_create = False  # kubelets register with their status
+
     def validate(self, obj):
         spec = obj.get("spec") or {}
         causes = []
