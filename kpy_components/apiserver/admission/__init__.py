@@ -1,0 +1,1 @@
+"""Admission: the plugins a write passes after defaulting and before validation and storage; `chain.py` runs them."""
