@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from pathlib import Path
@@ -94,11 +95,12 @@ def test_get_watch_streams_new_objects(kubectl, namespace):
 def test_describe_deployment_and_service(kubectl, namespace):
     kubectl("-n", namespace, "apply", "-f", str(MANIFEST))
     described = kubectl("-n", namespace, "describe", "deployment", "web").stdout
-    assert "Replicas:               2 desired | 0 updated | 0 total | 0 available | 0 unavailable" in described
-    assert "RollingUpdateStrategy:  25% max unavailable, 25% max surge" in described
+    assert re.search(r"^Replicas:\s+2 desired \| 0 updated \| 0 total \| 0 available \| 0 unavailable$", described,
+                     re.M)
+    assert re.search(r"^RollingUpdateStrategy:\s+25% max unavailable, 25% max surge$", described, re.M)
     service = kubectl("-n", namespace, "describe", "service", "web").stdout
     cluster_ip = get_json(kubectl, "-n", namespace, "service", "web")["spec"]["clusterIP"]
-    assert cluster_ip.startswith("10.") and f"IP:                {cluster_ip}" in service
+    assert cluster_ip.startswith("10.96.") and re.search(rf"^IP:\s+{re.escape(cluster_ip)}$", service, re.M)
 
 
 def test_label_annotate_and_three_patch_types(kubectl, namespace):
