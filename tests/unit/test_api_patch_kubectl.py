@@ -39,6 +39,21 @@ def _discovery() -> dict:
     return docs
 
 
+class JSONHandler(BaseHTTPRequestHandler):
+    """A quiet handler answering JSON."""
+
+    def log_message(self, *args):
+        pass
+
+    def _reply(self, code, body):
+        data = json.dumps(body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
 class RecordingAPI:
     """Serves discovery and `objects` (URL path -> object); PATCH applies the body with kpy's patch code."""
 
@@ -46,18 +61,7 @@ class RecordingAPI:
         self.objects, self.patches, discovery = objects, [], _discovery()
         api = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args):
-                pass
-
-            def _reply(self, code, body):
-                data = json.dumps(body).encode()
-                self.send_response(code)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
+        class Handler(JSONHandler):
             def do_GET(self):
                 path = self.path.split("?")[0]
                 found = discovery.get(path) or api.objects.get(path)

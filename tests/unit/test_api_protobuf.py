@@ -8,14 +8,14 @@ import json
 import shutil
 import subprocess
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
 from kpy_components.api.protobuf import decode
 
-from test_api_patch_kubectl import _discovery  # the same catalog-driven discovery documents
+from test_api_patch_kubectl import JSONHandler, _discovery  # the catalog-driven discovery documents
 
 _KUBECTL = shutil.which("kubectl")
 _DIR = Path(_KUBECTL).resolve().parent if _KUBECTL else None
@@ -61,18 +61,7 @@ def _capture(version: str, cache: Path) -> dict[str, tuple[str, bytes]]:
     """Run every command with one kubectl; the body and Content-Type each one sent, by command."""
     discovery, bodies = _discovery(), []
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-        def _reply(self, code, body):
-            data = json.dumps(body).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
+    class Handler(JSONHandler):
         def do_GET(self):
             found = discovery.get(self.path.split("?")[0])
             self._reply(200, found) if found else self._reply(404, {"kind": "Status", "code": 404})
