@@ -90,9 +90,10 @@ _CHECKS = (("min", _min), ("max", _max), ("maxLimitRequestRatio", _ratio))
 
 
 def _sum(lists: list[dict]) -> dict:
-    """Per resource, the total over all lists; a resource missing from any list is left out (as upstream)."""
+    """Per resource, the total over all lists; a resource missing from any list is left out. Totals print as plain
+    decimal quantities (`2147483648`, `1200m`), as upstream's sum builds them."""
     names = set().union(*lists) if lists else set()
-    return {name: sum((entry[name] for entry in lists), Quantity.parse("0"))
+    return {name: Quantity(sum(entry[name].value for entry in lists), "DecimalSI")
             for name in names if all(name in entry for entry in lists)}
 
 

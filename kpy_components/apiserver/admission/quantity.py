@@ -45,7 +45,8 @@ class Quantity:
         return cls(_round_up_to_nano(value), fmt)
 
     def __add__(self, other: Quantity) -> Quantity:
-        return Quantity(self.value + other.value, self.format)
+        """The sum prints in the first operand's format, or the second's when adding to zero (as quota sums)."""
+        return Quantity(self.value + other.value, self.format if self.value else other.format)
 
     def __sub__(self, other: Quantity) -> Quantity:
         return Quantity(self.value - other.value, self.format)
