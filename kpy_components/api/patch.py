@@ -92,13 +92,19 @@ def _remove(doc, path: str, op: str = "remove"):
     raise _unprocessable(f'{op} operation does not apply: doc is missing path: "{path}": missing value')
 
 
-def decode_json_patch(body) -> list[dict]:
-    """Parse and check a JSON patch document; 400 when it is not a list of operations."""
+def _decoded(body):
+    """A patch body as JSON data: raw bytes/str are parsed (400 when they are not JSON)."""
     if isinstance(body, (bytes, str)):
         try:
-            body = json.loads(body)
+            return json.loads(body)
         except ValueError as e:
             raise bad_request(f"error decoding patch: {e}") from None
+    return body
+
+
+def decode_json_patch(body) -> list[dict]:
+    """Parse and check a JSON patch document; 400 when it is not a list of operations."""
+    body = _decoded(body)
     if not isinstance(body, list):
         raise bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
     for operation in body:
@@ -458,11 +464,7 @@ def _merge_map(original: dict | None, patch: dict, schema: dict | None) -> dict 
 def apply_strategic_merge_patch(original: dict, patch, kind: str) -> dict:
     """Strategic merge patch of an object of `kind` (its list semantics from SCHEMA). A copy is returned.
     Malformed patches are 400 BadRequest; a patch contradicting its $retainKeys is 422."""
-    if isinstance(patch, (bytes, str)):
-        try:
-            patch = json.loads(patch)
-        except ValueError as e:
-            raise bad_request(f"error decoding patch: {e}") from None
+    patch = _decoded(patch)
     if not isinstance(patch, dict):
         raise bad_request("strategic merge patch must be a JSON object")
     merged = _merge_map(original, patch, root_type(kind))

@@ -99,3 +99,14 @@ def test_field_error_bodies_match_kubernetes():
     assert meta.field_required("spec.containers").message == "Required value"
     assert meta.field_not_supported("spec.restartPolicy", "Sometimes", ["Always", "Never"]).message == \
         'Unsupported value: "Sometimes": supported values: "Always", "Never"'
+
+
+def test_invalid_error_aggregates_causes_as_kubernetes_does():
+    from kpy_components.api.errors import invalid
+    one = invalid("Deployment", "web", [meta.field_invalid("spec.replicas", -1, "must be greater than or equal to 0")],
+                  "apps")
+    assert one.message == ('Deployment "web" is invalid: spec.replicas: Invalid value: -1: must be greater than or '
+                           "equal to 0")
+    two = invalid("Pod", "p", [meta.field_required("spec.containers"), meta.field_required("metadata.name")])
+    assert two.message == 'Pod "p" is invalid: [spec.containers: Required value, metadata.name: Required value]'
+    assert [c["field"] for c in two.details["causes"]] == ["spec.containers", "metadata.name"]
