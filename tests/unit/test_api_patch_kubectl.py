@@ -10,7 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from urllib.parse import parse_qs, urlsplit
+
+import yaml
+
+from kpy_components.api.apply import apply, record_update
 from kpy_components.api.catalog import default_registry
+from kpy_components.api.errors import APIError
 from kpy_components.api.patch import apply_json_patch, apply_merge_patch, apply_strategic_merge_patch
 
 _KUBECTL = shutil.which("kubectl")
@@ -70,11 +76,18 @@ class RecordingAPI:
                     "message": "not found"})
 
             def do_PATCH(self):
-                path, kind = self.path.split("?")[0], self.headers["Content-Type"]
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                url, kind = urlsplit(self.path), self.headers["Content-Type"]
+                path, query = url.path, parse_qs(url.query)
+                body = yaml.safe_load(self.rfile.read(int(self.headers["Content-Length"])))
                 api.patches.append((kind, body))
                 live = api.objects[path]
-                if kind == "application/strategic-merge-patch+json":
+                if kind == "application/apply-patch+yaml":
+                    try:
+                        api.objects[path] = apply(live, body, query["fieldManager"][0],
+                                                  force=query.get("force") == ["true"])
+                    except APIError as error:
+                        return self._reply(error.code, error.status())
+                elif kind == "application/strategic-merge-patch+json":
                     api.objects[path] = apply_strategic_merge_patch(live, body, live["kind"])
                 elif kind == "application/merge-patch+json":
                     api.objects[path] = apply_merge_patch(live, body)
@@ -85,12 +98,13 @@ class RecordingAPI:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def kubectl(self, version: str, cache: Path, *args: str, stdin: str | None = None) -> str:
+    def kubectl(self, version: str, cache: Path, *args: str, stdin: str | None = None, fails: bool = False) -> str:
+        """kubectl's stdout (stderr when `fails`, which it then must)."""
         result = subprocess.run([str(_DIR / version), "--server", f"http://127.0.0.1:{self.server.server_port}",
                                  "--cache-dir", str(cache), *args], capture_output=True, text=True, input=stdin,
                                 timeout=60)
-        assert result.returncode == 0, result.stderr
-        return result.stdout
+        assert (result.returncode != 0) == fails, result.stderr
+        return result.stderr if fails else result.stdout
 
     def close(self):
         self.server.shutdown()
@@ -189,3 +203,24 @@ def test_label_annotate_and_patch_types(api, version, tmp_path):
     assert [c["image"] for c in spec["template"]["spec"]["containers"]] == ["nginx:2", "busybox"]
     assert [kind for kind, _ in api.patches] == ["application/merge-patch+json"] * 2 + [
         "application/json-patch+json", "application/merge-patch+json", "application/strategic-merge-patch+json"]
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_server_side_apply_conflict_and_force(api, version, tmp_path):
+    live = api.objects[DEPLOY_PATH]
+    del live["metadata"]["annotations"]  # no client-side apply history to migrate
+    record_update(None, live, "kubectl-client-side-apply")
+    manifest = json.loads(json.dumps(LAST_APPLIED))
+    manifest["spec"]["replicas"] = 5
+    stderr = api.kubectl(version, tmp_path, "apply", "--server-side", "--validate=false", "-f", "-",
+                         stdin=json.dumps(manifest), fails=True)
+    assert 'Apply failed with 1 conflict: conflict with "kubectl-client-side-apply" using apps/v1: .spec.replicas' \
+        in stderr
+    assert api.objects[DEPLOY_PATH]["spec"]["replicas"] == 1
+    assert "serverside-applied" in api.kubectl(version, tmp_path, "apply", "--server-side", "--force-conflicts",
+                                               "--validate=false", "-f", "-", stdin=json.dumps(manifest))
+    applied = api.objects[DEPLOY_PATH]
+    assert applied["spec"]["replicas"] == 5
+    managers = {(e["manager"], e["operation"]) for e in applied["metadata"]["managedFields"]}
+    assert ("kubectl", "Apply") in managers
+    assert api.patches[-1][0] == "application/apply-patch+yaml"
