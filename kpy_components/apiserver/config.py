@@ -24,7 +24,7 @@ from typing import Any
 
 import yaml
 
-AUTHORIZATION_MODES = ("Node", "RBAC", "AlwaysAllow")
+AUTHORIZATION_MODES = ("Node", "RBAC")  # what kpy implements; both are always on
 LOG_LEVELS = ("debug", "info", "warning", "error")
 
 
@@ -206,6 +206,10 @@ def parse(data: Any, source: str = "kpy-apiserver config") -> ServerConfig:
         service_account=service_account,
         authorization_modes=top.strings("authorization_modes", ("Node", "RBAC"), AUTHORIZATION_MODES),
         log_level=top.string("log_level", "info", LOG_LEVELS) or "info")
+    if set(config.authorization_modes) != set(AUTHORIZATION_MODES):
+        top.problem("authorization_modes", "kpy-apiserver authorizes with Node and RBAC together; list both")
+    if config.service_account.signing_key_file is None:
+        sa_reader.problem("signing_key_file", "is required (it signs service-account tokens)")
     if problems:
         raise ConfigError(problems, source)
     return config

@@ -58,17 +58,20 @@ def open_storage(config: ServerConfig) -> Storage:
     return SqliteStorage(config.storage.sqlite_path, transformer)
 
 
-def build_security(config: ServerConfig, api: API, allow_all: bool) -> Security:
-    """The security the configuration asks for; `allow_all` (--insecure-allow-all, development only) keeps
-    authentication but allows every request."""
-    from kpy_components.apiserver.auth.authn import Authenticator
-
+def build_security(config: ServerConfig, api: API, allow_all: bool):
+    """(Security, runtime to start and close or None). `allow_all` (--insecure-allow-all, development only) keeps
+    x509 authentication but allows every request."""
     if allow_all:
-        log.warning("Started with --insecure-allow-all: EVERY authenticated request is allowed (development only)")
-        return insecure_allow_all(Authenticator().authenticate)
-    from kpy_components.apiserver import security  # authenticators, authorizers, admission, reviews
+        from kpy_components.apiserver.auth.authn import Authenticator
 
-    return security.build_security(config, api)
+        log.warning("Started with --insecure-allow-all: EVERY authenticated request is allowed (development only)")
+        return insecure_allow_all(Authenticator().authenticate), None
+    from kpy_components.apiserver.auth.security import SecurityConfig, SecurityRuntime
+
+    account = config.service_account
+    runtime = SecurityRuntime(api, SecurityConfig.from_files(account.signing_key_file, account.key_files,
+                                                             issuer=account.issuer))
+    return runtime.security, runtime
 
 
 class APIServer:
@@ -80,6 +83,7 @@ class APIServer:
         self._tasks: list[asyncio.Task] = []
         self._bootstrapped = asyncio.Event()
         self.storage: Storage | None = None
+        self.security_runtime = None
         self.cache: WatchCache | None = None
 
     @property
@@ -93,7 +97,7 @@ class APIServer:
         self.cache = WatchCache(self.storage)
         api = API(catalog.default_registry(), self.storage, self.cache, config.service_cluster_ip_range)
         api.node_ports.first, api.node_ports.last = config.service_node_port_range
-        security = build_security(config, api, self.allow_all)
+        security, self.security_runtime = build_security(config, api, self.allow_all)
         state = AppState(api=api, security=security, metrics=self.metrics,
                          server_address=f"{self.address}:{config.secure_port}",
                          live_checks={"ping": _ok},
@@ -118,6 +122,9 @@ class APIServer:
             try:
                 await self.cache.prime(api.prefixes())
                 await bootstrap.create_defaults(api, self.config.secure_port, security.bootstrap)
+                if self.security_runtime is not None:
+                    for line in await self.security_runtime.start():
+                        log.info("Reconciled default policy %s", line)
                 reconciler = bootstrap.EndpointsReconciler(api, self.storage, self.address,
                                                            self.config.secure_port)
                 await reconciler.reconcile()
@@ -150,6 +157,8 @@ class APIServer:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         if self._runner is not None:
             await self._runner.cleanup()  # on_shutdown ends every watch first
+        if self.security_runtime is not None:
+            await self.security_runtime.close()
         if self.cache is not None:
             await self.cache.close()
         log.info("Stopped serving")

@@ -50,7 +50,7 @@ class API:
     async def list(self, group: str, plural: str, namespace: str = "", label_selector: str = "",
                    field_selector: str = "") -> list[dict]:
         listed = await self.store(group, plural).list(namespace, label_selector=label_selector,
-                                                      field_selector=field_selector, resource_version="0")
+                                                      field_selector=field_selector)
         return listed["items"]
 
     async def create(self, group: str, plural: str, namespace: str, obj: dict) -> dict:
@@ -60,4 +60,11 @@ class API:
         name = (obj.get("metadata") or {}).get("name", "")
         stored, _ = await self.store(group, plural).update(WriteContext(field_validation="Ignore"), namespace,
                                                            name, obj)
+        return stored
+
+    async def update_status(self, group: str, plural: str, namespace: str, obj: dict) -> dict:
+        """Replace obj's status (the /status subresource's update)."""
+        name = (obj.get("metadata") or {}).get("name", "")
+        stored, _ = await self.store(group, plural).update(WriteContext(field_validation="Ignore"), namespace,
+                                                           name, obj, subresource="status")
         return stored

@@ -1,12 +1,10 @@
 """A real `kpy-apiserver --dev DIR --secure-port PORT` process on 127.0.0.1 (one per test session), and the real
 kubectl binaries (1.27 and 1.33, each with a fresh --cache-dir) pointed at it with the admin kubeconfig.
 
-Until the security package provides `build_security`, the server runs with --insecure-allow-all (development
-only) and the tests that need RBAC are skipped saying so.
+The server runs with its real security (x509 users, RBAC with the default policy, admission).
 """
 from __future__ import annotations
 
-import importlib.util
 import itertools
 import os
 import shutil
@@ -26,7 +24,6 @@ from kpy_components.apiserver import dev
 KUBECTL_DIR = Path(os.path.realpath(shutil.which("kubectl") or "/usr/bin/kubectl")).parent
 KUBECTL_VERSIONS = ("1.27", "1.33")
 START_TIMEOUT = 30.0  # seconds until /readyz answers ok
-SECURITY_AVAILABLE = importlib.util.find_spec("kpy_components.apiserver.security") is not None
 _names = itertools.count()
 
 
@@ -100,8 +97,6 @@ def apiserver(tmp_path_factory) -> APIServerProcess:
     log = directory / "apiserver.log"
     binary = Path(sys.executable).parent / "kpy-apiserver"
     command = [str(binary), "--dev", str(directory), "--secure-port", str(port)]
-    if not SECURITY_AVAILABLE:
-        command.append("--insecure-allow-all")
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
     server = APIServerProcess(directory, port, process, log)
@@ -154,6 +149,3 @@ def namespace(kubectl) -> str:
     assert result.stdout.strip() == f"namespace/{name} created"
     return name
 
-
-requires_security = pytest.mark.skipif(not SECURITY_AVAILABLE, reason="needs kpy_components.apiserver.security "
-                                       "(RBAC); the server runs with --insecure-allow-all until it lands")

@@ -5,8 +5,6 @@ import json
 
 import yaml
 
-from conftest import requires_security
-
 INVALID_DEPLOYMENT = """
 apiVersion: apps/v1
 kind: Deployment
@@ -77,7 +75,6 @@ def test_unauthenticated_requests_are_refused(kubectl, apiserver, tmp_path):
     assert raw.stderr.strip() == "error: You must be logged in to the server (Unauthorized)"
 
 
-@requires_security
 def test_forbidden_for_a_restricted_user(kubectl, apiserver, namespace):
     restricted = kubectl.as_user(apiserver.user_kubeconfig(f"alice-{kubectl.version}"))
     result = restricted("-n", namespace, "get", "pods", check=False)

@@ -10,9 +10,22 @@ from ..strategy import Strategy
 _SUBJECT_KINDS = ["Group", "ServiceAccount", "User"]
 
 
-class RoleStrategy(Strategy):
-    """Roles and ClusterRoles. (Escalation checks belong to the RBAC authorizer's admission.)"""
+def path_segment_name(name: str) -> list:
+    """RBAC names only have to be usable as one URL path segment (`system:node` is fine)."""
+    if name in (".", ".."):
+        return [field_invalid("metadata.name", name, f"may not be '{name}'")]
+    return [field_invalid("metadata.name", name, f"may not contain '{c}'") for c in ("/", "%") if c in name]
+
+
+class _RBACStrategy(Strategy):
     allow_create_on_update = True
+
+    def validate_name(self, name):
+        return path_segment_name(name)
+
+
+class RoleStrategy(_RBACStrategy):
+    """Roles and ClusterRoles. (Escalation checks belong to the RBAC authorizer's admission.)"""
 
     def validate(self, obj):
         causes = []
@@ -33,9 +46,8 @@ class RoleStrategy(Strategy):
         return causes
 
 
-class BindingStrategy(Strategy):
+class BindingStrategy(_RBACStrategy):
     """RoleBindings and ClusterRoleBindings: roleRef required and fixed for life."""
-    allow_create_on_update = True
 
     def validate(self, obj):
         causes = []
