@@ -30,6 +30,11 @@ def _str(name: str, description: str, priority: int = 0) -> Col:
     return Col(name, description=description, priority=priority)
 
 
+# ReplicaSets and ReplicationControllers print alike.
+_REPLICA_COLUMNS = (_NAME, _int("Desired", "Replicas is the number of desired replicas."),
+                    _int("Current", "Replicas is the most recently observed number of replicas."),
+                    _int("Ready", "The number of ready replicas."), _AGE, _CONTAINERS, _IMAGES, _SELECTOR)
+
 _COLUMNS: dict[str, tuple[Col, ...]] = {
     "pods": (_NAME, _str("Ready", "The aggregate readiness state of this pod for accepting traffic."),
              _str("Status", "The aggregate status of the containers in this pod."),
@@ -77,19 +82,13 @@ _COLUMNS: dict[str, tuple[Col, ...]] = {
                             "consume."),
                        _str("Limit", "Limits control the maximum amount of cpu/memory that a container may use "
                             "independent of contention on the node.")),
-    "replicationcontrollers": (_NAME, _int("Desired", "Replicas is the number of desired replicas."),
-                               _int("Current", "Replicas is the most recently observed number of replicas."),
-                               _int("Ready", "The number of ready replicas for this replication controller."), _AGE,
-                               _CONTAINERS, _IMAGES, _SELECTOR),
+    "replicationcontrollers": _REPLICA_COLUMNS,
     "deployments.apps": (_NAME, _str("Ready", "Number of the pod with ready state"),
                          _str("Up-to-date", "Total number of non-terminated pods targeted by this deployment that "
                               "have the desired template spec."),
                          _str("Available", "Total number of available pods (ready for at least minReadySeconds) "
                               "targeted by this deployment."), _AGE, _CONTAINERS, _IMAGES, _SELECTOR),
-    "replicasets.apps": (_NAME, _int("Desired", "Replicas is the number of desired replicas."),
-                         _int("Current", "Replicas is the most recently observed number of replicas."),
-                         _int("Ready", "The number of ready replicas for this replica set."), _AGE,
-                         _CONTAINERS, _IMAGES, _SELECTOR),
+    "replicasets.apps": _REPLICA_COLUMNS,
     "daemonsets.apps": (_NAME, _int("Desired", "The total number of nodes that should be running the daemon pod."),
                         _int("Current", "The number of nodes that are running at least 1 daemon pod and are "
                              "supposed to run the daemon pod."),
