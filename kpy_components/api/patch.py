@@ -271,8 +271,6 @@ def root_type(kind: str) -> dict:
         root["spec"] = "CronJobSpec"
     elif kind in _WORKLOADS:
         root["spec"], root["status"] = f"{kind}Spec", f"{kind}Status"
-    if kind == "Pod":
-        root["spec"] = "PodSpec"
     if kind == "ServiceAccount":
         root.update(SCHEMA["ServiceAccount"])
     return root
