@@ -1,0 +1,308 @@
+"""An asyncio REST client for any resource the API serves, addressed by its `ResourceInfo`.
+
+    async with RESTClient(load_kubeconfig(path)) as client:
+        pods = client.resource("pods")
+        pod = await client.get(pods, "web-0", "default")
+        async with client.watch(pods, "default", resource_version=rv) as events:
+            async for event_type, obj in events:
+                ...
+
+Contracts:
+- Errors: the server's answers raise `APIError` (its Status); unreachable servers raise `ClientConnectionError`
+  (errors.py). Nothing else escapes.
+- Retries: only idempotent verbs (GET, PUT, DELETE) are retried, and only on connection errors, 429 with a
+  Retry-After header (waiting as told, at most `RetryPolicy.max_retry_after`) and 5xx, with exponential backoff.
+  POST and PATCH are sent once: a retry could apply them twice.
+- Namespaces: a namespaced resource's named verbs need a namespace (argument or the body's metadata.namespace);
+  list and watch without one cover all namespaces. A cluster-scoped resource refuses a namespace.
+- Returned objects are fresh dicts owned by the caller.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from contextlib import aclosing
+from dataclasses import dataclass
+from typing import NamedTuple
+from urllib.parse import quote
+
+import httpx
+
+from kpy_components.api.catalog import default_registry
+from kpy_components.api.errors import APIError
+from kpy_components.api.resources import Registry, ResourceInfo
+from kpy_components.version import VERSION
+
+from . import transport
+from .backoff import Backoff
+from .errors import ClientConnectionError, error_from_response
+from .kubeconfig import ClientConfig
+
+log = logging.getLogger(__name__)
+
+PATCH_TYPES = {
+    "merge": "application/merge-patch+json",
+    "strategic": "application/strategic-merge-patch+json",
+    "json": "application/json-patch+json",
+    "apply": "application/apply-patch+yaml",  # JSON is YAML, so the body stays JSON
+}
+_IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
+WATCH_READ_MARGIN = 30.0  # seconds beyond timeoutSeconds before a silent watch connection counts as dead
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 4  # tries in all, the first included
+    base_delay: float = 0.2  # seconds, doubled per retry
+    max_delay: float = 5.0
+    max_retry_after: float = 30.0  # a longer Retry-After is not waited for: the error is raised
+
+
+class WatchEvent(NamedTuple):
+    """One watch event: type is ADDED, MODIFIED, DELETED or BOOKMARK (ERROR events are raised as APIError)."""
+    type: str
+    object: dict
+
+
+class RESTClient:
+    def __init__(self, config: ClientConfig, *, registry: Registry | None = None, user_agent: str | None = None,
+                 timeout: float = 30.0, retry: RetryPolicy = RetryPolicy(),
+                 http_transport: httpx.AsyncBaseTransport | None = None):
+        """`http_transport` replaces the network (tests only); everything else comes from `config`."""
+        self.config = config
+        self.registry = registry or default_registry()
+        self.retry = retry
+        self.timeout = timeout
+        self._http = httpx.AsyncClient(
+            base_url=config.server, verify=transport.ssl_context(config), auth=transport.auth(config),
+            headers={"User-Agent": user_agent or f"kpy/{VERSION}", "Accept": "application/json"},
+            timeout=timeout, transport=http_transport)
+
+    async def __aenter__(self) -> RESTClient:
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    # --- resources -----------------------------------------------------------------------------------------------
+    def resource(self, plural: str, group: str = "", version: str = "v1") -> ResourceInfo:
+        """The ResourceInfo of `plural` in `group`/`version` (core group by default); KeyError naming it if the
+        registry does not know it."""
+        info = self.registry.get(group, version, plural)
+        if info is None:
+            raise KeyError(f"unknown resource {plural!r} in {group + '/' if group else ''}{version}")
+        return info
+
+    def resource_for(self, obj: dict) -> ResourceInfo:
+        """The ResourceInfo of an object, from its apiVersion and kind."""
+        info = self.registry.for_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
+        if info is None:
+            raise KeyError(f"unknown kind {obj.get('kind')!r} in {obj.get('apiVersion')!r}")
+        return info
+
+    @staticmethod
+    def path(info: ResourceInfo, namespace: str | None = None, name: str | None = None,
+             subresource: str | None = None) -> str:
+        """The URL path, e.g. /apis/apps/v1/namespaces/web/deployments/api/scale."""
+        root = f"/apis/{info.group}/{info.version}" if info.group else f"/api/{info.version}"
+        parts = [root]
+        if namespace:
+            if not info.namespaced:
+                raise ValueError(f"{info.qualified} is cluster-scoped: no namespace may be given ({namespace!r})")
+            parts.append(f"namespaces/{quote(namespace, safe='')}")
+        parts.append(info.plural)
+        if name:
+            parts.append(quote(name, safe=""))
+        elif subresource:
+            raise ValueError(f"subresource {subresource!r} needs an object name")
+        if subresource:
+            parts.append(subresource)
+        return "/".join(parts)
+
+    # --- verbs ---------------------------------------------------------------------------------------------------
+    async def get(self, info: ResourceInfo, name: str, namespace: str | None = None, *,
+                  subresource: str | None = None) -> dict:
+        return await self._json("GET", self._named(info, namespace, name, subresource))
+
+    async def list(self, info: ResourceInfo, namespace: str | None = None, *, label_selector: str = "",
+                   field_selector: str = "", limit: int | None = None, continue_token: str | None = None,
+                   resource_version: str | None = None, resource_version_match: str | None = None) -> dict:
+        """One page of a list (`<Kind>List` with metadata.resourceVersion and metadata.continue)."""
+        params = _params(labelSelector=label_selector, fieldSelector=field_selector, limit=limit,
+                         resourceVersion=resource_version, resourceVersionMatch=resource_version_match,
+                         **{"continue": continue_token})
+        return await self._json("GET", self.path(info, namespace or None), params=params)
+
+    async def create(self, info: ResourceInfo, body: dict, namespace: str | None = None, *,
+                     name: str | None = None, subresource: str | None = None, dry_run: bool = False,
+                     field_manager: str | None = None) -> dict:
+        """POST `body`; for a subresource (pods/binding, pods/eviction) of object `name`."""
+        namespace = self._namespace(info, namespace, body)
+        path = self.path(info, namespace, name, subresource) if subresource else self.path(info, namespace)
+        return await self._json("POST", path, body=body, params=_write_params(dry_run, field_manager))
+
+    async def update(self, info: ResourceInfo, body: dict, namespace: str | None = None, *,
+                     subresource: str | None = None, dry_run: bool = False,
+                     field_manager: str | None = None) -> dict:
+        """PUT `body` (its metadata.resourceVersion, when set, is the precondition: 409 Conflict if stale)."""
+        name = (body.get("metadata") or {}).get("name")
+        if not name:
+            raise ValueError(f"update of {info.qualified}: the body has no metadata.name")
+        path = self._named(info, self._namespace(info, namespace, body), name, subresource)
+        return await self._json("PUT", path, body=body, params=_write_params(dry_run, field_manager))
+
+    async def patch(self, info: ResourceInfo, name: str, patch, namespace: str | None = None, *,
+                    patch_type: str = "merge", subresource: str | None = None, dry_run: bool = False,
+                    field_manager: str | None = None, force: bool | None = None) -> dict:
+        """PATCH with `patch_type` merge | strategic | json | apply (server-side apply needs field_manager)."""
+        content_type = PATCH_TYPES.get(patch_type)
+        if content_type is None:
+            raise ValueError(f"patch_type {patch_type!r}: must be one of {', '.join(PATCH_TYPES)}")
+        if patch_type == "apply" and not field_manager:
+            raise ValueError("patch_type 'apply' (server-side apply) needs a field_manager")
+        params = _write_params(dry_run, field_manager)
+        if force is not None:
+            params["force"] = "true" if force else "false"
+        return await self._json("PATCH", self._named(info, namespace, name, subresource), body=patch,
+                                params=params, content_type=content_type)
+
+    async def apply(self, info: ResourceInfo, body: dict, namespace: str | None = None, *, field_manager: str,
+                    force: bool = False, subresource: str | None = None, dry_run: bool = False) -> dict:
+        """Server-side apply of `body` (a full intent: apiVersion, kind, metadata.name and the owned fields)."""
+        name = (body.get("metadata") or {}).get("name")
+        if not name:
+            raise ValueError(f"apply of {info.qualified}: the body has no metadata.name")
+        return await self.patch(info, name, body, self._namespace(info, namespace, body), patch_type="apply",
+                                subresource=subresource, dry_run=dry_run, field_manager=field_manager, force=force)
+
+    async def delete(self, info: ResourceInfo, name: str, namespace: str | None = None, *,
+                     propagation_policy: str | None = None, grace_period_seconds: int | None = None,
+                     preconditions: dict | None = None, dry_run: bool = False) -> dict:
+        """DELETE; returns what the server answers (the object while finalizers/grace hold it, else a Status)."""
+        options = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if propagation_policy:
+            options["propagationPolicy"] = propagation_policy
+        if grace_period_seconds is not None:
+            options["gracePeriodSeconds"] = grace_period_seconds
+        if preconditions:
+            options["preconditions"] = preconditions
+        if dry_run:
+            options["dryRun"] = ["All"]
+        return await self._json("DELETE", self._named(info, namespace, name, None), body=options)
+
+    def watch(self, info: ResourceInfo, namespace: str | None = None, *, name: str | None = None,
+              resource_version: str | None = None, label_selector: str = "", field_selector: str = "",
+              allow_bookmarks: bool = True, timeout_seconds: int | None = None):
+        """An async context manager over the stream of WatchEvents (closing it closes the connection):
+
+            async with client.watch(info, resource_version=rv, timeout_seconds=300) as events:
+                async for event in events: ...
+
+        The stream ends when the server closes it (timeoutSeconds). An ERROR event raises its APIError (410 Gone
+        for a compacted resourceVersion); a broken connection raises ClientConnectionError."""
+        if name:
+            field_selector = ",".join(filter(None, [f"metadata.name={name}", field_selector]))
+        params = _params(watch="true", resourceVersion=resource_version, labelSelector=label_selector,
+                         fieldSelector=field_selector, timeoutSeconds=timeout_seconds,
+                         allowWatchBookmarks="true" if allow_bookmarks else None)
+        read_timeout = (timeout_seconds or 1800 * 2) + WATCH_READ_MARGIN
+        return aclosing(self._watch(self.path(info, namespace or None), params, read_timeout))
+
+    async def _watch(self, path: str, params: dict, read_timeout: float) -> AsyncIterator[WatchEvent]:
+        timeout = httpx.Timeout(self.timeout, read=read_timeout)
+        try:
+            async with self._http.stream("GET", path, params=params, timeout=timeout) as response:
+                if response.status_code >= 400:
+                    raise error_from_response(response.status_code, await response.aread(),
+                                              response.headers.get("Retry-After"))
+                async for line in response.aiter_lines():
+                    if not line.strip():
+                        continue
+                    event = json.loads(line)
+                    if event.get("type") == "ERROR":
+                        raise APIError.from_status(event.get("object") or {})
+                    yield WatchEvent(event["type"], event["object"])
+        except httpx.TransportError as error:
+            raise ClientConnectionError(f"watch {path}: {_describe(error)}") from error
+        except (ValueError, KeyError) as error:
+            raise ClientConnectionError(f"watch {path}: the server sent a malformed event: {error}") from error
+
+    # --- plumbing ------------------------------------------------------------------------------------------------
+    def _named(self, info: ResourceInfo, namespace: str | None, name: str, subresource: str | None) -> str:
+        if not name:
+            raise ValueError(f"{info.qualified}: an object name is required")
+        if info.namespaced and not namespace:
+            raise ValueError(f"{info.qualified} is namespaced: a namespace is required for {name!r}")
+        return self.path(info, namespace, name, subresource)
+
+    @staticmethod
+    def _namespace(info: ResourceInfo, namespace: str | None, body: dict) -> str | None:
+        if not info.namespaced:
+            return namespace or None
+        namespace = namespace or (body.get("metadata") or {}).get("namespace")
+        if not namespace:
+            raise ValueError(f"{info.qualified} is namespaced: give a namespace or set metadata.namespace")
+        return namespace
+
+    async def _json(self, method: str, path: str, *, body=None, params: dict | None = None,
+                    content_type: str = "application/json") -> dict:
+        content = json.dumps(body).encode() if body is not None else None
+        response = await self.request(method, path, params=params, content=content,
+                                      headers={"Content-Type": content_type} if content is not None else None)
+        return response.json()
+
+    async def request(self, method: str, path: str, *, params: dict | None = None, content: bytes | None = None,
+                      headers: dict | None = None) -> httpx.Response:
+        """One request with the retry policy; a 2xx response, else APIError / ClientConnectionError."""
+        backoff = Backoff(self.retry.base_delay, self.retry.max_delay)
+        retryable = method in _IDEMPOTENT
+        for attempt in range(1, self.retry.attempts + 1):
+            last = attempt == self.retry.attempts or not retryable
+            try:
+                response = await self._http.request(method, path, params=params, content=content, headers=headers)
+            except httpx.TransportError as error:
+                if last:
+                    raise ClientConnectionError(f"{method} {path}: {_describe(error)}") from error
+                delay = backoff.next_delay()
+                log.debug("Retrying request method=%s path=%s error=%s delay=%.2f", method, path, error, delay)
+                await asyncio.sleep(delay)
+                continue
+            if response.is_success:
+                return response
+            error = error_from_response(response.status_code, response.content, response.headers.get("Retry-After"))
+            delay = self._retry_delay(error, backoff)
+            if last or delay is None:
+                raise error
+            log.debug("Retrying request method=%s path=%s code=%d delay=%.2f", method, path, error.code, delay)
+            await asyncio.sleep(delay)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _retry_delay(self, error: APIError, backoff: Backoff) -> float | None:
+        if error.code == 429:
+            if error.retry_after is None or error.retry_after > self.retry.max_retry_after:
+                return None
+            return float(error.retry_after)
+        if error.code >= 500:
+            return max(float(error.retry_after or 0), backoff.next_delay())
+        return None
+
+
+def _params(**values) -> dict:
+    return {k: str(v) for k, v in values.items() if v not in (None, "")}
+
+
+def _write_params(dry_run: bool, field_manager: str | None) -> dict:
+    return _params(dryRun="All" if dry_run else None, fieldManager=field_manager)
+
+
+def _describe(error: httpx.TransportError) -> str:
+    """httpx errors often have no message; name the cause then (e.g. a TLS refusal)."""
+    text = str(error)
+    if not text and error.__cause__ is not None:
+        text = str(error.__cause__) or type(error.__cause__).__name__
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
