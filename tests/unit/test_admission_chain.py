@@ -15,15 +15,6 @@ pytestmark = pytest.mark.anyio
 ALICE = User("alice", ("system:authenticated",))
 
 
-class InternalAPIWithStatus(API):
-    """The registry's InternalAPI plus `update_status`, which the quota plugin writes status through."""
-
-    async def update_status(self, group: str, plural: str, namespace: str, obj: dict) -> dict:
-        stored, _ = await self.store(group, plural).update(WriteContext(field_validation="Ignore"), namespace,
-                                                           obj["metadata"]["name"], obj, subresource="status")
-        return stored
-
-
 @pytest.fixture
 def anyio_backend():
     return "asyncio"
@@ -32,7 +23,7 @@ def anyio_backend():
 @pytest.fixture
 async def api(tmp_path):
     storage = SqliteStorage(tmp_path / "db.sqlite")
-    api = InternalAPIWithStatus(default_registry(), storage, storage, "10.32.0.0/16")
+    api = API(default_registry(), storage, storage, "10.32.0.0/16")
     for namespace in ("default", "kube-system", "kube-public", "app"):
         await api.create("", "namespaces", "", {"metadata": {"name": namespace}})
     await api.create("", "serviceaccounts", "app", {"metadata": {"name": "default"}})

@@ -4,7 +4,7 @@ graph, TokenRequest tokens authenticating, reviews and admission wired in."""
 import asyncio
 
 import pytest
-from test_admission_chain import InternalAPIWithStatus, anyio_backend, api, pod, request  # noqa: F401
+from test_admission_chain import anyio_backend, api, pod, request  # noqa: F401
 
 from kpy_components.api.errors import APIError
 from kpy_components.apiserver.auth.policy_cache import _Source
