@@ -252,8 +252,14 @@ def test_system_masters_may_do_anything_even_without_bindings():
     union = Union([PrivilegedGroups(), RBACAuthorizer(RBACIndex())])
     assert union.decide(admin, req("delete", "nodes", name="n1")) == (True, "")
     assert union.decide(admin, req("get", path="/metrics")) == (True, "")
-    rules = union.rules_for(admin, "default")
-    assert [r.to_dict() for r in rules.resource_rules] == [{"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}]
+    assert union.rules_for(admin, "default").resource_rules == []  # listed rules come from bindings only
+
+
+def test_masters_rules_come_from_the_cluster_admin_binding_once():
+    admin = User("admin", ("system:masters", AUTHENTICATED))
+    rules = _default_authorizer().rules_for(admin, "default")
+    assert [r.to_dict() for r in rules.resource_rules][0] == {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}
+    assert [r.to_dict() for r in rules.non_resource_rules].count({"verbs": ["*"], "nonResourceURLs": ["*"]}) == 1
 
 
 @pytest.mark.parametrize("user, request_info", [

@@ -35,6 +35,11 @@ def reviews():
     index.apply("clusterrolebindings", "ADDED", {"metadata": {"name": "health"},
                                                  "roleRef": {"kind": "ClusterRole", "name": "health"},
                                                  "subjects": [{"kind": "Group", "name": "system:authenticated"}]})
+    index.apply("clusterroles", "ADDED", {"metadata": {"name": "cluster-admin"}, "rules": [
+        {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]}, {"verbs": ["*"], "nonResourceURLs": ["*"]}]})
+    index.apply("clusterrolebindings", "ADDED", {"metadata": {"name": "cluster-admin"},
+                                                 "roleRef": {"kind": "ClusterRole", "name": "cluster-admin"},
+                                                 "subjects": [{"kind": "Group", "name": "system:masters"}]})
     union = Union([PrivilegedGroups(), RBACAuthorizer(index)])
 
     async def validate_token(token, audiences):
@@ -127,7 +132,7 @@ def test_rules_review_lists_what_kubectl_prints(reviews):
         "incomplete": False}
 
 
-def test_rules_review_for_masters_is_everything(reviews):
+def test_rules_review_for_masters_comes_from_cluster_admin(reviews):
     status = _run(reviews.self_subject_rules_review({"spec": {"namespace": "default"}}, ADMIN,
                                                     info("authorization.k8s.io", "selfsubjectrulesreviews")))["status"]
     assert {"verbs": ["*"], "apiGroups": ["*"], "resources": ["*"]} in status["resourceRules"]

@@ -1,1 +1,2 @@
-"""API server security: authentication, authorization, reviews; `security.build_security` wires them."""
+"""API server security: authentication, authorization, reviews and token issuing; `security.SecurityRuntime` wires
+them (with admission) into the http.context.Security the server calls."""
