@@ -12,7 +12,7 @@ import ssl
 from aiohttp import web
 
 from kpy_components.api import catalog
-from kpy_components.apiserver.storage.cache import WatchCache
+from kpy_components.apiserver.storage.cache import CacheSettings, WatchCache
 from kpy_components.apiserver.storage.interface import Storage
 
 from .config import ServerConfig
@@ -75,8 +75,9 @@ def build_security(config: ServerConfig, api: API, allow_all: bool):
 
 
 class APIServer:
-    def __init__(self, config: ServerConfig, *, allow_all: bool = False):
+    def __init__(self, config: ServerConfig, *, allow_all: bool = False, cache_settings: CacheSettings | None = None):
         self.config = config
+        self.cache_settings = cache_settings
         self.allow_all = allow_all
         self.metrics = health.Metrics()
         self._runner: web.AppRunner | None = None
@@ -94,7 +95,7 @@ class APIServer:
     async def start(self) -> None:
         config = self.config
         self.storage = InstrumentedStorage(open_storage(config), self.metrics.storage)
-        self.cache = WatchCache(self.storage)
+        self.cache = WatchCache(self.storage, self.cache_settings)
         api = API(catalog.default_registry(), self.storage, self.cache, config.service_cluster_ip_range)
         api.node_ports.first, api.node_ports.last = config.service_node_port_range
         security, self.security_runtime = build_security(config, api, self.allow_all)

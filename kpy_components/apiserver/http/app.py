@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from aiohttp import web
@@ -47,7 +46,6 @@ def build_app(state: AppState) -> web.Application:
     watches = Watches(state.metrics)
     resources = ResourceHandler(state.api, state.security, watches)
     docs = openapi.OpenAPI(state.api.registry)
-    app["watches"] = watches
 
     async def shutdown(_app: web.Application) -> None:
         await watches.close_all()
@@ -111,9 +109,6 @@ def _record(metrics: health.Metrics, request: web.Request, info: RequestInfo, us
     log.info("Served request verb=%s resource=%s subresource=%s namespace=%s name=%s path=%s code=%d user=%s "
              "ms=%.1f", verb, resource or "-", info.subresource or "-", info.namespace or "-", info.name or "-",
              request.path, code, user.name if user else "-", seconds * 1000)
-
-
-NonResource = Callable[[web.Request, AppState], Awaitable[web.StreamResponse]]
 
 
 async def _non_resource(request: web.Request, info: RequestInfo, state: AppState,

@@ -1,0 +1,247 @@
+"""The API server in this process on a free port, over real TLS with the dev PKI and its real security: watch
+streams (timeouts, Tables, bookmarks, 410, disconnects, shutdown), health and metrics, and the subresources with
+behaviour of their own (eviction, binding, token, log)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import ssl
+import time
+
+import aiohttp
+import pytest
+
+from kpy_components.apiserver import dev
+from kpy_components.apiserver.server import APIServer
+from kpy_components.apiserver.storage.cache import CacheSettings
+
+pytestmark = pytest.mark.anyio
+TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
+
+
+@pytest.fixture
+def anyio_backend():
+    return "asyncio"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Client:
+    def __init__(self, session: aiohttp.ClientSession, base: str, context: ssl.SSLContext):
+        self.session, self.base, self.context = session, base, context
+
+    async def request(self, method: str, path: str, body=None, content_type: str = "application/json",
+                      accept: str = "application/json") -> tuple[int, dict | str]:
+        data = json.dumps(body) if body is not None else None
+        async with self.session.request(method, self.base + path, data=data, ssl=self.context,
+                                        headers={"Content-Type": content_type, "Accept": accept}) as response:
+            text = await response.text()
+            try:
+                return response.status, json.loads(text)
+            except ValueError:
+                return response.status, text
+
+    async def watch(self, path: str, accept: str = "application/json", count: int | None = None,
+                    timeout: float = 10) -> list[dict]:
+        """Events of a watch until the server ends it (or `count` arrived)."""
+        events = []
+        async with asyncio.timeout(timeout):
+            async with self.session.get(self.base + path, ssl=self.context, headers={"Accept": accept}) as response:
+                assert response.status == 200
+                async for line in response.content:
+                    events.append(json.loads(line))
+                    if count is not None and len(events) == count:
+                        break
+        return events
+
+
+@pytest.fixture
+async def server(tmp_path):
+    port = _free_port()
+    # A short watch-cache history (5 events, 1 ms minimum age) so that old resourceVersions expire within a test.
+    settings = CacheSettings(bookmark_interval=0.5, capacity=5, min_age=0.001)
+    instance = APIServer(dev.prepare(tmp_path, port), cache_settings=settings)
+    await instance.start()
+    context = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+    context.load_cert_chain(tmp_path / "admin.crt", tmp_path / "admin.key")
+    async with aiohttp.ClientSession() as session:
+        client = Client(session, f"https://127.0.0.1:{port}", context)
+        deadline = time.monotonic() + 20
+        while (await client.request("GET", "/readyz"))[0] != 200:
+            assert time.monotonic() < deadline, "not ready"
+            await asyncio.sleep(0.05)
+        instance.client = client
+        instance.anonymous = Client(session, client.base, ssl.create_default_context(cafile=str(tmp_path / "ca.crt")))
+        yield instance
+    await instance.stop()
+
+
+def config_map(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"k": name}}
+
+
+async def test_watch_lists_first_then_ends_at_timeout_seconds(server):
+    client = server.client
+    await client.request("POST", "/api/v1/namespaces/default/configmaps", config_map("a"))
+    started = time.monotonic()
+    events = await client.watch("/api/v1/namespaces/default/configmaps?watch=true&timeoutSeconds=1")
+    assert 0.9 < time.monotonic() - started < 5
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "a")]
+
+
+async def test_table_watch_sends_column_definitions_once(server):
+    client = server.client
+    await client.request("POST", "/api/v1/namespaces/default/configmaps", config_map("a"))
+    await client.request("POST", "/api/v1/namespaces/default/configmaps", config_map("b"))
+    events = await client.watch("/api/v1/namespaces/default/configmaps?watch=true", accept=TABLE, count=2)
+    first, second = (event["object"] for event in events)
+    assert first["kind"] == "Table" and [c["name"] for c in first["columnDefinitions"]] == ["Name", "Data", "Age"]
+    assert second["columnDefinitions"] == [] and second["rows"][0]["cells"][0] == "b"
+    assert second["rows"][0]["object"]["kind"] == "PartialObjectMetadata"
+
+
+async def test_bookmarks_only_when_allowed(server):
+    client = server.client
+    _, listed = await client.request("GET", "/api/v1/namespaces/default/configmaps")
+    version = listed["metadata"]["resourceVersion"]
+    events = await client.watch(f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={version}"
+                                "&allowWatchBookmarks=true", count=1)
+    assert events[0]["type"] == "BOOKMARK"
+    assert events[0]["object"]["kind"] == "ConfigMap" and events[0]["object"]["apiVersion"] == "v1"
+    assert int(events[0]["object"]["metadata"]["resourceVersion"]) >= int(version)
+    quiet = await client.watch(f"/api/v1/namespaces/default/configmaps?watch=true&resourceVersion={version}"
+                               "&timeoutSeconds=1")
+    assert quiet == []
+
+
+async def test_watch_from_an_expired_version_gets_410_as_an_error_event(server):
+    client = server.client
+    for index in range(10):
+        await client.request("POST", "/api/v1/namespaces/default/configmaps", config_map(f"cm{index}"))
+    events = await client.watch("/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=2")
+    assert len(events) == 1 and events[0]["type"] == "ERROR"
+    assert events[0]["object"]["code"] == 410 and events[0]["object"]["reason"] == "Expired"
+
+
+async def _watchers(client: Client, resource: str = "pods") -> float:
+    _, text = await client.request("GET", "/metrics", accept="text/plain")
+    prefix = f'apiserver_registered_watchers{{resource="{resource}"}}'
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    return float(lines[0].split()[-1]) if lines else 0.0
+
+
+async def test_disconnected_watchers_are_noticed(server):
+    client = server.client
+    watcher = asyncio.create_task(client.watch("/api/v1/pods?watch=true", timeout=30))
+    deadline = time.monotonic() + 5
+    while await _watchers(client) != 1.0:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    watcher.cancel()  # the client goes away without a word
+    await asyncio.gather(watcher, return_exceptions=True)
+    while await _watchers(client) != 0.0:
+        assert time.monotonic() < deadline + 5, "the server kept an abandoned watch"
+        await asyncio.sleep(0.05)
+
+
+async def test_shutdown_ends_open_watches(server):
+    client = server.client
+    watcher = asyncio.create_task(client.watch("/api/v1/namespaces/default/configmaps?watch=true&"
+                                               "resourceVersion=1&timeoutSeconds=600", timeout=30))
+    deadline = time.monotonic() + 5
+    while await _watchers(client, "configmaps") != 1.0:
+        assert time.monotonic() < deadline
+        await asyncio.sleep(0.05)
+    started = time.monotonic()
+    await server.stop()
+    assert time.monotonic() - started < 5
+    events = await asyncio.wait_for(watcher, 5)  # the stream ended cleanly: no exception
+    assert all(event["type"] != "ERROR" for event in events)
+
+
+async def test_health_metrics_and_authentication(server):
+    client, anonymous = server.client, server.anonymous
+    status, text = await anonymous.request("GET", "/readyz?verbose", accept="text/plain")
+    assert status == 200 and "[+]storage ok" in text and "[+]informer-sync ok" in text
+    status, body = await anonymous.request("GET", "/api/v1/namespaces")
+    assert status == 401 and body["reason"] == "Unauthorized"
+    await client.request("GET", "/api/v1/namespaces/default/configmaps")
+    _, metrics = await client.request("GET", "/metrics", accept="text/plain")
+    assert 'apiserver_request_total{code="200",resource="configmaps",verb="LIST"}' in metrics
+    assert "apiserver_request_duration_seconds_bucket" in metrics and "etcd_request_duration_seconds" in metrics
+    status, version = await client.request("GET", "/version")
+    assert status == 200 and version["gitVersion"] == "v1.31.0"
+
+
+async def test_single_object_get_as_a_table(server):
+    status, table = await server.client.request("GET", "/api/v1/namespaces/default/services/kubernetes?"
+                                                "includeObject=Object", accept=TABLE)
+    assert status == 200 and table["kind"] == "Table"
+    assert table["rows"][0]["cells"][:3] == ["kubernetes", "ClusterIP", "10.96.0.1"]
+    assert table["rows"][0]["object"]["kind"] == "Service"
+
+
+async def _running_pod(client: Client, name: str, labels: dict) -> None:
+    # ServiceAccount admission wants the namespace's "default" account (a controller's job; none runs here).
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "default"}}
+    assert (await client.request("POST", "/api/v1/namespaces/default/serviceaccounts", account))[0] in (201, 409)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
+           "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+    assert (await client.request("POST", "/api/v1/namespaces/default/pods", pod))[0] == 201
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name},
+               "target": {"apiVersion": "v1", "kind": "Node", "name": "node1"}}
+    status, body = await client.request("POST", f"/api/v1/namespaces/default/pods/{name}/binding", binding)
+    assert (status, body["status"]) == (201, "Success")
+    status, _ = await client.request("PATCH", f"/api/v1/namespaces/default/pods/{name}/status",
+                                     {"status": {"phase": "Running"}}, "application/merge-patch+json")
+    assert status == 200
+
+
+async def test_binding_assigns_a_pod_once(server):
+    client = server.client
+    await _running_pod(client, "p", {})
+    _, pod = await client.request("GET", "/api/v1/namespaces/default/pods/p")
+    assert pod["spec"]["nodeName"] == "node1" and pod["status"]["phase"] == "Running"
+    again = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"name": "node2"}}
+    status, body = await client.request("POST", "/api/v1/namespaces/default/pods/p/binding", again)
+    assert status == 409 and body["message"].endswith('pod p is already assigned to node "node1"')
+
+
+async def test_eviction_respects_pod_disruption_budgets(server):
+    client = server.client
+    await _running_pod(client, "guarded", {"app": "db"})
+    budget = {"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "db"},
+              "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "db"}}}}
+    assert (await client.request("POST", "/apis/policy/v1/namespaces/default/poddisruptionbudgets", budget))[0] == 201
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "guarded"}}
+    status, body = await client.request("POST", "/api/v1/namespaces/default/pods/guarded/eviction", eviction)
+    assert status == 429 and body["reason"] == "TooManyRequests"
+    assert body["message"] == "Cannot evict pod as it would violate the pod's disruption budget."
+    assert body["details"]["causes"][0]["reason"] == "DisruptionBudget"
+    status, _ = await client.request("PATCH", "/apis/policy/v1/namespaces/default/poddisruptionbudgets/db/status",
+                                     {"status": {"disruptionsAllowed": 1, "observedGeneration": 1,
+                                                 "currentHealthy": 1, "desiredHealthy": 1}},
+                                     "application/merge-patch+json")
+    assert status == 200
+    status, body = await client.request("POST", "/api/v1/namespaces/default/pods/guarded/eviction", eviction)
+    assert (status, body["status"]) == (201, "Success")
+    _, pod = await client.request("GET", "/api/v1/namespaces/default/pods/guarded")
+    assert pod["metadata"]["deletionTimestamp"]  # deleted gracefully: its kubelet finishes the job
+    _, budget = await client.request("GET", "/apis/policy/v1/namespaces/default/poddisruptionbudgets/db")
+    assert budget["status"]["disruptionsAllowed"] == 0 and "guarded" in budget["status"]["disruptedPods"]
+
+
+async def test_token_requests_and_kubelet_subresources(server):
+    client = server.client
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "robot"}}
+    assert (await client.request("POST", "/api/v1/namespaces/default/serviceaccounts", account))[0] == 201
+    request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 600}}
+    status, body = await client.request("POST", "/api/v1/namespaces/default/serviceaccounts/robot/token", request)
+    assert status == 201 and body["status"]["token"].count(".") == 2
+    status, body = await client.request("GET", "/api/v1/namespaces/default/pods/any/log")
+    assert status == 501 and "kubelet" in body["message"]
