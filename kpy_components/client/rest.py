@@ -76,9 +76,15 @@ class RESTClient:
         self.retry = retry
         self.timeout = timeout
         self._http = httpx.AsyncClient(
-            base_url=config.server, verify=transport.ssl_context(config), auth=transport.auth(config),
+            base_url=config.server, auth=transport.auth(config),
+            verify=transport.ssl_context(config) if config.server.startswith("https://") else False,
             headers={"User-Agent": user_agent or f"kpy/{VERSION}", "Accept": "application/json"},
-            timeout=timeout, transport=http_transport)
+            timeout=timeout, transport=http_transport,
+            event_hooks={"request": [self._set_server_name]} if config.tls_server_name else None)
+
+    async def _set_server_name(self, request: httpx.Request) -> None:
+        """kubeconfig tls-server-name: the name sent in SNI and checked against the server's certificate."""
+        request.extensions["sni_hostname"] = self.config.tls_server_name
 
     async def __aenter__(self) -> RESTClient:
         return self

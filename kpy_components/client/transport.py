@@ -20,12 +20,14 @@ TOKEN_FILE_REREAD = 60.0  # seconds; as client-go, so a rotated service-account 
 
 
 def ssl_context(config: ClientConfig) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+    """Verifies the server against the config's CA only (the system's CAs when there is none)."""
+    if config.ca_pem and not config.insecure_skip_tls_verify:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=config.ca_pem.decode("ascii"))
+    else:
+        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
     if config.insecure_skip_tls_verify:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
-    elif config.ca_pem:
-        context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cadata=config.ca_pem.decode("ascii"))
     if config.cert_pem and config.key_pem:
         with tempfile.TemporaryDirectory(prefix="kpy-client-") as directory:
             cert, key = Path(directory, "client.crt"), Path(directory, "client.key")
