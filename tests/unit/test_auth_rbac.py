@@ -60,7 +60,8 @@ def test_rule_matching(policy, request_info, allowed):
 def test_rule_round_trips_and_prints_compactly():
     raw = {"verbs": ["get"], "apiGroups": [""], "resources": ["pods"], "resourceNames": ["p"]}
     assert PolicyRule.from_dict(raw).to_dict() == raw
-    assert str(PolicyRule.from_dict(raw)) == "{APIGroups:[''], Resources:['pods'], ResourceNames:['p'], Verbs:['get']}"
+    assert str(PolicyRule.from_dict(raw)) == '{APIGroups:[""], Resources:["pods"], ResourceNames:["p"], Verbs:["get"]}'
+    assert str(rule(["get", "list"], urls=["/healthz"])) == '{NonResourceURLs:["/healthz"], Verbs:["get" "list"]}'
 
 
 @pytest.mark.parametrize("owner, wanted, covered", [

@@ -9,6 +9,7 @@ A rule allows a non-resource request (`/healthz`, `/api`) when its verb matches 
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from kpy_components.apiserver.auth.tokens import service_account_username
@@ -46,11 +47,16 @@ class PolicyRule:
                 and (not self.resource_names or info.name in self.resource_names))
 
     def __str__(self) -> str:
-        """As Kubernetes' CompactString prints a rule (authorizer logs, escalation errors)."""
-        parts = [f"{label}:{list(values)}" for label, values in (
-            ("APIGroups", self.api_groups), ("Resources", self.resources), ("ResourceNames", self.resource_names),
-            ("NonResourceURLs", self.non_resource_urls), ("Verbs", self.verbs)) if values]
+        """As Kubernetes' CompactString prints a rule (escalation errors): `{APIGroups:["apps"], Verbs:["get"]}`."""
+        parts = [f"{label}:{go_quoted(values)}" for label, values in (
+            ("APIGroups", self.api_groups), ("Resources", self.resources), ("NonResourceURLs", self.non_resource_urls),
+            ("ResourceNames", self.resource_names), ("Verbs", self.verbs)) if values]
         return "{" + ", ".join(parts) + "}"
+
+
+def go_quoted(values) -> str:
+    """Go's `%q` of a []string: `["a" "b"]`."""
+    return "[" + " ".join(json.dumps(v) for v in values) + "]"
 
 
 def _verb_matches(verbs: tuple[str, ...], verb: str) -> bool:
@@ -133,3 +139,23 @@ def _atom_covered(owner: PolicyRule, atom: tuple) -> bool:
 def covers(owner_rules: tuple[PolicyRule, ...] | list[PolicyRule], rule: PolicyRule) -> bool:
     """True when every permission `rule` grants is granted by some rule of `owner_rules` (rbac validation.Covers)."""
     return all(any(_atom_covered(owner, atom) for owner in owner_rules) for atom in _atoms(rule))
+
+
+def missing_rules(owner_rules, rules) -> list[PolicyRule]:
+    """The permissions of `rules` that `owner_rules` do not grant, one rule per group/resource/name (or URL) with
+    its verbs gathered, sorted by their text: what an escalation error lists."""
+    verbs: dict[tuple, list[str]] = {}
+    for rule in rules:
+        for atom in _atoms(rule):
+            if not any(_atom_covered(owner, atom) for owner in owner_rules):
+                target = atom[1:]
+                if atom[0] not in verbs.setdefault(target, []):
+                    verbs[target].append(atom[0])
+    missing = []
+    for target, target_verbs in verbs.items():
+        if len(target) == 1:
+            missing.append(PolicyRule(tuple(target_verbs), non_resource_urls=target))
+        else:
+            group, resource, name = target
+            missing.append(PolicyRule(tuple(target_verbs), (group,), (resource,), (name,) if name else ()))
+    return sorted(missing, key=str)

@@ -18,6 +18,7 @@ from kpy_components.apiserver.admission.chain import AdmissionChain
 from kpy_components.apiserver.admission.limit_ranger import LimitRanger
 from kpy_components.apiserver.admission.namespace_lifecycle import NamespaceLifecycle
 from kpy_components.apiserver.admission.node_restriction import NodeRestriction
+from kpy_components.apiserver.admission.rbac_escalation import RBACEscalation
 from kpy_components.apiserver.admission.resource_quota import ResourceQuotaAdmission, WriteStatus
 from kpy_components.apiserver.admission.service_account import ServiceAccountAdmission
 from kpy_components.apiserver.auth.authn import Authenticator
@@ -114,9 +115,10 @@ class SecurityRuntime:
                                   RBACAuthorizer(self.cache.rbac)])
         self.reviews = Reviews(self.authorize, self.rules_for, self.authenticator.authenticate_token)
         limit_ranger = LimitRanger(api)
+        escalation = RBACEscalation(api, self.authorize, self.rules_for, self._refresh_rbac)
         self.admission = AdmissionChain(
             mutating=[NamespaceLifecycle(api), limit_ranger, ServiceAccountAdmission(api)],
-            validating=[limit_ranger, NodeRestriction(api),
+            validating=[limit_ranger, NodeRestriction(api), escalation,
                         ResourceQuotaAdmission(api, quota_status_writer(api))])
         self.token_issuer = TokenIssuer(signer, config.audiences, lookup)
         self.security = Security(authenticate=self.authenticator.authenticate, authorize=self.authorize,
@@ -160,3 +162,6 @@ class SecurityRuntime:
 
     def rules_for(self, user: User, namespace: str) -> Rules:
         return self.authorizers.rules_for(user, namespace)
+
+    async def _refresh_rbac(self) -> None:
+        await self.cache.rbac_source.refresh_after(self.cache.clock())
