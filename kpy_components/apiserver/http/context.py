@@ -75,10 +75,12 @@ class Security:
 class InternalAPI(Protocol):
     """In-process access to stored objects for security code; errors are `api.errors.APIError` (e.g. 404)."""
 
-    async def get(self, group: str, plural: str, namespace: str, name: str) -> dict: ...
+    async def get(self, group: str, plural: str, namespace: str, name: str) -> dict:
+        """May be served from the watch cache (slightly stale, never missing an object storage has)."""
 
     async def list(self, group: str, plural: str, namespace: str = "", label_selector: str = "",
-                   field_selector: str = "") -> list[dict]: ...
+                   field_selector: str = "", resource_version: str = "") -> list[dict]:
+        """A quorum read; resource_version="0" accepts the watch cache's (possibly slightly stale) state."""
 
     async def create(self, group: str, plural: str, namespace: str, obj: dict) -> dict: ...
 

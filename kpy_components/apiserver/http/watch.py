@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import OrderedDict
 from contextlib import aclosing
 
 from aiohttp import web
@@ -24,6 +25,7 @@ from .health import Metrics
 
 log = logging.getLogger(__name__)
 _MIN_REQUEST_TIMEOUT = 1800  # seconds; watches without timeoutSeconds end after 1-2 times this
+_ENCODED_LINES = 1024  # recently encoded events kept for the other watchers of the same event
 
 
 class Watches:
@@ -31,9 +33,24 @@ class Watches:
         self.metrics = metrics
         self._active: set[asyncio.Task] = set()
         self._closing = False
+        self._lines: OrderedDict[tuple, tuple] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._active)
+
+    def _encoded(self, store: Store, event, mode: tuple) -> bytes:
+        """The event's line, encoded once for every watcher that gets the same event in the same form (the watch
+        cache hands one Event object to all of them). Entries hold their event, so ids are not reused meanwhile."""
+        key = (id(event), mode)
+        cached = self._lines.get(key)
+        if cached is not None and cached[0] is event:
+            self._lines.move_to_end(key)
+            return cached[1]
+        line = _line(store, event, mode)
+        self._lines[key] = (event, line)
+        if len(self._lines) > _ENCODED_LINES:
+            self._lines.popitem(last=False)
+        return line
 
     async def close_all(self) -> None:
         """End every watch (graceful shutdown): each stream is finished properly, then its handler returns."""
@@ -69,17 +86,10 @@ class Watches:
         try:
             async with asyncio.timeout(timeout), aclosing(events):
                 async for event in events:
-                    if event.type == "BOOKMARK":
-                        if not bookmarks:
-                            continue
-                        obj = {"kind": store.info.kind, "apiVersion": store.info.api_version,
-                               "metadata": {"resourceVersion": str(event.revision)}}
-                    elif as_table:
-                        obj = tables.to_table(store.info, [event.object], include_object,
-                                              column_definitions=sent == 0)
-                    else:
-                        obj = event.object
-                    await response.write(dumps({"type": event.type, "object": obj}) + b"\n")
+                    if event.type == "BOOKMARK" and not bookmarks:
+                        continue
+                    mode = (as_table, include_object, as_table and sent == 0)
+                    await response.write(self._encoded(store, event, mode))
                     sent += 1
                     self.metrics.watch_events.labels(resource).inc()
         except TimeoutError:
@@ -99,6 +109,18 @@ class Watches:
                      sent, time.monotonic() - started)
         await response.write_eof()
         return response
+
+
+def _line(store: Store, event, mode: tuple) -> bytes:
+    as_table, include_object, column_definitions = mode
+    if event.type == "BOOKMARK":
+        obj = {"kind": store.info.kind, "apiVersion": store.info.api_version,
+               "metadata": {"resourceVersion": str(event.revision)}}
+    elif as_table:
+        obj = tables.to_table(store.info, [event.object], include_object, column_definitions=column_definitions)
+    else:
+        obj = event.object
+    return dumps({"type": event.type, "object": obj}) + b"\n"
 
 
 def _timeout(value: str | None) -> float:

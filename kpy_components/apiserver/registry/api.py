@@ -45,12 +45,16 @@ class API:
 
     # --- InternalAPI (http.context) ------------------------------------------------------------------------------
     async def get(self, group: str, plural: str, namespace: str, name: str) -> dict:
-        return await self.store(group, plural).get(namespace, name)
+        """From the watch cache (storage when the cache has not seen the object yet), as admission plugins and
+        token checks read through listers in Kubernetes."""
+        return await self.store(group, plural).get(namespace, name, resource_version="0")
 
     async def list(self, group: str, plural: str, namespace: str = "", label_selector: str = "",
-                   field_selector: str = "") -> list[dict]:
+                   field_selector: str = "", resource_version: str = "") -> list[dict]:
+        """A quorum list by default (authorizers re-list before denying); resource_version="0" reads the cache."""
         listed = await self.store(group, plural).list(namespace, label_selector=label_selector,
-                                                      field_selector=field_selector)
+                                                      field_selector=field_selector,
+                                                      resource_version=resource_version)
         return listed["items"]
 
     async def create(self, group: str, plural: str, namespace: str, obj: dict) -> dict:

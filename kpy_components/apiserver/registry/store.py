@@ -86,7 +86,7 @@ class Store:
         """404 when the namespace is missing; 403 when it is terminating (NamespaceLifecycle's wording)."""
         if not self.info.namespaced or self.namespaces is None:
             return
-        current = await self.namespaces.get("", namespace)
+        current = await self.namespaces.get("", namespace, resource_version="0")
         if (current.get("metadata") or {}).get("deletionTimestamp"):
             raise errors.APIError(403, "Forbidden", f'{self.info.qualified} "{name}" is forbidden: unable to '
                                   f"create new content in namespace {namespace} because it is being terminated",
@@ -128,9 +128,17 @@ class Store:
             raise
 
     # --- reads ---------------------------------------------------------------------------------------------------
-    async def get(self, namespace: str, name: str) -> dict:
+    async def get(self, namespace: str, name: str, resource_version: str = "") -> dict:
+        """resourceVersion "" reads from storage (quorum); "0" from the watch cache, falling back to storage when
+        the cache has no such object yet (Kubernetes' listers with a live lookup on a miss)."""
+        key = self.key(namespace, name)
         with storage_errors(self.info, name):
-            return await self.storage.get(self.key(namespace, name))
+            if resource_version == "0" and self.cache is not self.storage:
+                try:
+                    return await self.cache.get(key, 0)
+                except KeyNotFound:
+                    pass
+            return await self.storage.get(key)
 
     def matcher(self, label_selector: str, field_selector: str):
         """A predicate for the selectors (None: everything matches); 400 for malformed selectors."""

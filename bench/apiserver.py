@@ -1,0 +1,285 @@
+"""API server benchmark: two real `kpy-apiserver` processes, one on SQLite (`--dev`) and one on a real single-member
+etcd (mutual TLS on 127.0.0.1, started here), driven over HTTPS with the admin client certificate.
+
+Prints, per server: create / get / update / list latency p50/p99 at 20 requests per second (the issue's target:
+single-object p99 <= 100 ms), create throughput with concurrent clients and its ratio to raw etcd puts/s measured
+through the same etcd client in the same run (target >= 50%), and how long a write takes to reach 100 watch
+streams (target p99 <= 50 ms). Bounded in time (about a minute), loopback only.
+
+Usage: .venv/bin/python bench/apiserver.py [--samples 60] [--seconds 2] [--writers 16]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import itertools
+import json
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from kpy_components.apiserver import dev  # noqa: E402
+from kpy_components.etcd import AsyncEtcdClient  # noqa: E402
+
+RATE = 20.0  # requests per second for the latency phases
+WATCHERS, FANOUT_WRITES = 100, 40
+LIST_SIZE = 100
+PHASE_SLICES = 4  # creates and raw puts alternate this many times
+TARGET_P99_MS, TARGET_FANOUT_P99_MS, TARGET_CREATE_RATIO = 100.0, 50.0, 0.5
+START_TIMEOUT = 30.0
+
+
+def _load(name: str, path: Path):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = sys.modules[name] = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The storage bench's percentiles and the integration tests' etcd launcher (throwaway CA, `kpy-etcd run`).
+storage_bench = _load("kpy_bench_storage", REPO / "bench" / "storage.py")
+percentiles = storage_bench.percentiles
+
+
+class Server:
+    """A kpy-apiserver process and an HTTPS session speaking to it as the admin."""
+
+    def __init__(self, label: str, directory: Path, port: int, command: list[str]):
+        self.label, self.directory, self.port = label, directory, port
+        self.log = directory / "apiserver.log"
+        with self.log.open("wb") as output:
+            self.process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+        self.base = f"https://127.0.0.1:{port}"
+        self.session: aiohttp.ClientSession | None = None
+
+    async def open(self) -> None:
+        context = ssl.create_default_context(cafile=str(self.directory / "ca.crt"))
+        context.load_cert_chain(self.directory / "admin.crt", self.directory / "admin.key")
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context, limit=0))
+        deadline = time.monotonic() + START_TIMEOUT
+        while True:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.label}: kpy-apiserver exited:\n{self.log.read_text()}")
+            try:
+                async with self.session.get(self.base + "/readyz") as response:
+                    if response.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.label}: not ready after {START_TIMEOUT}s:\n{self.log.read_text()}")
+            await asyncio.sleep(0.1)
+
+    async def call(self, method: str, path: str, body: dict | None = None,
+                   content_type: str = "application/json") -> dict:
+        data = json.dumps(body).encode() if body is not None else None
+        async with self.session.request(method, self.base + path, data=data,
+                                        headers={"Content-Type": content_type}) as response:
+            payload = await response.read()
+            if response.status >= 300:
+                raise RuntimeError(f"{method} {path}: {response.status} {payload[:300]!r}")
+            return json.loads(payload)
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+def config_map(name: str) -> dict:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"v": "x" * 200}}
+
+
+async def paced(samples: int, operation) -> tuple[float, float]:
+    """p50/p99 of `samples` calls started at RATE per second (a call that overruns delays the next)."""
+    durations, interval = [], 1.0 / RATE
+    next_start = time.perf_counter()
+    for n in range(samples):
+        await asyncio.sleep(max(0.0, next_start - time.perf_counter()))
+        started = time.perf_counter()
+        await operation(n)
+        durations.append(time.perf_counter() - started)
+        next_start += interval
+    return percentiles(durations)
+
+
+async def throughput(server: Server, namespace: str, seconds: float, writers: int, raw_put) -> tuple[float, float]:
+    """(API creates/s, raw etcd puts/s or 0), alternating in slices so that load changes hit both alike."""
+    names = itertools.count()
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    value = json.dumps(config_map("raw")).encode()
+    creates, puts = [], []
+    for _ in range(PHASE_SLICES if raw_put else 1):
+        creates.append(await storage_bench.rate(seconds / PHASE_SLICES, writers, lambda w, n: server.call(
+            "POST", path, config_map(f"t{next(names)}"))))
+        if raw_put:
+            puts.append(await storage_bench.rate(seconds / PHASE_SLICES, writers,
+                                                 lambda w, n: raw_put(f"/bench-raw/{w}-{n}", value)))
+    return statistics.mean(creates), statistics.mean(puts) if puts else 0.0
+
+
+async def fanout(server: Server, namespace: str) -> tuple[float, float]:
+    """p50/p99 from the start of a create to its ADDED event on each of WATCHERS watch streams."""
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    listed = await server.call("GET", path + "?limit=1")
+    version = listed["metadata"]["resourceVersion"]
+    began: dict[str, float] = {}
+    arrivals: list[float] = []
+    ready = asyncio.Semaphore(0)
+
+    async def watcher() -> None:
+        url = f"{server.base}{path}?watch=true&resourceVersion={version}&timeoutSeconds=60"
+        async with server.session.get(url) as response:
+            ready.release()
+            seen = 0
+            async for line in response.content:
+                arrived = time.perf_counter()  # before decoding: the client's own parsing is not delivery time
+                event = json.loads(line)
+                name = event["object"]["metadata"]["name"]
+                if event["type"] == "ADDED" and name.startswith("f"):
+                    arrivals.append(arrived - began[name])
+                    seen += 1
+                    if seen == FANOUT_WRITES:
+                        return
+
+    tasks = [asyncio.create_task(watcher()) for _ in range(WATCHERS)]
+    for _ in range(WATCHERS):
+        await ready.acquire()
+    await asyncio.sleep(0.2)  # every stream is registered with the server
+
+    async def write(n: int) -> None:
+        began[f"f{n}"] = time.perf_counter()
+        await server.call("POST", path, config_map(f"f{n}"))
+
+    await paced(FANOUT_WRITES, write)
+    async with asyncio.timeout(30):
+        await asyncio.gather(*tasks)
+    return percentiles(arrivals)
+
+
+async def measure(server: Server, samples: int, seconds: float, writers: int, raw_put=None) -> dict:
+    await server.open()
+    namespace = "bench"
+    await server.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                      "metadata": {"name": namespace}})
+    path = f"/api/v1/namespaces/{namespace}/configmaps"
+    results = {}
+    results["create"] = await paced(samples, lambda n: server.call("POST", path, config_map(f"c{n}")))
+    results["get"] = await paced(samples, lambda n: server.call("GET", f"{path}/c{n}"))
+    results["update"] = await paced(samples, lambda n: server.call(
+        "PATCH", f"{path}/c{n}", {"data": {"v": "y"}}, "application/merge-patch+json"))
+    results["list"] = await paced(samples // 2, lambda n: server.call("GET", f"{path}?limit={LIST_SIZE}"))
+    results["creates/s"], results["raw puts/s"] = await throughput(server, namespace, seconds, writers, raw_put)
+    results["fan-out"] = await fanout(server, namespace)
+    return results
+
+
+def etcd_config(directory: Path, port: int, cluster) -> Path:
+    """A --config file for a server on `cluster`, with the dev PKI of `directory` for serving and clients."""
+    prepared = dev.prepare(directory, port)
+    tls = cluster.tls
+    config = {"bind_address": "127.0.0.1", "secure_port": port, "advertise_address": "127.0.0.1",
+              "tls": {"cert_file": str(prepared.tls.cert_file), "key_file": str(prepared.tls.key_file),
+                      "client_ca_file": str(prepared.tls.client_ca_file)},
+              "storage": {"backend": "etcd", "etcd_servers": list(cluster.endpoints),
+                          "etcd_ca_file": str(tls.ca_file), "etcd_cert_file": str(tls.cert_file),
+                          "etcd_key_file": str(tls.key_file)},
+              "service_account": {"key_files": [str(directory / "sa.pub")],
+                                  "signing_key_file": str(directory / "sa.key")},
+              "log_level": "warning"}
+    path = directory / "apiserver.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+async def run(args, directory: Path, cluster) -> dict[str, dict]:
+    binary = str(Path(sys.executable).parent / "kpy-apiserver")
+    ports = storage_bench.etcd_test_harness().free_ports(2)
+    sqlite_dir, etcd_dir = directory / "sqlite", directory / "etcd-server"
+    dev.prepare(sqlite_dir, ports[0])  # the PKI the bench's client uses; the --dev server keeps it
+    servers = {
+        "sqlite (--dev)": Server("sqlite", sqlite_dir, ports[0], [binary, "--dev", str(sqlite_dir), "--secure-port",
+                                                                  str(ports[0]), "--log-level", "warning"]),
+        "etcd (TLS)": Server("etcd", etcd_dir, ports[1], [binary, "--config", str(etcd_config(etcd_dir, ports[1],
+                                                                                             cluster))]),
+    }
+    results = {}
+    async with AsyncEtcdClient(cluster.endpoints, cluster.tls) as raw:
+        for label, server in servers.items():
+            try:
+                raw_put = raw.put if label.startswith("etcd") else None
+                results[label] = await measure(server, args.samples, args.seconds, args.writers, raw_put)
+            finally:
+                await server.close()
+    return results
+
+
+def report(results: dict[str, dict], args) -> str:
+    names = list(results)
+    raw = results["etcd (TLS)"]["raw puts/s"]
+    lines = [f"apiserver bench: latencies at {RATE:g} req/s ({args.samples} creates/gets/updates, "
+             f"{args.samples // 2} lists of up to {LIST_SIZE}); throughput: {args.writers} concurrent clients for "
+             f"{args.seconds:g} s (creates alternate with raw etcd puts in {PHASE_SLICES} slices); fan-out: "
+             f"{FANOUT_WRITES} creates to {WATCHERS} watch streams",
+             f"{'':38}" + "".join(f"{name:>20}" for name in names)]
+
+    def row(label: str, cells: list[str]) -> None:
+        lines.append(f"{label:38}" + "".join(f"{cell:>20}" for cell in cells))
+
+    for label in ("create", "get", "update", "list"):
+        row(f"{label} p50/p99 ms", [f"{results[n][label][0]:.1f} / {results[n][label][1]:.1f}" for n in names])
+    row("creates/s (API, concurrent)", [f"{results[n]['creates/s']:.0f}" for n in names])
+    row("raw etcd puts/s (same run)", [f"{raw:.0f}"] * len(names))
+    row("API creates / raw etcd puts (>= 50%)", [f"{results[n]['creates/s'] / raw:.0%}" for n in names])
+    row("write -> 100 watchers p50/p99 ms", [f"{results[n]['fan-out'][0]:.1f} / {results[n]['fan-out'][1]:.1f}"
+                                             for n in names])
+    etcd = results["etcd (TLS)"]
+    misses = [f"{n}: single-object p99 above {TARGET_P99_MS:g} ms" for n in names
+              if max(results[n][k][1] for k in ("create", "get", "update")) > TARGET_P99_MS]
+    misses += [f"{n}: fan-out p99 above {TARGET_FANOUT_P99_MS:g} ms" for n in names
+               if results[n]["fan-out"][1] > TARGET_FANOUT_P99_MS]
+    if etcd["creates/s"] < TARGET_CREATE_RATIO * raw:
+        misses.append("etcd: API creates/s below 50% of raw etcd puts/s")
+    lines.append("targets: " + ("all met" if not misses else "MISSED: " + "; ".join(misses)))
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--samples", type=int, default=60, help="requests per latency phase (at 20/s)")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of the throughput phase")
+    parser.add_argument("--writers", type=int, default=16, help="concurrent clients in the throughput phase")
+    args = parser.parse_args()
+    if not 10 <= args.samples <= 600 or not 0 < args.seconds <= 10 or not 0 < args.writers <= 256:
+        parser.error("--samples must be in 10..600, --seconds in (0, 10], --writers in 1..256")
+    harness = storage_bench.etcd_test_harness()
+    with tempfile.TemporaryDirectory(prefix="kpy-bench-apiserver-") as tmp:
+        directory = Path(tmp)
+        cluster = harness.EtcdCluster(directory / "etcd", harness.ThrowawayCA(directory), 1, token="kpy-bench")
+        started = time.perf_counter()
+        cluster.start()
+        try:
+            results = asyncio.run(run(args, directory, cluster))
+        finally:
+            cluster.stop()
+        print(report(results, args))
+        print(f"(ran {time.perf_counter() - started:.1f} s)")
+
+
+if __name__ == "__main__":
+    main()
