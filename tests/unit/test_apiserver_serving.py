@@ -245,3 +245,30 @@ async def test_token_requests_and_kubelet_subresources(server):
     assert status == 201 and body["status"]["token"].count(".") == 2
     status, body = await client.request("GET", "/api/v1/namespaces/default/pods/any/log")
     assert status == 501 and "kubelet" in body["message"]
+
+
+async def test_ephemeral_containers_are_only_added(server):
+    client = server.client
+    await _running_pod(client, "debugged", {})
+    path = "/api/v1/namespaces/default/pods/debugged/ephemeralcontainers"
+    patch = {"spec": {"ephemeralContainers": [{"name": "debugger", "image": "busybox", "targetContainerName": "c"}]}}
+    status, pod = await client.request("PATCH", path, patch, "application/strategic-merge-patch+json")
+    assert status == 200
+    assert pod["spec"]["ephemeralContainers"][0]["terminationMessagePolicy"] == "File"
+    assert [c["name"] for c in pod["spec"]["containers"]] == ["c"]
+    status, body = await client.request("PATCH", path, {"spec": {"ephemeralContainers": None}},
+                                        "application/merge-patch+json")
+    assert status == 422 and "existing ephemeral containers may not be changed" in body["message"]
+
+
+async def test_namespaces_go_once_finalized(server):
+    client = server.client
+    assert (await client.request("POST", "/api/v1/namespaces", {"metadata": {"name": "doomed"}}))[0] == 201
+    status, namespace = await client.request("DELETE", "/api/v1/namespaces/doomed")
+    assert status == 200 and namespace["status"]["phase"] == "Terminating"
+    status, body = await client.request("POST", "/api/v1/namespaces/doomed/configmaps", config_map("late"))
+    assert status == 403 and "because it is being terminated" in body["message"]
+    namespace["spec"]["finalizers"] = []
+    status, _ = await client.request("PUT", "/api/v1/namespaces/doomed/finalize", namespace)
+    assert status == 200
+    assert (await client.request("GET", "/api/v1/namespaces/doomed"))[0] == 404

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from kpy_components.api import errors, tables
 from kpy_components.api.resources import ResourceInfo
-from kpy_components.apiserver.registry import subresources
+from kpy_components.apiserver.registry import patching, subresources
 from kpy_components.apiserver.registry.api import API
 from kpy_components.apiserver.registry.context import FIELD_VALIDATION, WriteContext
 from kpy_components.apiserver.registry.store import Store
@@ -180,30 +180,52 @@ class ResourceHandler:
         body = await self._body(request) if verb in ("create", "update", "patch") else None
         ctx = write_context(request, info, user, self.security)
         patch_type = negotiation.parse_media_type(request.content_type or "").type
-        if sub == "status" and verb == "get":
-            return json_response(await store.get(namespace, name))
-        if sub == "status" and verb == "update":
-            stored, _ = await store.update(ctx, namespace, name, body, subresource="status")
-            return json_response(stored, warnings=ctx.warnings)
-        if sub == "status" and verb == "patch":
-            stored, _ = await store.patch(ctx, namespace, name, patch_type, body, subresource="status")
-            return json_response(stored, warnings=ctx.warnings)
-        if sub == "scale" and verb == "get":
-            return json_response(await subresources.get_scale(store, namespace, name))
-        if sub == "scale" and verb == "update":
-            return json_response(await subresources.update_scale(ctx, store, namespace, name, body))
-        if sub == "scale" and verb == "patch":
-            return json_response(await subresources.patch_scale(ctx, store, namespace, name, patch_type, body))
-        if sub == "eviction" and verb == "create":
-            return json_response(await subresources.evict(ctx, self.api, namespace, name, body), 201)
-        if sub == "binding" and verb == "create":
-            return json_response(await subresources.bind(ctx, self.api, namespace, name, body), 201)
-        if sub == "finalize" and verb == "update":
-            return json_response(await subresources.finalize(ctx, store, name, body))
-        if sub == "token" and verb == "create":
-            token = await subresources.request_token(self.api, self.security.issue_token, namespace, name, body)
-            return json_response(token, 201)
-        raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        serve = _SUBRESOURCE_VERBS.get((sub, verb))
+        if serve is None:
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        result, code = await serve(self, ctx, store, namespace, name, body, patch_type)
+        return json_response(result, code, ctx.warnings)
+
+    # One coroutine per (subresource, verb): (handler, ctx, store, namespace, name, body, patch type) ->
+    # (response object, HTTP status).
+    async def _get(self, ctx, store, namespace, name, body, patch_type):
+        return await store.get(namespace, name), 200
+
+    async def _update_status(self, ctx, store, namespace, name, body, patch_type):
+        return (await store.update(ctx, namespace, name, body, subresource="status"))[0], 200
+
+    async def _patch_status(self, ctx, store, namespace, name, body, patch_type):
+        return (await store.patch(ctx, namespace, name, patch_type, body, subresource="status"))[0], 200
+
+    async def _get_scale(self, ctx, store, namespace, name, body, patch_type):
+        return await subresources.get_scale(store, namespace, name), 200
+
+    async def _update_scale(self, ctx, store, namespace, name, body, patch_type):
+        return await subresources.update_scale(ctx, store, namespace, name, body), 200
+
+    async def _patch_scale(self, ctx, store, namespace, name, body, patch_type):
+        return await subresources.patch_scale(ctx, store, namespace, name, patch_type, body), 200
+
+    async def _evict(self, ctx, store, namespace, name, body, patch_type):
+        return await subresources.evict(ctx, self.api, namespace, name, body), 201
+
+    async def _bind(self, ctx, store, namespace, name, body, patch_type):
+        return await subresources.bind(ctx, self.api, namespace, name, body), 201
+
+    async def _finalize(self, ctx, store, namespace, name, body, patch_type):
+        return await subresources.finalize(ctx, store, name, body), 200
+
+    async def _token(self, ctx, store, namespace, name, body, patch_type):
+        return await subresources.request_token(self.api, self.security.issue_token, namespace, name, body), 201
+
+    async def _update_ephemeral(self, ctx, store, namespace, name, body, patch_type):
+        return await subresources.update_ephemeral_containers(ctx, store, namespace, name, lambda pod: body), 200
+
+    async def _patch_ephemeral(self, ctx, store, namespace, name, body, patch_type):
+        patching.check_patch(patch_type, body)
+        return await subresources.update_ephemeral_containers(
+            ctx, store, namespace, name,
+            lambda pod: patching.apply_patch(ctx, store.info, patch_type, pod, body, "ephemeralcontainers")), 200
 
     # --- virtual resources (reviews) -----------------------------------------------------------------------------
     async def _virtual(self, request: web.Request, resource: ResourceInfo, info: RequestInfo,
@@ -217,3 +239,16 @@ class ResourceHandler:
         if not isinstance(body, dict):
             raise errors.bad_request(f"the request body must be a {resource.kind} object")
         return json_response(await resolve(handler(body, user, info)), 201)
+
+
+_SUBRESOURCE_VERBS = {
+    ("status", "get"): ResourceHandler._get, ("status", "update"): ResourceHandler._update_status,
+    ("status", "patch"): ResourceHandler._patch_status,
+    ("scale", "get"): ResourceHandler._get_scale, ("scale", "update"): ResourceHandler._update_scale,
+    ("scale", "patch"): ResourceHandler._patch_scale,
+    ("eviction", "create"): ResourceHandler._evict, ("binding", "create"): ResourceHandler._bind,
+    ("finalize", "update"): ResourceHandler._finalize, ("token", "create"): ResourceHandler._token,
+    ("ephemeralcontainers", "get"): ResourceHandler._get,
+    ("ephemeralcontainers", "update"): ResourceHandler._update_ephemeral,
+    ("ephemeralcontainers", "patch"): ResourceHandler._patch_ephemeral,
+}

@@ -10,6 +10,7 @@ from . import patching
 from .api import API
 from .context import WriteContext
 from .store import Store
+from .strategies import podspec
 
 
 def success(code: int | None = 201, details: dict | None = None) -> dict:
@@ -158,6 +159,31 @@ async def bind(ctx: WriteContext, api: API, namespace: str, name: str, binding) 
 
     await api.store("", "pods").write(ctx, namespace, name, assign, "binding")
     return success()
+
+
+# --- pods/ephemeralcontainers ---------------------------------------------------------------------------------
+
+async def update_ephemeral_containers(ctx: WriteContext, store: Store, namespace: str, name: str, wanted) -> dict:
+    """`kubectl debug`: only spec.ephemeralContainers changes, and only by adding containers."""
+
+    def desired(current: dict) -> dict:
+        pod = wanted(meta.deep_copy(current))
+        if not isinstance(pod, dict):
+            raise errors.bad_request("the request body must be a Pod object")
+        version = (pod.get("metadata") or {}).get("resourceVersion")
+        if version and version != current["metadata"].get("resourceVersion"):
+            raise errors.conflict("pods", name)
+        before = (current.get("spec") or {}).get("ephemeralContainers") or []
+        after = (pod.get("spec") or {}).get("ephemeralContainers") or []
+        for container in after:
+            podspec.default_container(container)
+        if after[:len(before)] != before:
+            raise errors.invalid("Pod", name, [meta.field_forbidden("spec.ephemeralContainers",
+                                                                    "existing ephemeral containers may not be "
+                                                                    "changed")])
+        current.setdefault("spec", {})["ephemeralContainers"] = after
+        return current
+    return await store.write(ctx, namespace, name, desired, "ephemeralcontainers")
 
 
 # --- namespaces/finalize ---------------------------------------------------------------------------------------
