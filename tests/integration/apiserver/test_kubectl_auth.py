@@ -36,3 +36,11 @@ def test_restricted_user_gets_exactly_what_a_role_grants(kubectl, apiserver, nam
     assert forbidden.stderr.strip() == (f'error: failed to create configmap: configmaps is forbidden: User "{user}" '
                                         f'cannot create resource "configmaps" in API group "" in the namespace '
                                         f'"{namespace}"')
+
+
+def test_create_token_for_a_service_account(kubectl, namespace):
+    kubectl("-n", namespace, "create", "serviceaccount", "robot")
+    token = kubectl("-n", namespace, "create", "token", "robot", "--duration=15m").stdout.strip()
+    assert token.count(".") == 2
+    missing = kubectl("-n", namespace, "create", "token", "nobody", check=False)
+    assert 'serviceaccounts "nobody" not found' in missing.stderr

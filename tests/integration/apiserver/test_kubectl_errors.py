@@ -54,7 +54,10 @@ def test_unknown_field_is_rejected_under_strict_validation(kubectl, namespace):
     assert result.returncode == 1
     assert ('Error from server (BadRequest): error when creating "STDIN": Deployment in version "v1" cannot be '
             'handled as a Deployment: strict decoding error: unknown field "spec.colour"') in result.stderr
-    # With validation off the server ignores the field and creates the object.
+    # With --validate=warn the server creates it and says what it dropped; with validation off it says nothing.
+    warned = kubectl("-n", namespace, "create", "--validate=warn", "-f", "-", input=json.dumps(
+        {**manifest, "metadata": {"name": "warned"}}))
+    assert 'Warning: unknown field "spec.colour"' in warned.stderr
     created = kubectl("-n", namespace, "create", "--validate=false", "-f", "-", input=json.dumps(manifest))
     assert created.stdout.strip() == "deployment.apps/broken created"
 
