@@ -87,6 +87,8 @@ def translated_errors(endpoint: str) -> Iterator[None]:
         raise EtcdConnectionError(f"{endpoint}: connection failed: {_describe(error)}") from error
     except httpx.HTTPError as error:
         raise EtcdError(f"{endpoint}: {error}") from error
+    except OSError as error:  # httpx's asyncio transport lets some ssl.SSLError (a TLS alert) through unwrapped
+        raise EtcdConnectionError(f"{endpoint}: connection failed: {_describe(error)}") from error
 
 
 def decode_answer(endpoint: str, status_code: int, content: bytes) -> Json:

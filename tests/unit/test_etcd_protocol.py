@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
 
 import httpx
 import pytest
@@ -128,6 +129,8 @@ def test_endpoints():
     (httpx.ReadError("[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate"), EtcdConnectionError,
      "etcd refused our client certificate"),
     (httpx.RemoteProtocolError("server disconnected"), EtcdConnectionError, "connection failed"),
+    (ssl.SSLError(1, "[SSL: SSLV3_ALERT_BAD_CERTIFICATE] sslv3 alert bad certificate"), EtcdConnectionError,
+     "etcd refused our client certificate"),
 ])
 def test_httpx_errors_are_translated_naming_the_endpoint(raised, expected, words):
     with pytest.raises(expected) as caught, translated_errors("https://e:2379"):
