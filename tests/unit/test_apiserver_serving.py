@@ -4,6 +4,8 @@ behaviour of their own (eviction, binding, token, log)."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import dataclasses
 import json
 import socket
 import ssl
@@ -12,9 +14,10 @@ import time
 import aiohttp
 import pytest
 
-from kpy_components.apiserver import dev
+from kpy_components.apiserver import config, dev
 from kpy_components.apiserver.server import APIServer
 from kpy_components.apiserver.storage.cache import CacheSettings
+from kpy_components.pki import cluster_keys
 
 pytestmark = pytest.mark.anyio
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
@@ -272,3 +275,61 @@ async def test_namespaces_go_once_finalized(server):
     status, _ = await client.request("PUT", "/api/v1/namespaces/doomed/finalize", namespace)
     assert status == 200
     assert (await client.request("GET", "/api/v1/namespaces/doomed"))[0] == 404
+
+
+async def test_objects_posted_to_the_wrong_url_are_refused(server):
+    client = server.client
+    status, body = await client.request("POST", "/apis/apps/v1/namespaces/default/deployments", config_map("x"))
+    assert status == 400
+    assert body["message"] == "the API version in the data (v1) does not match the expected API version (apps/v1)"
+    status, body = await client.request("POST", "/api/v1/namespaces/default/secrets", config_map("x"))
+    assert status == 400 and body["message"] == ("the kind in the data (ConfigMap) does not match the expected kind "
+                                                 "(Secret)")
+
+
+async def test_secrets_are_encrypted_at_rest_with_an_encryption_config(tmp_path):
+    port = _free_port()
+    prepared = dev.prepare(tmp_path, port)
+    (tmp_path / "encryption.yaml").write_bytes(cluster_keys.new_encryption_config())
+    configured = dataclasses.replace(prepared, storage=dataclasses.replace(
+        prepared.storage, encryption_config_file=tmp_path / "encryption.yaml"))
+    instance = APIServer(configured)
+    await instance.start()
+    try:
+        context = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+        context.load_cert_chain(tmp_path / "admin.crt", tmp_path / "admin.key")
+        async with aiohttp.ClientSession() as session:
+            client = Client(session, f"https://127.0.0.1:{port}", context)
+            while (await client.request("GET", "/readyz"))[0] != 200:
+                await asyncio.sleep(0.05)
+            secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                      "stringData": {"password": "plaintext-canary"}}
+            assert (await client.request("POST", "/api/v1/namespaces/default/secrets", secret))[0] == 201
+            _, read = await client.request("GET", "/api/v1/namespaces/default/secrets/s")
+            assert base64.b64decode(read["data"]["password"]) == b"plaintext-canary"
+    finally:
+        await instance.stop()
+    stored = b"".join(path.read_bytes() for path in tmp_path.glob("apiserver.db*"))
+    assert b"k8s:enc:aescbc:v1:key1:" in stored
+    assert b"plaintext-canary" not in stored and base64.b64encode(b"plaintext-canary") not in stored
+
+
+async def test_not_ready_while_storage_is_unreachable(tmp_path):
+    port = _free_port()
+    prepared = dev.prepare(tmp_path, port)
+    unreachable = dataclasses.replace(prepared, storage=config.StorageConfig(
+        backend="etcd", etcd_servers=(f"https://127.0.0.1:{_free_port()}",), etcd_ca_file=tmp_path / "ca.crt",
+        etcd_cert_file=tmp_path / "admin.crt", etcd_key_file=tmp_path / "admin.key"))
+    instance = APIServer(unreachable)
+    await instance.start()
+    try:
+        async with aiohttp.ClientSession() as session:
+            anonymous = Client(session, f"https://127.0.0.1:{port}",
+                               ssl.create_default_context(cafile=str(tmp_path / "ca.crt")))
+            status, text = await anonymous.request("GET", "/readyz", accept="text/plain")
+            assert status == 500
+            assert "[-]storage failed: storage unreachable" in text and "[-]informer-sync failed" in text
+            assert text.endswith("readyz check failed\n")
+            assert (await anonymous.request("GET", "/livez", accept="text/plain"))[0] == 500
+    finally:
+        await instance.stop()

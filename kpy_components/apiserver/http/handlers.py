@@ -114,7 +114,7 @@ class ResourceHandler:
         accept = negotiation.parse_accept(request.headers.get("Accept"))
         query = request.query
         if name:
-            obj = await store.get(namespace, name)
+            obj = await store.get(namespace, name, resource_version=query.get("resourceVersion", ""))
             items, list_meta = [obj], {"resourceVersion": obj["metadata"].get("resourceVersion", "")}
             result = obj
         else:

@@ -50,10 +50,12 @@ class Store:
     def _stamp_identity(self, obj: dict, namespace: str, kind: str, api_version: str) -> None:
         """apiVersion/kind must be this resource's (missing ones are filled in); the namespace must match the URL."""
         given_version, given_kind = obj.get("apiVersion"), obj.get("kind")
-        if given_kind and given_kind != kind or given_version and given_version != api_version:
-            raise errors.bad_request(f'{given_kind or kind} in version "{given_version or api_version}" cannot be '
-                                     f'handled as a {kind}: no kind "{given_kind}" is registered for version '
-                                     f'"{given_version}" at this URL ({api_version}, Kind={kind})')
+        if given_version and given_version != api_version:
+            raise errors.bad_request(f"the API version in the data ({given_version}) does not match the expected "
+                                     f"API version ({api_version})")
+        if given_kind and given_kind != kind:
+            raise errors.bad_request(f"the kind in the data ({given_kind}) does not match the expected kind "
+                                     f"({kind})")
         obj["apiVersion"], obj["kind"] = api_version, kind
         metadata = meta.metadata(obj)
         if self.info.namespaced:
