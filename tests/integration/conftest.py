@@ -175,6 +175,15 @@ def etcd_ca(tmp_path_factory) -> ThrowawayCA:
 
 
 @pytest.fixture
+def run_kpy_etcd():
+    """Run the `kpy-etcd` CLI of this source tree; returns the completed process (output captured as text)."""
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "kpy_components.etcd.cli", *args],
+                              capture_output=True, text=True, timeout=60, check=False)
+    return run
+
+
+@pytest.fixture
 def stranger_ca(tmp_path) -> ThrowawayCA:
     """A CA that etcd does not trust."""
     return ThrowawayCA(tmp_path)

@@ -1,16 +1,7 @@
 """A real 3-member etcd cluster bootstrapped from the model, checked through the client and `kpy-etcd`."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
-
 from kpy_components.etcd import EtcdClient
-
-
-def kpy_etcd(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kpy_components.etcd.cli", *args],
-                          capture_output=True, text=True, timeout=60, check=False)
 
 
 def test_three_members_form_one_cluster(etcd3):
@@ -32,27 +23,27 @@ def test_a_write_on_one_member_is_read_on_every_other(etcd3):
             assert (kv.value, kv.mod_revision) == (b"yes", revision)
 
 
-def test_health_command_reports_every_member(etcd3):
-    done = kpy_etcd("health", "--config", str(etcd3.config_files["m1"]))
+def test_health_command_reports_every_member(etcd3, run_kpy_etcd):
+    done = run_kpy_etcd("health", "--config", str(etcd3.config_files["m1"]))
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert [line.split()[0] for line in lines] == ["m0", "m1", "m2"]
     assert all(line.endswith(" healthy") for line in lines)
 
 
-def test_members_command_lists_the_cluster(etcd3):
-    done = kpy_etcd("members", "--config", str(etcd3.config_files["m0"]))
+def test_members_command_lists_the_cluster(etcd3, run_kpy_etcd):
+    done = run_kpy_etcd("members", "--config", str(etcd3.config_files["m0"]))
     assert done.returncode == 0, done.stderr
     assert sorted(line.split()[1] for line in done.stdout.splitlines()) == ["m0", "m1", "m2"]
 
 
-def test_cluster_keeps_serving_with_one_member_down_and_health_says_which(etcd3):
+def test_cluster_keeps_serving_with_one_member_down_and_health_says_which(etcd3, run_kpy_etcd):
     etcd3.stop(["m2"])
     try:
         with etcd3.client() as client:
             client.put("/quorum", "kept")  # 2 of 3 members are a majority
             assert client.get("/quorum").value == b"kept"
-        done = kpy_etcd("health", "--config", str(etcd3.config_files["m0"]), "--wait", "1")
+        done = run_kpy_etcd("health", "--config", str(etcd3.config_files["m0"]), "--wait", "1")
         assert done.returncode == 1
         states = dict(line.split(" ", 1) for line in done.stdout.splitlines())
         assert states["m0"].endswith(" healthy") and states["m1"].endswith(" healthy")

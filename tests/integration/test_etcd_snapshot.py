@@ -1,9 +1,6 @@
 """Snapshots of a real etcd: save (streamed, atomic, verified), restore into a fresh data dir, start from it."""
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from kpy_components.etcd import snapshot
@@ -11,18 +8,13 @@ from kpy_components.etcd.errors import SnapshotError
 from kpy_components.etcd.model import load_model
 
 
-def kpy_etcd(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kpy_components.etcd.cli", *args],
-                          capture_output=True, text=True, timeout=60, check=False)
-
-
-def test_snapshot_save_and_restore_round_trip(etcd1, new_etcd_cluster, tmp_path):
+def test_snapshot_save_and_restore_round_trip(etcd1, new_etcd_cluster, tmp_path, run_kpy_etcd):
     with etcd1.client() as client:
         for index in range(20):
             client.put(f"/snap/{index:02d}", f"value-{index}")
         revision = client.put("/snap/last", "here").revision
     path = tmp_path / "backup.db"
-    saved = kpy_etcd("snapshot", "save", str(path), "--config", str(etcd1.config_files["m0"]))
+    saved = run_kpy_etcd("snapshot", "save", str(path), "--config", str(etcd1.config_files["m0"]))
     assert saved.returncode == 0, saved.stderr
     assert path.stat().st_mode & 0o777 == 0o600
     assert not list(tmp_path.glob(".*partial"))
@@ -32,7 +24,7 @@ def test_snapshot_save_and_restore_round_trip(etcd1, new_etcd_cluster, tmp_path)
     # A second, empty cluster of one member restores the snapshot into its data dir, then starts from it.
     target = new_etcd_cluster(1, "kpy-restored")
     model = load_model(target.config_files["m0"])
-    restored = kpy_etcd("snapshot", "restore", str(path), "--config", str(target.config_files["m0"]))
+    restored = run_kpy_etcd("snapshot", "restore", str(path), "--config", str(target.config_files["m0"]))
     assert restored.returncode == 0, restored.stderr
     assert (model.data_dir / "member").is_dir() and model.data_dir.stat().st_mode & 0o777 == 0o700
     target.start()
@@ -44,7 +36,7 @@ def test_snapshot_save_and_restore_round_trip(etcd1, new_etcd_cluster, tmp_path)
     target.stop()
 
     # The data dir now holds data: restoring again is refused, unless forced (the old one is moved aside).
-    again = kpy_etcd("snapshot", "restore", str(path), "--config", str(target.config_files["m0"]))
+    again = run_kpy_etcd("snapshot", "restore", str(path), "--config", str(target.config_files["m0"]))
     assert again.returncode == 1 and "refusing to overwrite" in again.stderr
     forced = snapshot.restore(path, model, force=True)
     assert forced.moved_aside is not None and (forced.moved_aside / "member").is_dir()
