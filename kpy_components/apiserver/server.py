@@ -11,6 +11,7 @@ import ssl
 
 from aiohttp import web
 
+from kpy_components import systemd
 from kpy_components.api import catalog
 from kpy_components.apiserver.storage.cache import CacheSettings, WatchCache
 from kpy_components.apiserver.storage.interface import Storage
@@ -136,6 +137,8 @@ class APIServer:
                 delay = min(delay * 2, 10.0)
         self._bootstrapped.set()
         log.info("Finished bootstrap: caches primed, default objects present")
+        if systemd.notify_ready():  # Type=notify units: `systemctl start` returns now
+            log.info("Notified systemd ready=1")
         await reconciler.run()
 
     async def _storage_check(self) -> str | None:

@@ -333,3 +333,26 @@ async def test_not_ready_while_storage_is_unreachable(tmp_path):
             assert (await anonymous.request("GET", "/livez", accept="text/plain"))[0] == 500
     finally:
         await instance.stop()
+
+
+async def test_systemd_is_told_once_the_server_is_ready(tmp_path, monkeypatch):
+    receiver = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    receiver.bind(str(tmp_path / "notify.sock"))
+    receiver.setblocking(False)
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify.sock"))
+    instance = APIServer(dev.prepare(tmp_path / "dev", _free_port()))
+    await instance.start()
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                message = receiver.recv(64)
+                break
+            except BlockingIOError:
+                assert time.monotonic() < deadline, "READY=1 never sent"
+                await asyncio.sleep(0.05)
+        assert message == b"READY=1"
+        assert await instance._bootstrap_check() is None and await instance._cache_check() is None
+    finally:
+        await instance.stop()
+        receiver.close()
