@@ -5,6 +5,7 @@ The server runs with its real security (x509 users, RBAC with the default policy
 """
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import shutil
@@ -90,13 +91,11 @@ def _wait_ready(server: APIServerProcess) -> None:
     pytest.fail(f"kpy-apiserver not ready after {START_TIMEOUT}s:\n{server.log.read_text()}")
 
 
-@pytest.fixture(scope="session")
-def apiserver(tmp_path_factory) -> APIServerProcess:
-    directory = tmp_path_factory.mktemp("apiserver")
-    port = free_port()
+@contextlib.contextmanager
+def running_apiserver(directory: Path, port: int, *arguments: str):
+    """A kpy-apiserver process started with `arguments`, ready; stopped (SIGTERM) when the block ends."""
     log = directory / "apiserver.log"
-    binary = Path(sys.executable).parent / "kpy-apiserver"
-    command = [str(binary), "--dev", str(directory), "--secure-port", str(port)]
+    command = [str(Path(sys.executable).parent / "kpy-apiserver"), *arguments]
     with log.open("wb") as output:
         process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
     server = APIServerProcess(directory, port, process, log)
@@ -110,6 +109,14 @@ def apiserver(tmp_path_factory) -> APIServerProcess:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+
+
+@pytest.fixture(scope="session")
+def apiserver(tmp_path_factory) -> APIServerProcess:
+    directory = tmp_path_factory.mktemp("apiserver")
+    port = free_port()
+    with running_apiserver(directory, port, "--dev", str(directory), "--secure-port", str(port)) as server:
+        yield server
 
 
 class Kubectl:
