@@ -23,7 +23,7 @@ import asyncio
 import json
 import logging
 from collections.abc import AsyncIterator
-from contextlib import aclosing
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import NamedTuple
 from urllib.parse import quote
@@ -204,7 +204,8 @@ class RESTClient:
     def watch(self, info: ResourceInfo, namespace: str | None = None, *, name: str | None = None,
               resource_version: str | None = None, label_selector: str = "", field_selector: str = "",
               allow_bookmarks: bool = True, timeout_seconds: int | None = None):
-        """An async context manager over the stream of WatchEvents (closing it closes the connection):
+        """A WatchStream: entering it connects (HTTP errors raise there), iterating yields WatchEvents, leaving it
+        closes the connection:
 
             async with client.watch(info, resource_version=rv, timeout_seconds=300) as events:
                 async for event in events: ...
@@ -217,26 +218,8 @@ class RESTClient:
                          fieldSelector=field_selector, timeoutSeconds=timeout_seconds,
                          allowWatchBookmarks="true" if allow_bookmarks else None)
         read_timeout = (timeout_seconds or 1800 * 2) + WATCH_READ_MARGIN
-        return aclosing(self._watch(self.path(info, namespace or None), params, read_timeout))
-
-    async def _watch(self, path: str, params: dict, read_timeout: float) -> AsyncIterator[WatchEvent]:
-        timeout = httpx.Timeout(self.timeout, read=read_timeout)
-        try:
-            async with self._http.stream("GET", path, params=params, timeout=timeout) as response:
-                if response.status_code >= 400:
-                    raise error_from_response(response.status_code, await response.aread(),
-                                              response.headers.get("Retry-After"))
-                async for line in response.aiter_lines():
-                    if not line.strip():
-                        continue
-                    event = json.loads(line)
-                    if event.get("type") == "ERROR":
-                        raise APIError.from_status(event.get("object") or {})
-                    yield WatchEvent(event["type"], event["object"])
-        except httpx.TransportError as error:
-            raise ClientConnectionError(f"watch {path}: {_describe(error)}") from error
-        except (ValueError, KeyError) as error:
-            raise ClientConnectionError(f"watch {path}: the server sent a malformed event: {error}") from error
+        return WatchStream(self._http, self.path(info, namespace or None), params,
+                           httpx.Timeout(self.timeout, read=read_timeout))
 
     # --- plumbing ------------------------------------------------------------------------------------------------
     def _named(self, info: ResourceInfo, namespace: str | None, name: str, subresource: str | None) -> str:
@@ -312,3 +295,48 @@ def _describe(error: httpx.TransportError) -> str:
     if not text and error.__cause__ is not None:
         text = str(error.__cause__) or type(error.__cause__).__name__
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class WatchStream:
+    """One watch connection. The stream ends when the server closes it (timeoutSeconds). An ERROR event raises
+    its APIError (410 Gone for a compacted resourceVersion); a broken connection raises ClientConnectionError."""
+
+    def __init__(self, http: httpx.AsyncClient, path: str, params: dict, timeout: httpx.Timeout):
+        self._http, self.path, self.params, self._timeout = http, path, params, timeout
+        self._stack = AsyncExitStack()
+        self._response: httpx.Response | None = None
+
+    async def __aenter__(self) -> WatchStream:
+        try:
+            response = await self._stack.enter_async_context(
+                self._http.stream("GET", self.path, params=self.params, timeout=self._timeout))
+            if response.status_code >= 400:
+                raise error_from_response(response.status_code, await response.aread(),
+                                          response.headers.get("Retry-After"))
+        except httpx.TransportError as error:
+            await self._stack.aclose()
+            raise ClientConnectionError(f"watch {self.path}: {_describe(error)}") from error
+        except BaseException:
+            await self._stack.aclose()
+            raise
+        self._response = response
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self._stack.aclose()
+
+    async def __aiter__(self) -> AsyncIterator[WatchEvent]:
+        if self._response is None:
+            raise RuntimeError("enter the watch (async with) before iterating it")
+        try:
+            async for line in self._response.aiter_lines():
+                if not line.strip():
+                    continue
+                event = json.loads(line)
+                if event.get("type") == "ERROR":
+                    raise APIError.from_status(event.get("object") or {})
+                yield WatchEvent(event["type"], event["object"])
+        except httpx.TransportError as error:
+            raise ClientConnectionError(f"watch {self.path}: {_describe(error)}") from error
+        except (ValueError, KeyError, TypeError) as error:
+            raise ClientConnectionError(f"watch {self.path}: the server sent a malformed event: {error}") from error

@@ -61,6 +61,7 @@ class FakeAPIServer:
         self.faults: list[Fault] = []
         self.requests: list[tuple[str, str, dict, dict]] = []  # method, path, query, headers
         self.bodies: list[tuple[str, str, str, bytes]] = []  # method, path, content type, body
+        self.client_names: list[str | None] = []  # the client certificate's CN per request (TLS only)
         self._log: list[tuple[int, str, tuple, dict]] = []  # revision, type, collection, object
         self._watches: list[_Watch] = []
         self._runner: web.AppRunner | None = None
@@ -156,6 +157,8 @@ class FakeAPIServer:
     # --- HTTP ----------------------------------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
         self.requests.append((request.method, request.path, dict(request.query), dict(request.headers)))
+        peer = request.transport.get_extra_info("peercert") if request.transport else None
+        self.client_names.append(dict(item[0] for item in peer["subject"]).get("commonName") if peer else None)
         body = await request.read()
         self.bodies.append((request.method, request.path, request.content_type, body))
         for fault in self.faults:
