@@ -164,3 +164,10 @@ def test_openapi_index_points_at_each_group_version_by_hash():
     assert url.startswith("/openapi/v3/apis/apps/v1?hash=")
     with pytest.raises(APIError):
         docs.serve(None, ["v3", "apis", "nope", "v1"])
+
+
+def test_openapi_v2_as_json_for_clients_that_ask_for_json():
+    document = openapi_v2.json_document(default_registry())
+    patch = document["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]
+    assert document["swagger"] == "2.0" and patch["x-kubernetes-group-version-kind"]["kind"] == "Deployment"
+    assert "fieldValidation" in {p["name"] for p in patch["parameters"]}

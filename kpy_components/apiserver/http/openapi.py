@@ -125,6 +125,8 @@ class OpenAPI:
 
     def serve(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
         if parts == ["v2"]:
+            if "protobuf" not in (request.headers.get("Accept") or ""):
+                return json_response(openapi_v2.json_document(self.registry), headers={"Vary": "Accept"})
             body, etag = self._v2
             return web.Response(body=body, headers={"Content-Type": V2_CONTENT_TYPE, "ETag": f'"{etag}"',
                                                     "Vary": "Accept"})

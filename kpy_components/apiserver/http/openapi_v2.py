@@ -65,13 +65,33 @@ def _operation(op: dict) -> bytes:
     return body + _gvk_extension(op["gvk"])
 
 
-def document(registry: Registry) -> bytes:
+def _paths(registry: Registry, encode) -> dict[str, dict]:
     from .openapi import operations  # shared with the v3 documents
 
-    paths: dict[str, dict[str, bytes]] = {}
+    paths: dict[str, dict] = {}
     for info in registry:
         for op in operations(info):
-            paths.setdefault(op["path"], {})[op["method"]] = _operation(op)
+            paths.setdefault(op["path"], {})[op["method"]] = encode(op)
+    return paths
+
+
+def _json_operation(op: dict) -> dict:
+    names = ("dryRun", "fieldManager", "fieldValidation") if op["writes"] else ()
+    parameters = [{"name": name, "in": "query", "type": "string", "uniqueItems": True} for name in names]
+    if op["writes"] and op["method"] == "patch":
+        parameters.append({"name": "force", "in": "query", "type": "boolean", "uniqueItems": True})
+    return {"operationId": op["id"], "parameters": parameters, "responses": {"200": {"description": "OK"}},
+            "x-kubernetes-group-version-kind": op["gvk"]}
+
+
+def json_document(registry: Registry) -> dict:
+    """The same document as Swagger 2.0 JSON, for clients that ask /openapi/v2 for application/json."""
+    return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": f"v{VERSION}"},
+            "paths": _paths(registry, _json_operation)}
+
+
+def document(registry: Registry) -> bytes:
+    paths = _paths(registry, _operation)
     encoded_paths = b""
     for path, methods in paths.items():
         item = b"".join(_message(_METHOD_FIELDS[m], methods[m]) for m in sorted(methods, key=_METHOD_FIELDS.get))
