@@ -177,6 +177,7 @@ async def test_health_metrics_and_authentication(server):
     _, metrics = await client.request("GET", "/metrics", accept="text/plain")
     assert 'apiserver_request_total{code="200",resource="configmaps",verb="LIST"}' in metrics
     assert "apiserver_request_duration_seconds_bucket" in metrics and "etcd_request_duration_seconds" in metrics
+    assert "process_resident_memory_bytes" in metrics
     status, version = await client.request("GET", "/version")
     assert status == 200 and version["gitVersion"] == "v1.31.0"
 

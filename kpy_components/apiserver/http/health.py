@@ -9,7 +9,7 @@ import platform
 import sys
 from collections.abc import Awaitable, Callable
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 
 from kpy_components.version import VERSION
 
@@ -52,6 +52,8 @@ class Metrics:
 
     def __init__(self):
         self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
+        PlatformCollector(registry=self.registry)
         self.requests = Counter("apiserver_request", "Counter of apiserver requests broken out for each verb, "
                                 "resource and HTTP response code.", ["verb", "resource", "code"],
                                 registry=self.registry)
