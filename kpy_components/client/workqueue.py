@@ -72,13 +72,7 @@ class WorkQueue:
             try:
                 return self.get_nowait()
             except QueueEmpty:
-                waiter = asyncio.get_running_loop().create_future()
-                self._waiters.append(waiter)
-                try:
-                    await waiter
-                finally:
-                    if waiter in self._waiters:
-                        self._waiters.remove(waiter)
+                await self._wait(self._waiters)
 
     def get_nowait(self) -> Hashable:
         if not self._queue:
@@ -113,13 +107,17 @@ class WorkQueue:
         """shut_down, then wait until every queued key was handed out and every handed-out key is done."""
         self.shut_down()
         while self._queue or self._processing:
-            waiter = asyncio.get_running_loop().create_future()
-            self._drained.append(waiter)
-            try:
-                await waiter
-            finally:
-                if waiter in self._drained:
-                    self._drained.remove(waiter)
+            await self._wait(self._drained)
+
+    @staticmethod
+    async def _wait(waiters: list[asyncio.Future]) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in waiters:
+                waiters.remove(waiter)
 
     @staticmethod
     def _wake(waiters: list[asyncio.Future]) -> None:

@@ -58,6 +58,20 @@ async def running(client):
         await informer.stop()
 
 
+@pytest.fixture
+def watching(fake_api, client, running):
+    """An informer with a Recorder, started, synced and watching."""
+    async def make(**options) -> tuple[Informer, Recorder]:
+        recorder, informer = Recorder(), informer_for(client, **options)
+        informer.add_handler(**recorder.handlers())
+        watches = len(fake_api.watch_requests())
+        running(informer)
+        assert await informer.wait_for_sync(timeout=5)
+        await eventually(lambda: len(fake_api.watch_requests()) > watches)
+        return informer, recorder
+    return make
+
+
 async def test_lists_then_watches_from_the_lists_resource_version(fake_api, client, running):
     fake_api.put(configmap("a", v="1"))
     recorder = Recorder()
@@ -73,13 +87,8 @@ async def test_lists_then_watches_from_the_lists_resource_version(fake_api, clie
     assert watch["allowWatchBookmarks"] == "true" and 300 <= int(watch["timeoutSeconds"]) <= 600
 
 
-async def test_watch_events_reach_the_handlers_and_the_store(fake_api, client, running):
-    recorder = Recorder()
-    informer = informer_for(client, indexers={"owner": field_index("data.owner")})
-    informer.add_handler(**recorder.handlers())
-    running(informer)
-    await informer.wait_for_sync(timeout=5)
-    await eventually(fake_api.watch_requests)
+async def test_watch_events_reach_the_handlers_and_the_store(fake_api, watching):
+    informer, recorder = await watching(indexers={"owner": field_index("data.owner")})
     fake_api.put(configmap("a", owner="x"))
     fake_api.put(configmap("a", owner="y"))
     fake_api.remove("a", "default")
@@ -90,13 +99,8 @@ async def test_watch_events_reach_the_handlers_and_the_store(fake_api, client, r
     assert informer.resource_version == str(fake_api.revision)
 
 
-async def test_resumes_after_a_disconnect_from_the_last_resource_version(fake_api, client, running):
-    recorder = Recorder()
-    informer = informer_for(client)
-    informer.add_handler(**recorder.handlers())
-    running(informer)
-    await informer.wait_for_sync(timeout=5)
-    await eventually(fake_api.watch_requests)
+async def test_resumes_after_a_disconnect_from_the_last_resource_version(fake_api, watching):
+    informer, recorder = await watching()
     last = fake_api.put(configmap("a"))["metadata"]["resourceVersion"]
     await eventually(lambda: informer.resource_version == last)
     fake_api.drop_watches()
@@ -106,10 +110,8 @@ async def test_resumes_after_a_disconnect_from_the_last_resource_version(fake_ap
     assert informer.lists == 1 and [s[:2] for s in recorder.seen] == [("add", "a"), ("add", "b")]
 
 
-async def test_bookmarks_advance_the_resume_point(fake_api, client, running):
-    informer = running(informer_for(client))
-    await informer.wait_for_sync(timeout=5)
-    await eventually(fake_api.watch_requests)
+async def test_bookmarks_advance_the_resume_point(fake_api, watching):
+    informer, _ = await watching()
     fake_api.put(configmap("other", namespace="elsewhere"))  # not ours: only a bookmark tells us time moved on
     fake_api.bookmark()
     await eventually(lambda: informer.resource_version == str(fake_api.revision))
@@ -119,15 +121,10 @@ async def test_bookmarks_advance_the_resume_point(fake_api, client, running):
 
 
 @pytest.mark.parametrize("as_http", [False, True], ids=["error-event", "http-410"])
-async def test_relists_on_410_and_reports_what_the_gap_hid(fake_api, client, running, as_http):
+async def test_relists_on_410_and_reports_what_the_gap_hid(fake_api, watching, as_http):
     for name in ("kept", "changed", "deleted"):
         fake_api.put(configmap(name, v="1"))
-    recorder = Recorder()
-    informer = informer_for(client)
-    informer.add_handler(**recorder.handlers())
-    running(informer)
-    await informer.wait_for_sync(timeout=5)
-    await eventually(fake_api.watch_requests)
+    informer, recorder = await watching()
     fake_api.gone_as_http = as_http
     fake_api.drop_watches()
     # the gap: changes the informer cannot see, and then the history is compacted away
