@@ -7,6 +7,7 @@ initial cluster of the model: every member restores the same snapshot, then all 
 """
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import json
 import os
@@ -107,6 +108,19 @@ def _is_empty_dir(path: Path) -> bool:
     return path.is_dir() and not any(path.iterdir())
 
 
+def _refuse_if_in_use(data_dir: Path) -> None:
+    """etcd holds a write lock (an open-file-description lock, which conflicts with POSIX locks) on its WAL files while
+    it runs; restoring under a running member would corrupt it."""
+    for wal in sorted(data_dir.glob("member/wal/*.wal")):
+        with wal.open("r+b") as file:
+            try:
+                fcntl.lockf(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # EAGAIN or EACCES: someone holds it
+                raise SnapshotError(f"etcd is running on {data_dir} (it holds {wal.name}); stop it first "
+                                    "(systemctl stop kpy-etcd)") from None
+            fcntl.lockf(file, fcntl.LOCK_UN)
+
+
 def _chown_like_parent(path: Path) -> None:
     """Give the restored tree the owner of its parent directory (/var/lib/etcd belongs to etcd) when run as root."""
     if os.geteuid() != 0:
@@ -133,6 +147,7 @@ def restore(snapshot: Path, model: EtcdModel, data_dir: Path | None = None, forc
     if not etcdctl:
         raise SnapshotError("etcdctl is not installed (Debian package etcd-client); it restores etcd 3.4 snapshots")
     occupied = target.exists() and not _is_empty_dir(target)
+    _refuse_if_in_use(target)
     if occupied and not force:
         raise SnapshotError(f"data dir {target} already holds data; refusing to overwrite it (use --force to move "
                             "it aside, after stopping etcd)")

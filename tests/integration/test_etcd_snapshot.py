@@ -43,7 +43,7 @@ def test_snapshot_save_and_restore_round_trip(etcd1, new_etcd_cluster, tmp_path,
     assert (model.data_dir / "member").is_dir()
 
 
-def test_a_truncated_snapshot_is_rejected(etcd1, tmp_path):
+def test_a_truncated_snapshot_or_a_running_member_is_refused(etcd1, tmp_path):
     with etcd1.client() as client:
         good = snapshot.save(client, tmp_path / "good.db")
     broken = tmp_path / "broken.db"
@@ -51,6 +51,9 @@ def test_a_truncated_snapshot_is_rejected(etcd1, tmp_path):
     with pytest.raises(SnapshotError, match="checksum"):
         snapshot.inspect(broken)
     model = load_model(etcd1.config_files["m0"])
+    with pytest.raises(SnapshotError, match="etcd is running on"):
+        snapshot.restore(good.path, model, force=True)  # the running member's own data dir
+    assert etcd1.processes["m0"].poll() is None
     with pytest.raises(SnapshotError, match="checksum"):
         snapshot.restore(broken, model, data_dir=tmp_path / "never")
     assert not (tmp_path / "never").exists()
