@@ -7,8 +7,9 @@ The loop (client-go's reflector):
    informers do not re-watch together), advancing the resourceVersion with every event and bookmark;
 3. when the stream ends or the connection breaks, watch again from the last resourceVersion seen (after a backoff
    if the server is unreachable, answers 429/5xx, or the stream ended at once);
-4. on 410 Gone (an ERROR event or an HTTP 410) the resourceVersion is too old: go back to 1 at once;
-   other errors (403, 404, ...) are logged and go back to 1 after a backoff.
+4. on 410 Gone (an ERROR event or an HTTP 410) the resourceVersion is too old: go back to 1 at once (after a
+   backoff if 410 comes again before any watch event); other errors (403, 404, ...) are logged and go back to 1
+   after a backoff. The backoff resets once a watch delivers events.
 
 Handlers are plain callables run on the informer's task, in event order. They must be quick (enqueue a key and
 return) and they receive deep copies, so they may keep or change what they get. A handler that raises is logged
@@ -61,6 +62,7 @@ class Informer:
         self._handlers: list[Handler] = []
         self._synced = asyncio.Event()
         self._task: asyncio.Task | None = None
+        self._gone_streak = 0  # 410s since the last watch event
 
     def __repr__(self) -> str:
         return f"Informer({self.info.qualified}, namespace={self.namespace or '*'})"
@@ -117,9 +119,11 @@ class Informer:
                 continue
             except APIError as error:
                 if is_gone(error):
-                    log.info("Re-listing after 410 resource=%s message=%s", self.info.qualified, error.message)
                     self.resource_version = None
-                    continue
+                    self._gone_streak += 1
+                    if self._gone_streak == 1:  # at once; but a server that keeps saying 410 gets the backoff
+                        log.info("Re-listing after 410 resource=%s message=%s", self.info.qualified, error.message)
+                        continue
                 if not is_retryable(error):  # e.g. 403 until RBAC allows us: start over from a list
                     self.resource_version = None
                 problem = f"{error.code} {error.message}"
@@ -141,7 +145,6 @@ class Informer:
         for old, new in updated:
             self._dispatch("on_update", old, new)
         self._synced.set()
-        self.backoff.reset()
         log.debug("Listed resource=%s items=%d resource_version=%s", self.info.qualified, len(items),
                   resource_version)
 
@@ -181,6 +184,8 @@ class Informer:
         self.backoff.reset()
 
     def _apply(self, event_type: str, obj: dict) -> None:
+        self._gone_streak = 0
+        self.backoff.reset()
         version = (obj.get("metadata") or {}).get("resourceVersion")
         if event_type in ("ADDED", "MODIFIED"):
             old = self.store.upsert(obj)

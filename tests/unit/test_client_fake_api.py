@@ -8,7 +8,6 @@ The tests at the bottom pin the fake's own behaviour that the other suites rely 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import re
 import ssl
@@ -103,8 +102,8 @@ class FakeAPIServer:
         self._write(key, obj, "DELETED", store=False)
 
     def compact(self) -> None:
-        """Forget the event log: watches from any earlier revision now get 410 Gone."""
-        self.compacted = self.revision + 1
+        """Forget the event log: watches from any earlier revision now get 410 Gone (the current one stays fine)."""
+        self.compacted = self.revision
         self._log.clear()
 
     def bookmark(self) -> None:
@@ -135,13 +134,11 @@ class FakeAPIServer:
         obj["metadata"]["resourceVersion"] = str(self.revision)
         if store:
             self.objects[key] = obj
-        collection = key[:3]
         snapshot = json.loads(json.dumps(obj))
         self._log.append((self.revision, event, key, snapshot))
         for watch in self._watches:
             if self._matches(watch.request, key):
                 watch.queue.put_nowait({"type": event, "object": snapshot})
-        del collection
         return json.loads(json.dumps(obj))
 
     @staticmethod
@@ -156,10 +153,11 @@ class FakeAPIServer:
 
     # --- HTTP ----------------------------------------------------------------------------------------------------
     async def _handle(self, request: web.Request) -> web.StreamResponse:
+        body = await request.read()
+        # From here to a watch's registration nothing awaits: a recorded watch request is a live watch.
         self.requests.append((request.method, request.path, dict(request.query), dict(request.headers)))
         peer = request.transport.get_extra_info("peercert") if request.transport else None
         self.client_names.append(dict(item[0] for item in peer["subject"]).get("commonName") if peer else None)
-        body = await request.read()
         self.bodies.append((request.method, request.path, request.content_type, body))
         for fault in self.faults:
             if fault.times > 0 and fault.method == request.method and fault.path in request.path:
@@ -231,20 +229,22 @@ class FakeAPIServer:
 
     async def _watch(self, request: web.Request) -> web.StreamResponse:
         since = int(request.query.get("resourceVersion") or self.revision)
+        gone = None
         if since < self.compacted:
             gone = status(410, "Expired", f"too old resource version: {since} ({self.compacted})")
             if self.gone_as_http:
                 return _json(gone, 410)
+        watch = _Watch(request)
+        if gone is None:  # replay and register before the first await, so no event can fall in between
+            for revision, event, key, obj in self._log:
+                if revision > since and self._matches(request, key):
+                    watch.queue.put_nowait({"type": event, "object": obj})
+            self._watches.append(watch)
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
-        if since < self.compacted:
+        if gone is not None:
             await response.write(json.dumps({"type": "ERROR", "object": gone}).encode() + b"\n")
             return response
-        watch = _Watch(request)
-        for revision, event, key, obj in self._log:
-            if revision > since and self._matches(request, key):
-                watch.queue.put_nowait({"type": event, "object": obj})
-        self._watches.append(watch)
         timeout = int(request.query.get("timeoutSeconds") or 3600)
         try:
             async with asyncio.timeout(timeout):
@@ -285,9 +285,6 @@ async def eventually(predicate, timeout: float = 5.0, interval: float = 0.01):
         if asyncio.get_running_loop().time() > deadline:
             pytest.fail(f"condition not met within {timeout}s: {getattr(predicate, '__doc__', None) or predicate}")
         await asyncio.sleep(interval)
-
-
-_counter = itertools.count()
 
 
 def configmap(name: str, namespace: str = "default", **data) -> dict:

@@ -3,6 +3,8 @@ disconnects (bookmarks included), re-list on 410 (as an ERROR event or an HTTP a
 what the gap hid, paging, handler isolation, and the shared factory."""
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from kpy_components.client.backoff import Backoff
@@ -137,6 +139,17 @@ async def test_relists_on_410_and_reports_what_the_gap_hid(fake_api, watching, a
                                          ("update", "changed", {"v": "1"}, {"v": "2"})]
     assert sorted(informer.store.keys()) == ["default/added", "default/changed", "default/kept"]
     await eventually(lambda: fake_api.watch_requests()[-1]["resourceVersion"] == str(fake_api.revision))
+
+
+async def test_a_server_that_keeps_answering_410_gets_backoff_not_a_tight_loop(fake_api, client, running):
+    fake_api.compacted = 10 ** 9  # every watch is "too old"
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    informer = running(informer_for(client, backoff=Backoff(base=0.05, cap=0.1)))
+    await eventually(lambda: informer.lists >= 5)
+    # lists 1 and 2 at once (the first 410 re-lists immediately), then 0.05, 0.1 and 0.1 s apart at least;
+    # without the backoff five lists take a few milliseconds
+    assert loop.time() - started >= 0.25
 
 
 async def test_pages_through_large_lists_and_falls_back_when_the_continue_token_expires(fake_api, client, running):
