@@ -10,3 +10,21 @@
     leaderelection.py Lease-based leader election
     events.py         an event recorder (core/v1 Events with count aggregation)
 """
+
+from .cache import Indexer, field_index, key_of, split_key
+from .errors import (ClientConnectionError, KubeconfigError, is_already_exists, is_conflict, is_forbidden, is_gone,
+                     is_invalid, is_not_found, is_retryable)
+from .events import EventRecorder
+from .informer import Informer, SharedInformerFactory
+from .kubeconfig import ClientConfig, in_cluster, load_default, load_kubeconfig
+from .leaderelection import LeaderElectionConfig, LeaderElector
+from .rest import RESTClient, RetryPolicy, WatchEvent
+from .workqueue import ShutDown, WorkQueue, run_workers
+
+__all__ = [
+    "ClientConfig", "ClientConnectionError", "EventRecorder", "Indexer", "Informer", "KubeconfigError",
+    "LeaderElectionConfig", "LeaderElector", "RESTClient", "RetryPolicy", "SharedInformerFactory", "ShutDown",
+    "WatchEvent", "WorkQueue", "field_index", "in_cluster", "is_already_exists", "is_conflict", "is_forbidden",
+    "is_gone", "is_invalid", "is_not_found", "is_retryable", "key_of", "load_default", "load_kubeconfig",
+    "run_workers", "split_key",
+]
