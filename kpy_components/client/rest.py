@@ -272,10 +272,11 @@ class RESTClient:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
     def _retry_delay(self, error: APIError, backoff: Backoff) -> float | None:
+        """Seconds to wait before retrying, or None when this answer is final."""
+        if error.retry_after is not None and error.retry_after > self.retry.max_retry_after:
+            return None  # the server wants a long pause: the caller decides
         if error.code == 429:
-            if error.retry_after is None or error.retry_after > self.retry.max_retry_after:
-                return None
-            return float(error.retry_after)
+            return None if error.retry_after is None else float(error.retry_after)
         if error.code >= 500:
             return max(float(error.retry_after or 0), backoff.next_delay())
         return None
