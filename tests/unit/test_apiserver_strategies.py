@@ -8,6 +8,7 @@ from kpy_components.api.catalog import default_registry
 from kpy_components.api.errors import APIError
 from kpy_components.apiserver.registry.api import API
 from kpy_components.apiserver.registry.context import WriteContext
+from kpy_components.apiserver.registry.strategies import podspec
 from kpy_components.apiserver.storage.sqlite import SqliteStorage
 
 pytestmark = pytest.mark.anyio
@@ -154,3 +155,35 @@ async def test_rbac_names_may_contain_colons_and_role_refs_are_fixed(api):
         await store.patch(WriteContext(), "", "system:readers", "application/merge-patch+json",
                           {"roleRef": {"name": "edit"}})
     assert caught.value.details["causes"][0]["message"].endswith("cannot change roleRef")
+
+
+def container(name: str, **resources) -> dict:
+    return {"name": name, "image": "busybox", "resources": resources}
+
+
+async def test_pod_with_limits_in_one_container_and_no_requests_in_another_is_burstable(api):
+    created = await create(api, "", "pods", {"metadata": {"name": "p"}, "spec": {"containers": [
+        container("a", limits={"cpu": "1", "memory": "1Gi"}), container("b")]}})
+    assert created["status"]["qosClass"] == "Burstable"
+
+
+@pytest.mark.parametrize("containers, expected", [
+    # requests default to limits per container, and equal quantities compare by value
+    ([container("a", limits={"cpu": "1", "memory": "1Gi"})], "Guaranteed"),
+    ([container("a", limits={"cpu": "1", "memory": "1Gi"}, requests={"cpu": "1000m"}),
+      container("b", limits={"cpu": "500m", "memory": "1024Mi"})], "Guaranteed"),
+    ([container("a", limits={"cpu": "1", "memory": "1Gi"}, requests={"cpu": "500m"})], "Burstable"),
+    ([container("a", limits={"cpu": "1"})], "Burstable"),
+    ([container("a", requests={"memory": "1Gi"}), container("b")], "Burstable"),
+    ([container("a", limits={"cpu": "1", "memory": "1Gi"}), container("b", requests={"cpu": "1"})], "Burstable"),
+    ([container("a", requests={"cpu": "0"}), container("b", limits={"ephemeral-storage": "1Gi"})], "BestEffort"),
+    ([container("a"), container("b")], "BestEffort"),
+])
+def test_qos_class_follows_kubernetes(containers, expected):
+    assert podspec.qos_class({"containers": containers}) == expected
+
+
+def test_qos_class_counts_init_containers():
+    spec = {"containers": [container("a", limits={"cpu": "1", "memory": "1Gi"})],
+            "initContainers": [container("i", requests={"cpu": "1"})]}
+    assert podspec.qos_class(spec) == "Burstable"
