@@ -19,6 +19,8 @@ def render(spec: LabSpec, private_key: Path) -> str:
             "ansible_become": True,
             "ansible_ssh_private_key_file": str(private_key),
             "ansible_python_interpreter": "/usr/bin/python3",
+            # The hosts' network is the lab's to say; the other cluster settings live in group_vars.
+            "kpy_node_cidr": str(spec.network),
         },
         "children": groups,
     }}

@@ -47,6 +47,7 @@ def test_inventory_groups_hosts_and_connects_as_ansible_with_sudo():
     assert rendered["vars"]["ansible_user"] == "ansible"
     assert rendered["vars"]["ansible_become"] is True
     assert rendered["vars"]["ansible_ssh_private_key_file"] == "/keys/id"
+    assert rendered["vars"]["kpy_node_cidr"] == "10.213.0.0/24"
     groups = {g: sorted(v["hosts"]) for g, v in rendered["children"].items()}
     assert groups == {
         "etcd": ["kpy-cp1", "kpy-cp2", "kpy-cp3"],
