@@ -307,6 +307,16 @@ async def test_a_key_created_with_a_ttl_expires_and_updates_keep_it(store, keys)
             await asyncio.sleep(0.1)
 
 
+async def test_an_update_with_a_ttl_gives_the_key_a_new_expiry(store, keys):
+    await store.create(keys("kept"), obj("kept"))
+    await store.create(keys("lease"), obj("lease", renewed=0))
+    await store.guaranteed_update(keys("lease"), lambda o: {**o, "renewed": 1}, ttl=1)
+    await store.guaranteed_update(keys("new"), lambda o: obj("new"), ignore_not_found=True, ttl=1)
+    async with asyncio.timeout(EVENT_TIMEOUT):
+        while [i["metadata"]["name"] for i in (await store.list(keys.ns("ns1"))).items] != ["kept"]:
+            await asyncio.sleep(0.1)
+
+
 async def test_watch_from_a_revision_replays_then_follows_in_order(store, keys):
     await store.create(keys("before"), obj("before"))
     start = await store.current_revision()

@@ -1,17 +1,17 @@
 """What exists in every cluster from the first start: the system namespaces, the `kubernetes` Service (the first
 address of the service CIDR, port 443) and its Endpoints and EndpointSlice listing every live API server.
 
-Each API server announces itself with a short-lived storage key /registry/kpy/masterleases/<ip>/<n> (TTL 15 s,
-a new key every 10 s), and the endpoints list the addresses with a live key: servers that stop drop out within
-15 s, as with kube-apiserver's lease endpoint reconciler.
+Each API server announces itself with a short-lived storage key /registry/kpy/masterleases/<ip> (TTL 15 s,
+rewritten with a fresh TTL every 10 s), and the endpoints list the addresses with a live key: servers that stop
+drop out within 15 s, as with kube-apiserver's lease endpoint reconciler. A restarted server takes over the key
+its previous run left behind (an update, never a create that would fail until the old TTL ran out).
 """
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 
-from kpy_components.api import errors
+from kpy_components.api import errors, meta
 from kpy_components.apiserver.storage.interface import Storage, StorageError
 
 from .api import API
@@ -53,7 +53,6 @@ class EndpointsReconciler:
 
     def __init__(self, api: API, storage: Storage, address: str, port: int):
         self.api, self.storage, self.address, self.port = api, storage, address, port
-        self._sequence = itertools.count()
 
     async def run(self) -> None:
         while True:
@@ -64,8 +63,7 @@ class EndpointsReconciler:
             await asyncio.sleep(LEASE_INTERVAL)
 
     async def reconcile(self) -> None:
-        await self.storage.create(f"{LEASE_PREFIX}{self.address}/{next(self._sequence)}",
-                                  {"metadata": {"name": self.address}}, ttl=LEASE_TTL)
+        await self._renew_lease()
         listed = await self.storage.list(LEASE_PREFIX)
         addresses = sorted({item["metadata"]["name"] for item in listed.items} | {self.address})
         await self._set_port()
@@ -81,6 +79,13 @@ class EndpointsReconciler:
             "addressType": "IPv6" if ":" in self.address else "IPv4",
             "endpoints": [{"addresses": [ip], "conditions": {"ready": True}} for ip in addresses],
             "ports": [{"name": "https", "port": self.port, "protocol": "TCP"}]})
+
+    async def _renew_lease(self) -> None:
+        """Create or take over this address's lease key with a new TTL; renewTime changes on every renewal,
+        so the update always writes."""
+        lease = {"metadata": {"name": self.address}, "renewTime": meta.now_rfc3339_micro()}
+        await self.storage.guaranteed_update(f"{LEASE_PREFIX}{self.address}", lambda _current: lease,
+                                             ignore_not_found=True, ttl=LEASE_TTL)
 
     async def _set_port(self) -> None:
         """The Service's targetPort follows the servers' secure port."""

@@ -233,10 +233,10 @@ class WatchCache:
         return await self.storage.create(key, obj, ttl)
 
     async def guaranteed_update(self, key: str, update: UpdateFunc, *, preconditions: Preconditions | None = None,
-                                ignore_not_found: bool = False) -> dict:
+                                ignore_not_found: bool = False, ttl: int | None = None) -> dict:
         await self._resource(key)
         return await self.storage.guaranteed_update(key, update, preconditions=preconditions,
-                                                    ignore_not_found=ignore_not_found)
+                                                    ignore_not_found=ignore_not_found, ttl=ttl)
 
     async def delete(self, key: str, *, preconditions: Preconditions | None = None) -> dict:
         await self._resource(key)

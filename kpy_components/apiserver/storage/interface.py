@@ -106,11 +106,12 @@ class Storage(Protocol):
         when that revision is gone). limit 0 = all; a continue token resumes at the same revision."""
 
     async def guaranteed_update(self, key: str, update: UpdateFunc, *, preconditions: Preconditions | None = None,
-                                ignore_not_found: bool = False) -> dict:
+                                ignore_not_found: bool = False, ttl: int | None = None) -> dict:
         """Read-modify-write with compare-and-swap, retrying `update` on races. KeyNotFound unless
         ignore_not_found (then `update` receives {} and the result is created). Conflict when preconditions fail.
         Returns the stored object; when `update` returns an equal object nothing is written and the current
-        object (same resourceVersion) is returned."""
+        object (same resourceVersion) is returned. `ttl` (seconds) gives the written key a new expiry; without
+        it the key keeps the one it had."""
 
     async def delete(self, key: str, *, preconditions: Preconditions | None = None) -> dict:
         """Remove the object; KeyNotFound / Conflict. Returns its last state."""

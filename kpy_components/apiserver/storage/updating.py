@@ -81,7 +81,7 @@ class CompareAndSwapStorage:
         return stored
 
     async def guaranteed_update(self, key: str, update: UpdateFunc, *, preconditions: Preconditions | None = None,
-                                ignore_not_found: bool = False) -> dict:
+                                ignore_not_found: bool = False, ttl: int | None = None) -> dict:
         current = await self._read(key)
         for _ in range(MAX_UPDATE_ATTEMPTS):
             if current is None and not ignore_not_found:
@@ -91,7 +91,7 @@ class CompareAndSwapStorage:
             new = await run_update(update, obj)
             if current is not None and without_resource_version(new) == without_resource_version(obj):
                 return obj
-            stored = await self._swap(key, current, new)
+            stored = await self._swap(key, current, new, ttl=ttl)
             if not isinstance(stored, Raced):
                 return stored
             current = stored.current
