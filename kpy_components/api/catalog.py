@@ -247,7 +247,9 @@ def resources() -> list[ResourceInfo]:
            storage=False),
         _r(_AUTHZ, "v1", "SelfSubjectRulesReview", "selfsubjectrulesreviews", False, verbs=_CREATE, storage=False),
         _r(_AUTHN, "v1", "TokenReview", "tokenreviews", False, verbs=_CREATE, storage=False),
-        _r(_AUTHN, "v1", "SelfSubjectReview", "selfsubjectreviews", False, verbs=_CREATE, storage=False),
+        # kubectl 1.27 `auth whoami` asks v1beta1, then v1alpha1; v1 (GA in 1.28) stays preferred.
+        *(_r(_AUTHN, version, "SelfSubjectReview", "selfsubjectreviews", False, verbs=_CREATE, storage=False)
+          for version in ("v1", "v1beta1", "v1alpha1")),
     ]
 
 

@@ -71,6 +71,8 @@ def test_field_selectors_per_kind():
 def test_lookup_by_kind_and_uniqueness():
     assert REGISTRY.for_kind("apps/v1", "Deployment").plural == "deployments"
     assert REGISTRY.for_kind("events.k8s.io/v1", "Event").group == "events.k8s.io"
-    qualified = [r.qualified for r in REGISTRY]
-    assert len(qualified) == len(set(qualified))
+    served = [(r.qualified, r.version) for r in REGISTRY]
+    assert len(served) == len(set(served))
+    stored = [r.qualified for r in REGISTRY if r.storage]  # one storage prefix per stored resource
+    assert len(stored) == len(set(stored))
     assert all(r.singular == r.kind.lower() for r in REGISTRY)

@@ -94,6 +94,18 @@ def test_aggregated_discovery_has_one_core_item_and_every_named_group():
             "verbs": ["get", "patch", "update"]} in deployments["subresources"]
 
 
+def test_versions_of_a_group_are_listed_in_kubernetes_priority_the_first_preferred():
+    registry = default_registry()
+    group = discovery.api_group(registry, "authentication.k8s.io")
+    assert [v["version"] for v in group["versions"]] == ["v1", "v1beta1", "v1alpha1"]
+    assert group["preferredVersion"] == {"groupVersion": "authentication.k8s.io/v1", "version": "v1"}
+    named = discovery.aggregated(registry, "v2", core=False)
+    authn = next(item for item in named["items"] if item["metadata"]["name"] == "authentication.k8s.io")
+    assert [v["version"] for v in authn["versions"]] == ["v1", "v1beta1", "v1alpha1"]
+    assert sorted(["v1alpha1", "v2", "v1beta2", "v1beta1", "v1", "other", "v10"], key=discovery.version_priority) == [
+        "v10", "v2", "v1", "v1beta2", "v1beta1", "v1alpha1", "other"]
+
+
 def test_openapi_v3_declares_field_validation_on_writes():
     document = openapi.v3_document(default_registry(), "apps", "v1")
     patch = document["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]["patch"]

@@ -2,6 +2,8 @@
 and aggregated (apidiscovery.k8s.io v2 and v2beta1, same shape), as client-go's discovery client reads them."""
 from __future__ import annotations
 
+import re
+
 from kpy_components.api.resources import Registry, ResourceInfo
 
 
@@ -10,11 +12,25 @@ def api_versions(server_address: str) -> dict:
             "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}]}
 
 
+_KUBE_VERSION = re.compile(r"^v(\d+)(?:(alpha|beta)(\d+))?$")
+_STABILITY = {None: 0, "beta": 1, "alpha": 2}
+
+
+def version_priority(version: str) -> tuple:
+    """Sort key of Kubernetes' version priority: GA before beta before alpha, higher numbers first, then
+    non-Kubernetes-like versions by name. The first version of a group is its preferred one."""
+    match = _KUBE_VERSION.match(version)
+    if not match:
+        return (3, 0, 0, version)
+    major, stability, minor = match.groups()
+    return (_STABILITY[stability], -int(major), -int(minor or 0), version)
+
+
 def _group_versions(registry: Registry) -> dict[str, list[str]]:
     groups: dict[str, list[str]] = {}
     for group, version in registry.group_versions():
         groups.setdefault(group, []).append(version)
-    return groups
+    return {group: sorted(versions, key=version_priority) for group, versions in groups.items()}
 
 
 def _group(name: str, versions: list[str]) -> dict:

@@ -2,6 +2,8 @@
 user who is granted a Role."""
 from __future__ import annotations
 
+import json
+
 GRANT = """
 apiVersion: rbac.authorization.k8s.io/v1
 kind: Role
@@ -44,3 +46,15 @@ def test_create_token_for_a_service_account(kubectl, namespace):
     assert token.count(".") == 2
     missing = kubectl("-n", namespace, "create", "token", "nobody", check=False)
     assert 'serviceaccounts "nobody" not found' in missing.stderr
+
+
+def test_auth_whoami_names_the_user_and_groups(kubectl, apiserver):
+    """kubectl 1.27 asks authentication.k8s.io v1beta1 (then v1alpha1), 1.33 asks v1."""
+    user = f"carol-{kubectl.version}"
+    who = kubectl.as_user(apiserver.user_kubeconfig(user, ("team-a",)))
+    result = who("auth", "whoami", "-o", "json")
+    review = json.loads(result.stdout)
+    expected_version = {"1.27": "v1beta1"}.get(kubectl.version, "v1")
+    assert (review["apiVersion"], review["kind"]) == (f"authentication.k8s.io/{expected_version}", "SelfSubjectReview")
+    assert review["status"]["userInfo"]["username"] == user
+    assert set(review["status"]["userInfo"]["groups"]) == {"team-a", "system:authenticated"}
