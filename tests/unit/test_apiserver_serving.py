@@ -251,6 +251,37 @@ async def test_token_requests_and_kubelet_subresources(server):
     assert status == 501 and "kubelet" in body["message"]
 
 
+def _node_client(server, tmp_path, node: str) -> Client:
+    """A client with the kubelet identity of `node` (system:node:<node> in system:nodes)."""
+    dev.client_certificate(tmp_path, node, f"system:node:{node}", ("system:nodes",))
+    context = ssl.create_default_context(cafile=str(tmp_path / "ca.crt"))
+    context.load_cert_chain(tmp_path / f"{node}.crt", tmp_path / f"{node}.key")
+    return Client(server.client.session, server.client.base, context)
+
+
+async def test_token_requests_and_evictions_go_through_admission(server, tmp_path):
+    """NodeRestriction judges the TokenRequest and the Eviction a node creates (the authorizer lets node1 ask for
+    tokens of the account its pod uses, and nodes create evictions)."""
+    await _running_pod(server.client, "on-node1", {})
+    _, pod = await server.client.request("GET", "/api/v1/namespaces/default/pods/on-node1")
+    node1, node2 = _node_client(server, tmp_path, "node1"), _node_client(server, tmp_path, "node2")
+    token = "/api/v1/namespaces/default/serviceaccounts/default/token"
+    unbound = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {}}
+    status, body = await node1.request("POST", token, unbound)
+    assert (status, body["message"]) == (403, 'serviceaccounts "default" is forbidden: node requested token not '
+                                                'bound to a pod')
+    bound = {**unbound, "spec": {"boundObjectRef": {"kind": "Pod", "apiVersion": "v1", "name": "on-node1",
+                                                    "uid": pod["metadata"]["uid"]}}}
+    status, body = await node1.request("POST", token, bound)
+    assert status == 201 and body["status"]["token"].count(".") == 2
+    eviction = {"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "on-node1"}}
+    status, body = await node2.request("POST", "/api/v1/namespaces/default/pods/on-node1/eviction", eviction)
+    assert (status, body["message"]) == (403, 'pods "on-node1" is forbidden: node "node2" can only evict pods '
+                                                'with spec.nodeName set to itself')
+    status, body = await node1.request("POST", "/api/v1/namespaces/default/pods/on-node1/eviction", eviction)
+    assert (status, body["status"]) == (201, "Success")
+
+
 async def test_ephemeral_containers_are_only_added(server):
     client = server.client
     await _running_pod(client, "debugged", {})

@@ -216,7 +216,7 @@ class ResourceHandler:
         return await subresources.finalize(ctx, store, name, body), 200
 
     async def _token(self, ctx, store, namespace, name, body, patch_type):
-        return await subresources.request_token(self.api, self.security.issue_token, namespace, name, body), 201
+        return await subresources.request_token(ctx, self.api, self.security.issue_token, namespace, name, body), 201
 
     async def _update_ephemeral(self, ctx, store, namespace, name, body, patch_type):
         return await subresources.update_ephemeral_containers(ctx, store, namespace, name, lambda pod: body), 200

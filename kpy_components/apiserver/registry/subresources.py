@@ -2,6 +2,8 @@
 pods/binding, namespaces/finalize and serviceaccounts/token. (*/status is the store's status path.)"""
 from __future__ import annotations
 
+import dataclasses
+
 from kpy_components.api import errors, meta, selectors
 from kpy_components.api.meta import field_required
 from kpy_components.apiserver.http.context import resolve
@@ -81,15 +83,18 @@ _VIOLATION = "Cannot evict pod as it would violate the pod's disruption budget."
 
 async def evict(ctx: WriteContext, api: API, namespace: str, name: str, eviction) -> dict:
     """Delete the pod unless a PodDisruptionBudget forbids it (429, which `kubectl drain` retries every 5 s).
-    Pods that are not running (pending, finished, already terminating) are evicted regardless, as in Kubernetes."""
+    Pods that are not running (pending, finished, already terminating) are evicted regardless, as in Kubernetes.
+    Admission sees the CREATE of the Eviction (NodeRestriction: a node evicts only pods bound to it); the pod's
+    deletion that follows is part of that request, not admitted again."""
     if not isinstance(eviction, dict):
         raise errors.bad_request("the request body must be an Eviction object")
+    await ctx.admission("CREATE", eviction, None)
     pods = api.store("", "pods")
     pod = await pods.get(namespace, name)
     phase = (pod.get("status") or {}).get("phase")
     if phase == "Running" and not pod["metadata"].get("deletionTimestamp"):
         await _take_disruption(ctx, api, namespace, pod)
-    await pods.delete(ctx, namespace, name, eviction.get("deleteOptions") or {})
+    await pods.delete(dataclasses.replace(ctx, admit=None), namespace, name, eviction.get("deleteOptions") or {})
     return success()
 
 
@@ -204,11 +209,15 @@ async def finalize(ctx: WriteContext, store: Store, name: str, namespace_obj) ->
 
 # --- serviceaccounts/token -------------------------------------------------------------------------------------
 
-async def request_token(api: API, issue_token, namespace: str, name: str, token_request) -> dict:
+async def request_token(ctx: WriteContext, api: API, issue_token, namespace: str, name: str,
+                        token_request) -> dict:
+    """A token for the service account; admission sees the CREATE of the TokenRequest first (NodeRestriction: a
+    node asks only for tokens bound to pods bound to it)."""
     if issue_token is None:
         raise errors.APIError(501, "NotImplemented", "token issuing is not configured on this API server (no "
                               "service-account signing key)")
     if not isinstance(token_request, dict):
         raise errors.bad_request("the request body must be a TokenRequest object")
+    await ctx.admission("CREATE", token_request, None)
     account = await api.store("", "serviceaccounts").get(namespace, name)
     return await resolve(issue_token(account, token_request))
