@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 
 import pytest
@@ -203,3 +204,59 @@ def test_async_client_health_members_and_refusal(etcd1):
 
     health, members = asyncio.run(scenario())
     assert health.healthy and [m.name for m in members] == ["m0"]
+
+
+class CountingProxy:
+    """A TCP forwarder on loopback to one etcd member that counts the connections clients open through it (TLS
+    passes through untouched: the member's certificate names 127.0.0.1)."""
+
+    def __init__(self, endpoint: str):
+        host_port = endpoint.split("://", 1)[1]
+        self.target_host, self.target_port = host_port.rsplit(":", 1)[0], int(host_port.rsplit(":", 1)[1])
+        self.accepted = 0
+        self._server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._forward, "127.0.0.1", 0)
+        return f"https://127.0.0.1:{self._server.sockets[0].getsockname()[1]}"
+
+    async def __aexit__(self, *exc_info) -> None:
+        self._server.close()
+
+    async def _forward(self, client_reader, client_writer) -> None:
+        self.accepted += 1
+        member_reader, member_writer = await asyncio.open_connection(self.target_host, self.target_port)
+
+        async def pipe(reader, writer):
+            try:
+                while data := await reader.read(65536):
+                    writer.write(data)
+                    await writer.drain()
+            except OSError:
+                pass
+            finally:
+                writer.close()
+        await asyncio.gather(pipe(client_reader, member_writer), pipe(member_reader, client_writer))
+
+
+WATCH_STREAMS = 32  # about as many as an API server's watch cache keeps open (one per resource prefix)
+
+
+def test_unary_calls_reuse_connections_while_many_watches_are_open(etcd1, etcd):
+    _, prefix = etcd
+    proxy = CountingProxy(etcd1.endpoints[0])
+
+    async def scenario() -> tuple[int, int]:
+        async with proxy as endpoint, AsyncEtcdClient([endpoint], etcd1.tls) as client:
+            async with contextlib.AsyncExitStack() as watches:
+                for index in range(WATCH_STREAMS):
+                    await watches.enter_async_context(client.watch(f"{prefix}w{index}/", prefix=True))
+                for_watches = proxy.accepted
+                for index in range(40):
+                    await client.put(prefix + "k", str(index))
+                    assert (await client.get(prefix + "k")).value == str(index).encode()
+                return for_watches, proxy.accepted - for_watches
+
+    for_watches, for_unary_calls = asyncio.run(scenario())
+    assert for_watches == WATCH_STREAMS
+    assert for_unary_calls <= 2, f"80 unary calls opened {for_unary_calls} connections"
