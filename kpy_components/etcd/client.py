@@ -17,7 +17,6 @@ request is idempotent may retry on EtcdUnavailable.
 from __future__ import annotations
 
 import json
-import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import IO, Any
@@ -115,21 +114,18 @@ class _Endpoints:
             self._current = self.urls.index(url)
 
 
-# Unary calls and streams (watches, snapshots) use two connection pools. httpcore closes an idle connection
-# whenever the pool holds more connections *in total* than max_keepalive_connections, so long-lived watch
-# streams in the unary pool made it drop nearly every keep-alive connection (a new TLS handshake per request).
-# Unary pool: every connection it opens may stay alive (keep-alive room = max_connections). Stream pool: one
-# connection per open stream, as many as there are streams; a finished stream's connection is not reused.
-UNARY_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100, keepalive_expiry=30.0)
-STREAM_LIMITS = httpx.Limits(max_connections=None, max_keepalive_connections=0)
+# One pool for unary calls and streams (a new watch starts on an idle connection, without a TLS handshake).
+# httpcore closes an idle connection whenever the pool holds more connections *in total* than
+# max_keepalive_connections, so with httpx's default of 20 the ~32 long-lived watch streams of an API server made it
+# drop nearly every keep-alive connection (a new TLS connection per request). Keep-alive room for the whole pool:
+# open streams plus concurrent unary calls up to POOL_CONNECTIONS; beyond that a request waits for a free connection.
+POOL_CONNECTIONS = 256
+POOL_LIMITS = httpx.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS)
 
 
-def _http_options(verify: ssl.SSLContext | bool, timeout: float, limits: httpx.Limits) -> dict:
-    return {"verify": verify, "timeout": timeout, "limits": limits, "headers": {"content-type": "application/json"}}
-
-
-def _verify(tls: TLSFiles | None) -> ssl.SSLContext | bool:
-    return tls.ssl_context() if tls else True
+def _http_options(tls: TLSFiles | None, timeout: float) -> dict:
+    return {"verify": tls.ssl_context() if tls else True, "timeout": timeout, "limits": POOL_LIMITS,
+            "headers": {"content-type": "application/json"}}
 
 
 _STREAM_TIMEOUT = httpx.Timeout(DEFAULT_TIMEOUT, read=None)
@@ -147,9 +143,7 @@ class EtcdClient(_Operations):
     def __init__(self, endpoints: str | list[str] | tuple[str, ...], tls: TLSFiles | None = None,
                  timeout: float = DEFAULT_TIMEOUT):
         self.endpoints = _Endpoints(endpoints)
-        verify = _verify(tls)
-        self._http = httpx.Client(**_http_options(verify, timeout, UNARY_LIMITS))
-        self._streams = httpx.Client(**_http_options(verify, timeout, STREAM_LIMITS))
+        self._http = httpx.Client(**_http_options(tls, timeout))
 
     def __enter__(self) -> EtcdClient:
         return self
@@ -159,7 +153,6 @@ class EtcdClient(_Operations):
 
     def close(self) -> None:
         self._http.close()
-        self._streams.close()
 
     def _run(self, call: Call, endpoint: str | None = None) -> Any:
         url, response = self._send(call.path, call.body, endpoint)
@@ -172,8 +165,7 @@ class EtcdClient(_Operations):
         for url in self.endpoints.candidates(endpoint):
             try:
                 with translated_errors(url):
-                    http = self._streams if stream else self._http
-                    response = http.send(_request(http, url + path, body, stream), stream=stream)
+                    response = self._http.send(_request(self._http, url + path, body, stream), stream=stream)
             except RequestNotSent as error:
                 unsent = error
                 continue
@@ -237,9 +229,7 @@ class AsyncEtcdClient(_Operations):
     def __init__(self, endpoints: str | list[str] | tuple[str, ...], tls: TLSFiles | None = None,
                  timeout: float = DEFAULT_TIMEOUT):
         self.endpoints = _Endpoints(endpoints)
-        verify = _verify(tls)
-        self._http = httpx.AsyncClient(**_http_options(verify, timeout, UNARY_LIMITS))
-        self._streams = httpx.AsyncClient(**_http_options(verify, timeout, STREAM_LIMITS))
+        self._http = httpx.AsyncClient(**_http_options(tls, timeout))
 
     async def __aenter__(self) -> AsyncEtcdClient:
         return self
@@ -249,7 +239,6 @@ class AsyncEtcdClient(_Operations):
 
     async def aclose(self) -> None:
         await self._http.aclose()
-        await self._streams.aclose()
 
     async def _run(self, call: Call, endpoint: str | None = None) -> Any:
         url, response = await self._send(call.path, call.body, endpoint)
@@ -262,8 +251,7 @@ class AsyncEtcdClient(_Operations):
         for url in self.endpoints.candidates(endpoint):
             try:
                 with translated_errors(url):
-                    http = self._streams if stream else self._http
-                    response = await http.send(_request(http, url + path, body, stream), stream=stream)
+                    response = await self._http.send(_request(self._http, url + path, body, stream), stream=stream)
             except RequestNotSent as error:
                 unsent = error
                 continue
