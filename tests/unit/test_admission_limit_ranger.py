@@ -6,7 +6,7 @@ from test_admission_chain import ALICE, anyio_backend, api, create_through_regis
 from kpy_components.api.errors import APIError
 from kpy_components.apiserver.admission.chain import AdmissionChain
 from kpy_components.apiserver.admission.limit_ranger import LimitRanger
-from kpy_components.apiserver.admission.quantity import Quantity, QuantityError
+from kpy_components.api.quantity import Quantity, QuantityError
 
 pytestmark = pytest.mark.anyio
 

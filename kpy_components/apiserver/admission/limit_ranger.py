@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from kpy_components.apiserver.admission.chain import Attributes, forbidden
-from kpy_components.apiserver.admission.quantity import Quantity, QuantityError, resource_list
+from kpy_components.api.quantity import Quantity, QuantityError, resource_list
 from kpy_components.apiserver.auth.authz import aggregate
 from kpy_components.apiserver.http.context import InternalAPI
 

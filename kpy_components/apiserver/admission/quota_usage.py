@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from kpy_components.api.meta import parse_rfc3339
-from kpy_components.apiserver.admission.quantity import Quantity, resource_list
+from kpy_components.api.quantity import Quantity, resource_list
 
 LEGACY_COUNTS = {"pods", "services", "configmaps", "secrets", "persistentvolumeclaims", "replicationcontrollers",
                  "resourcequotas"}

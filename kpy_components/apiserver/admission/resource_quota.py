@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable
 from kpy_components.api.errors import APIError
 from kpy_components.api.meta import deep_copy
 from kpy_components.apiserver.admission.chain import Attributes, forbidden
-from kpy_components.apiserver.admission.quantity import Quantity, QuantityError, pretty, resource_list
+from kpy_components.api.quantity import Quantity, QuantityError, pretty, resource_list
 from kpy_components.apiserver.admission.quota_usage import matches_scopes, missing_requests, tracks, usage
 from kpy_components.apiserver.http.context import InternalAPI
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kpy_components.api import meta
 from kpy_components.api.errors import Cause
 from kpy_components.api.meta import field_invalid, field_required
-from kpy_components.apiserver.admission.quantity import ZERO, Quantity, QuantityError
+from kpy_components.api.quantity import ZERO, Quantity, QuantityError
 
 from .. import validation
 
