@@ -22,16 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from kpy_components.component.config import ConfigError, Reader, load_yaml
 
 AUTHORIZATION_MODES = ("Node", "RBAC")  # what kpy implements; both are always on
 LOG_LEVELS = ("debug", "info", "warning", "error")
-
-
-class ConfigError(Exception):
-    def __init__(self, problems: list[str], source: str):
-        self.problems, self.source = problems, source
-        super().__init__(f"{source}: " + "; ".join(problems))
 
 
 @dataclass(frozen=True)
@@ -73,69 +67,7 @@ class ServerConfig:
     log_level: str = "info"
 
 
-class _Reader:
-    """Reads one mapping field by field, collecting problems (prefixed with the mapping's path)."""
-
-    def __init__(self, data: Any, prefix: str, problems: list[str], known: tuple[str, ...]):
-        self.prefix, self.problems = prefix, problems
-        if not isinstance(data, dict):
-            problems.append(f"{prefix.rstrip('.') or 'config'}: must be a mapping, not {data!r}")
-            data = {}
-        self.data = data
-        for name in sorted(set(data) - set(known), key=str):
-            self.problem(str(name), f"unknown field (known: {', '.join(known)})")
-
-    def problem(self, name: str, message: str) -> None:
-        self.problems.append(f"{self.prefix}{name}: {message}")
-
-    def string(self, name: str, default: str | None = None, choices: tuple[str, ...] = ()) -> str | None:
-        value = self.data.get(name, default)
-        if value is None:
-            return None
-        if not isinstance(value, str) or not value.strip():
-            self.problem(name, f"must be a non-empty string, not {value!r}")
-            return default
-        if choices and value not in choices:
-            self.problem(name, f"must be one of {', '.join(choices)}, not {value!r}")
-        return value
-
-    def path(self, name: str, required: bool = False) -> Path | None:
-        value = self.string(name)
-        if value is None:
-            if required:
-                self.problem(name, "is required")
-            return None
-        return Path(value)
-
-    def paths(self, name: str) -> tuple[Path, ...]:
-        value = self.data.get(name, [])
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            self.problem(name, f"must be a list of file paths, not {value!r}")
-            return ()
-        return tuple(Path(v) for v in value)
-
-    def strings(self, name: str, default: tuple[str, ...], choices: tuple[str, ...] = ()) -> tuple[str, ...]:
-        value = self.data.get(name, list(default))
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            self.problem(name, f"must be a list of strings, not {value!r}")
-            return default
-        for item in value:
-            if choices and item not in choices:
-                self.problem(name, f"{item!r} is not one of {', '.join(choices)}")
-        return tuple(value)
-
-    def port(self, name: str, default: int) -> int:
-        value = self.data.get(name, default)
-        if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
-            self.problem(name, f"must be a port number (1-65535), not {value!r}")
-            return default
-        return value
-
-    def mapping(self, name: str) -> Any:
-        return self.data.get(name, {})
-
-
-def _ip(reader: _Reader, name: str, default: str | None) -> str | None:
+def _ip(reader: Reader, name: str, default: str | None) -> str | None:
     value = reader.string(name, default)
     if value is not None:
         try:
@@ -145,7 +77,7 @@ def _ip(reader: _Reader, name: str, default: str | None) -> str | None:
     return value
 
 
-def _node_port_range(reader: _Reader) -> tuple[int, int]:
+def _node_port_range(reader: Reader) -> tuple[int, int]:
     value = reader.string("service_node_port_range", "30000-32767") or "30000-32767"
     first, _, last = value.partition("-")
     if not (first.isdigit() and last.isdigit() and 1 <= int(first) < int(last) <= 65535):
@@ -157,7 +89,7 @@ def _node_port_range(reader: _Reader) -> tuple[int, int]:
 def _storage(data: Any, problems: list[str]) -> StorageConfig:
     known = ("backend", "sqlite_path", "etcd_servers", "etcd_ca_file", "etcd_cert_file", "etcd_key_file",
              "encryption_config_file")
-    reader = _Reader(data, "storage.", problems, known)
+    reader = Reader(data, "storage.", problems, known)
     backend = reader.string("backend", "sqlite", ("sqlite", "etcd"))
     servers = reader.strings("etcd_servers", ())
     config = StorageConfig(backend=backend or "sqlite", sqlite_path=reader.path("sqlite_path"),
@@ -182,11 +114,11 @@ def parse(data: Any, source: str = "kpy-apiserver config") -> ServerConfig:
     problems: list[str] = []
     known = ("bind_address", "secure_port", "advertise_address", "tls", "storage", "service_cluster_ip_range",
              "service_node_port_range", "service_account", "authorization_modes", "log_level")
-    top = _Reader(data, "", problems, known)
-    tls_reader = _Reader(top.mapping("tls"), "tls.", problems, ("cert_file", "key_file", "client_ca_file"))
+    top = Reader(data, "", problems, known)
+    tls_reader = Reader(top.mapping("tls"), "tls.", problems, ("cert_file", "key_file", "client_ca_file"))
     tls = TLSConfig(*(tls_reader.path(n, required=True) or Path() for n in ("cert_file", "key_file",
                                                                            "client_ca_file")))
-    sa_reader = _Reader(top.mapping("service_account"), "service_account.", problems,
+    sa_reader = Reader(top.mapping("service_account"), "service_account.", problems,
                         ("key_files", "signing_key_file", "issuer"))
     service_account = ServiceAccountConfig(sa_reader.paths("key_files"), sa_reader.path("signing_key_file"),
                                            sa_reader.string("issuer", ServiceAccountConfig.issuer)
@@ -216,13 +148,7 @@ def parse(data: Any, source: str = "kpy-apiserver config") -> ServerConfig:
 
 
 def load(path: str | Path) -> ServerConfig:
-    try:
-        data = yaml.safe_load(Path(path).read_text())
-    except OSError as error:
-        raise ConfigError([f"cannot read the file: {error.strerror}"], str(path)) from error
-    except yaml.YAMLError as error:
-        raise ConfigError([f"is not valid YAML: {error}"], str(path)) from error
-    return parse(data, str(path))
+    return parse(load_yaml(path), str(path))
 
 
 def missing_files(config: ServerConfig) -> list[str]:
