@@ -1,0 +1,333 @@
+"""The scheduler: informers feed the cache and the queue; `schedule_one` places one pod at a time.
+
+A cycle (kube-scheduler's schedulingCycle) runs without awaiting: snapshot → PreFilter → Filter over the nodes,
+starting where the previous cycle stopped (round-robin) and stopping once `feasible_nodes_to_find` nodes fit →
+Score → pick the best (ties at random) → assume the pod on the node in the cache. Binding (POST
+pods/NAME/binding) then runs in the background, so the API round trip is off the critical path; a failed binding
+forgets the assumed pod and retries after a backoff.
+
+A pod no node fits gets a `FailedScheduling` Warning event and the PodScheduled=False condition (reason
+Unschedulable) with Kubernetes' message, and waits in the queue for a cluster event that may help it.
+
+Only pods whose spec.schedulerName names a profile and that have no spec.nodeName are scheduled.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Sequence
+
+from prometheus_client import CollectorRegistry
+
+from kpy_components.api.errors import APIError
+from kpy_components.api.meta import now_rfc3339
+from kpy_components.client.errors import ClientConnectionError, is_not_found
+from kpy_components.client.events import NORMAL, WARNING, EventRecorder
+from kpy_components.client.informer import SharedInformerFactory
+from kpy_components.client.rest import RESTClient
+
+from . import messages
+from .cache import NodeInfo, SchedulerCache
+from .config import SchedulerConfig
+from .framework import (ASSIGNED_POD_ADD, ASSIGNED_POD_DELETE, ASSIGNED_POD_UPDATE, NODE_ADD, NODE_DELETE,
+                        NODE_UPDATE, CycleState, Profile, Status)
+from .metrics import ERROR, SCHEDULED, UNSCHEDULABLE_RESULT, SchedulerMetrics
+from .plugins import build_profile
+from .podinfo import PodInfo
+from .queue import QueuedPod, SchedulingQueue
+
+log = logging.getLogger(__name__)
+
+MIN_FEASIBLE_NODES_TO_FIND = 100
+MIN_FEASIBLE_NODES_PERCENTAGE = 5
+CLEANUP_PERIOD = 1.0  # seconds between sweeps for expired assumed pods
+NO_NODES = "no nodes available to schedule pods"
+_TERMINAL = ("Succeeded", "Failed")
+
+
+def feasible_nodes_to_find(nodes: int, percentage: int = 0) -> int:
+    """How many fitting nodes a cycle looks for: every node below 100 nodes; else `percentage` of them, or when 0
+    the adaptive 50% - nodes/125 (at least 5%), but never fewer than 100."""
+    if nodes < MIN_FEASIBLE_NODES_TO_FIND or percentage >= 100:
+        return nodes
+    adaptive = percentage or max(50 - nodes // 125, MIN_FEASIBLE_NODES_PERCENTAGE)
+    return max(nodes * adaptive // 100, MIN_FEASIBLE_NODES_TO_FIND)
+
+
+def select_host(nodes: Sequence[NodeInfo], totals: list[int], rng: random.Random) -> NodeInfo:
+    """The node with the highest total; among equals, each is equally likely (reservoir sampling)."""
+    best, chosen, ties = -1, nodes[0], 0
+    for node, total in zip(nodes, totals):
+        if total > best:
+            best, chosen, ties = total, node, 1
+        elif total == best:
+            ties += 1
+            if rng.randrange(ties) == 0:
+                chosen = node
+    return chosen
+
+
+class _Failure(Exception):
+    """A cycle's outcome when no node fits: the message and the events that may help."""
+
+    def __init__(self, message: str, retry_on: frozenset[str] | None):
+        super().__init__(message)
+        self.message, self.retry_on = message, retry_on
+
+
+class Scheduler:
+    def __init__(self, client: RESTClient, informers: SharedInformerFactory, recorder: EventRecorder,
+                 config: SchedulerConfig, registry: CollectorRegistry, *, rng: random.Random | None = None):
+        self.client, self.informers, self.recorder = client, informers, recorder
+        self.profiles: dict[str, tuple[Profile, int]] = {
+            p.scheduler_name: (build_profile(p.scheduler_name, p.points, p.plugin_args),
+                               config.percentage_of_nodes_to_score if p.percentage_of_nodes_to_score is None
+                               else p.percentage_of_nodes_to_score)
+            for p in config.profiles}
+        self.cache = SchedulerCache()
+        self.queue = SchedulingQueue(config.pod_initial_backoff_seconds, config.pod_max_backoff_seconds)
+        self.metrics = SchedulerMetrics(registry, self.queue)
+        self.pods = client.resource("pods")
+        self.rng = rng or random.Random()
+        self.next_start_index = 0
+        self._tasks: set[asyncio.Task] = set()
+        self._events = {name: _plugin_events(profile) for name, (profile, _) in self.profiles.items()}
+        informers.informer(self.pods).add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
+        informers.informer(client.resource("nodes")).add_handler(self._node_added, self._node_updated,
+                                                                 self._node_deleted)
+
+    # --- running -------------------------------------------------------------------------------------------------
+    async def run(self, synced: asyncio.Event | None = None) -> None:
+        """Schedule until cancelled (informers are started here; `synced` is set once their caches are filled)."""
+        self.informers.start()
+        await self.informers.wait_for_sync()
+        if synced is not None:
+            synced.set()
+        cleanup = self._spawn(self._cleanup_assumed())
+        try:
+            while await self.schedule_one():
+                pass
+        finally:
+            cleanup.cancel()
+            self.queue.close()
+            await self._drain()
+
+    async def schedule_one(self) -> bool:
+        """Pop one pod and run its scheduling cycle; False once the queue is closed."""
+        queued = await self.queue.pop()
+        if queued is None:
+            return False
+        info = queued.info
+        entry = self.profiles.get(info.scheduler_name)
+        if entry is None or info.node_name or info.terminating or self.cache.is_assumed(info.key):
+            self.queue.done(info.key)
+            return True
+        profile, percentage = entry
+        started = time.perf_counter()
+        try:
+            node = self.schedule_pod(profile, percentage, info)
+        except _Failure as failure:
+            self._failed(queued, profile, failure, started)
+            return True
+        except Exception:  # a plugin bug must cost one attempt, not the scheduler
+            log.exception("Failed scheduling cycle pod=%s", info.key)
+            self.metrics.observe(ERROR, profile.scheduler_name, time.perf_counter() - started)
+            self.queue.requeue_after_error(queued)
+            return True
+        self.cache.assume_pod(info, node.name)
+        self.queue.done(info.key)
+        self._spawn(self._bind(queued, profile, node.name, started))
+        return True
+
+    def schedule_pod(self, profile: Profile, percentage: int, pod: PodInfo) -> NodeInfo:
+        """The node for `pod` (synchronous: the cache cannot change meanwhile); _Failure when none fits."""
+        nodes = self.cache.snapshot()
+        if not nodes:
+            raise _Failure(NO_NODES, frozenset({NODE_ADD}))
+        state: CycleState = {}
+        status, skipped = profile.run_pre_filters(state, pod, nodes)
+        if not status.success:
+            statuses = {node.name: status for node in nodes}
+            post = profile.run_post_filters(state, pod, nodes, statuses)
+            raise _Failure(messages.fit_error(len(nodes), statuses, status, post), self._retry_on(profile, [status]))
+        feasible, statuses = self.find_feasible(profile, state, pod, nodes, skipped, percentage)
+        if not feasible:
+            post = profile.run_post_filters(state, pod, nodes, statuses)
+            raise _Failure(messages.fit_error(len(nodes), statuses, None, post),
+                           self._retry_on(profile, statuses.values()))
+        if len(feasible) == 1:
+            return feasible[0]
+        return select_host(feasible, profile.score_nodes(state, pod, feasible), self.rng)
+
+    def find_feasible(self, profile: Profile, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
+                      skipped: set, percentage: int) -> tuple[list[NodeInfo], dict[str, Status]]:
+        """Filter nodes from `next_start_index` on, round-robin, until enough fit."""
+        count = len(nodes)
+        wanted = feasible_nodes_to_find(count, percentage)
+        filters = profile.active_filters(skipped)
+        start = self.next_start_index % count
+        feasible: list[NodeInfo] = []
+        statuses: dict[str, Status] = {}
+        processed = 0
+        for node in nodes[start:] + nodes[:start] if start else nodes:
+            processed += 1
+            for check in filters:
+                status = check(state, pod, node)
+                if status is not None:
+                    statuses[node.name] = status
+                    break
+            else:
+                feasible.append(node)
+                if len(feasible) >= wanted:
+                    break
+        self.next_start_index = (start + processed) % count
+        return feasible, statuses
+
+    # --- binding and failures ------------------------------------------------------------------------------------
+    async def _bind(self, queued: QueuedPod, profile: Profile, node: str, started: float) -> None:
+        info = queued.info
+        binding = {"apiVersion": "v1", "kind": "Binding",
+                   "metadata": {"name": info.name, "namespace": info.namespace, "uid": info.uid},
+                   "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+        try:
+            await self.client.create(self.pods, binding, info.namespace, name=info.name, subresource="binding")
+        except (APIError, ClientConnectionError) as error:
+            self.cache.forget_pod(info.key)
+            self.metrics.observe(ERROR, profile.scheduler_name, time.perf_counter() - started)
+            if is_not_found(error):
+                return  # the pod is gone
+            log.warning("Failed binding pod=%s node=%s error=%s", info.key, node, error)
+            self.queue.requeue_after_error(queued)
+            self.recorder.event(info.pod, WARNING, "FailedScheduling", f"Binding rejected: {error}")
+            return
+        self.cache.finish_binding(info.key)
+        self.metrics.observe(SCHEDULED, profile.scheduler_name, time.perf_counter() - started)
+        self.recorder.event(info.pod, NORMAL, "Scheduled", f"Successfully assigned {info.key} to {node}")
+        log.debug("Bound pod=%s node=%s", info.key, node)
+
+    def _failed(self, queued: QueuedPod, profile: Profile, failure: _Failure, started: float) -> None:
+        info = queued.info
+        self.metrics.observe(UNSCHEDULABLE_RESULT, profile.scheduler_name, time.perf_counter() - started)
+        self.queue.add_unschedulable(queued, failure.retry_on)
+        log.info("Unable to schedule pod=%s message=%r", info.key, failure.message)
+        self.recorder.event(info.pod, WARNING, "FailedScheduling", failure.message)
+        current = _pod_scheduled_condition(info.pod)
+        if (current.get("status"), current.get("reason"), current.get("message")) != (
+                "False", "Unschedulable", failure.message):
+            since = current.get("lastTransitionTime") if current.get("status") == "False" else None
+            self._spawn(self._set_unschedulable_condition(info, failure.message, since or now_rfc3339()))
+
+    async def _set_unschedulable_condition(self, info: PodInfo, message: str, since: str) -> None:
+        condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
+                     "lastProbeTime": None, "lastTransitionTime": since}
+        try:
+            await self.client.patch(self.pods, info.name, {"status": {"conditions": [condition]}}, info.namespace,
+                                    patch_type="strategic", subresource="status")
+        except (APIError, ClientConnectionError) as error:
+            if not is_not_found(error):
+                log.warning("Failed to update pod condition pod=%s error=%s", info.key, error)
+
+    def _retry_on(self, profile: Profile, statuses) -> frozenset[str] | None:
+        events = self._events[profile.scheduler_name]
+        plugins = {status.plugin for status in statuses}
+        if not plugins or "" in plugins:
+            return None
+        return frozenset().union(*(events.get(name, frozenset()) for name in plugins))
+
+    # --- informer handlers ---------------------------------------------------------------------------------------
+    def _pod_added(self, pod: dict) -> None:
+        info = PodInfo.of(pod)
+        if info.node_name:
+            if _terminal(pod):
+                return
+            self.cache.add_pod(info)
+            self.queue.move_on_event(ASSIGNED_POD_ADD)
+        elif info.scheduler_name in self.profiles and not info.terminating:
+            self.queue.add(info)
+
+    def _pod_updated(self, old: dict, new: dict) -> None:
+        info = PodInfo.of(new)
+        if info.node_name:
+            self.queue.delete(info.key)  # bound (by us, or by someone else)
+            if _terminal(new):
+                self.cache.remove_pod(info.key)
+                self.queue.move_on_event(ASSIGNED_POD_DELETE)
+            else:
+                self.cache.update_pod(info)
+                was_bound = bool((old.get("spec") or {}).get("nodeName"))
+                self.queue.move_on_event(ASSIGNED_POD_UPDATE if was_bound else ASSIGNED_POD_ADD)
+        elif info.terminating or info.scheduler_name not in self.profiles:
+            self.queue.delete(info.key)
+        elif not self.cache.is_assumed(info.key):
+            self.queue.update(info)
+
+    def _pod_deleted(self, pod: dict) -> None:
+        meta = pod.get("metadata") or {}
+        key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+        self.queue.delete(key)
+        if (pod.get("spec") or {}).get("nodeName"):
+            self.cache.remove_pod(key)
+            self.queue.move_on_event(ASSIGNED_POD_DELETE)
+
+    def _node_added(self, node: dict) -> None:
+        self.cache.add_node(node)
+        self.queue.move_on_event(NODE_ADD)
+
+    def _node_updated(self, old: dict, new: dict) -> None:
+        self.cache.update_node(new)
+        if _scheduling_relevant(old) != _scheduling_relevant(new):
+            self.queue.move_on_event(NODE_UPDATE)
+
+    def _node_deleted(self, node: dict) -> None:
+        self.cache.remove_node((node.get("metadata") or {}).get("name", ""))
+        self.queue.move_on_event(NODE_DELETE)
+
+    # --- background tasks ----------------------------------------------------------------------------------------
+    def _spawn(self, coroutine) -> asyncio.Task:
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("Crashed scheduler task", exc_info=task.exception())
+
+    async def _cleanup_assumed(self) -> None:
+        while True:
+            await asyncio.sleep(CLEANUP_PERIOD)
+            self.cache.cleanup_expired()
+
+    async def _drain(self, timeout: float = 5.0) -> None:
+        """Let bindings in flight finish (briefly), then cancel what is left."""
+        pending = [task for task in self._tasks if not task.done()]
+        if pending:
+            _, late = await asyncio.wait(pending, timeout=timeout)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
+
+
+def _plugin_events(profile: Profile) -> dict[str, frozenset[str]]:
+    return {plugin.name: getattr(plugin, "events", frozenset()) for plugin in profile.plugins()}
+
+
+def _terminal(pod: dict) -> bool:
+    return (pod.get("status") or {}).get("phase") in _TERMINAL
+
+
+def _scheduling_relevant(node: dict) -> tuple:
+    """What of a node can change a filter's or score's answer (heartbeats and the like cannot)."""
+    meta, spec, status = node.get("metadata") or {}, node.get("spec") or {}, node.get("status") or {}
+    conditions = tuple((c.get("type"), c.get("status")) for c in status.get("conditions") or [])
+    return (meta.get("labels"), spec.get("taints"), spec.get("unschedulable"), status.get("allocatable"), conditions)
+
+
+def _pod_scheduled_condition(pod: dict) -> dict:
+    for condition in (pod.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "PodScheduled":
+            return condition
+    return {}
