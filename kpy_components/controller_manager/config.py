@@ -7,6 +7,7 @@ is reported at once with its path (ConfigError).
     clientConnection: {kubeconfig: /etc/kpy/controller-manager.kubeconfig}
     leaderElection: {leaderElect: true, leaseDuration: 15s, renewDeadline: 10s, retryPeriod: 2s}
     controllers: ["*"]                       # "*", "foo", "-foo" as --controllers
+    useServiceAccountCredentials: true       # each controller writes as kube-system/<its service account>
     serviceCIDR: 10.32.0.0/24
     nodeIPAM: {allocateNodeCIDRs: true, clusterCIDR: 10.200.0.0/16, nodeCIDRMaskSize: 24}
     nodeLifecycle: {nodeMonitorPeriod: 5s, nodeMonitorGracePeriod: 40s, nodeStartupGracePeriod: 60s,
@@ -66,10 +67,11 @@ class ControllerManagerConfig:
     terminated_pod_gc_threshold: int = 12500
     service_account: ServiceAccountSettings = ServiceAccountSettings()
     concurrent_syncs: dict[str, int] = field(default_factory=dict)
+    use_service_account_credentials: bool = False
 
 
 TOP_FIELDS = ("apiVersion", "kind", "clientConnection", "leaderElection", "controllers", "serviceCIDR", "nodeIPAM",
-              "nodeLifecycle", "podGC", "serviceAccount", "concurrentSyncs")
+              "nodeLifecycle", "podGC", "serviceAccount", "concurrentSyncs", "useServiceAccountCredentials")
 
 
 def _cidr(reader: Reader, name: str, value: str | None) -> str | None:
@@ -140,7 +142,9 @@ def parse(data, source: str, args: argparse.Namespace | None = None) -> Controll
         node_ipam=node_ipam, node_lifecycle=lifecycle,
         terminated_pod_gc_threshold=flag("terminated_pod_gc_threshold",
                                          gc.integer("terminatedPodGCThreshold", 12500, 0)),
-        service_account=service_account, concurrent_syncs=dict(syncs))
+        service_account=service_account, concurrent_syncs=dict(syncs),
+        use_service_account_credentials=flag("use_service_account_credentials",
+                                             top.boolean("useServiceAccountCredentials", False)))
     if problems:
         raise ConfigError(problems, source)
     return config
@@ -161,6 +165,9 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service-cluster-ip-range", help="the Service network (serviceCIDR)")
     parser.add_argument("--node-monitor-grace-period", type=_duration,
                         help="how long a node may go without a Lease renewal before it is marked not ready (40s)")
+    parser.add_argument("--use-service-account-credentials", type=_boolean, nargs="?", const=True, metavar="BOOL",
+                        help="each controller writes as its own service account in kube-system (as kubeadm runs "
+                        "kube-controller-manager)")
     parser.add_argument("--service-account-private-key-file", type=Path)
     parser.add_argument("--root-ca-file", type=Path)
     parser.add_argument("--terminated-pod-gc-threshold", type=int)

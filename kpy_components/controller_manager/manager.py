@@ -10,27 +10,41 @@ from kpy_components.component.runner import Context
 from . import controllers
 from .config import ControllerManagerConfig
 from .controller import Controller, ControllerContext
+from .credentials import ServiceAccountCredentials
 
 log = logging.getLogger(__name__)
 SYNC_TIMEOUT = 120.0
 
 
-def build(context: Context, config: ControllerManagerConfig) -> list[Controller]:
-    shared = ControllerContext(context.client, context.informers, config, context.recorder, context.metrics)
+async def build(context: Context, config: ControllerManagerConfig,
+                credentials: ServiceAccountCredentials | None) -> list[Controller]:
+    """The enabled controllers, set up; each writes with its own service account's client when `credentials`."""
     built = []
     for name in config.enabled:
         controller_class = controllers.load(name)
         if not controller_class.wanted(config):
             log.info("Skipped controller %s (not wanted by this configuration)", name)
             continue
-        controller = controller_class(shared)
+        client = await credentials.client_for(name) if credentials else context.client
+        controller = controller_class(ControllerContext(client, context.informers, config, context.recorder,
+                                                        context.metrics))
         controller.setup()
         built.append(controller)
     return built
 
 
 async def run(context: Context, config: ControllerManagerConfig) -> None:
-    running = build(context, config)
+    credentials = ServiceAccountCredentials(context.client) if config.use_service_account_credentials else None
+    try:
+        await _run(context, config, credentials)
+    finally:
+        if credentials is not None:
+            await credentials.close()
+
+
+async def _run(context: Context, config: ControllerManagerConfig,
+               credentials: ServiceAccountCredentials | None) -> None:
+    running = await build(context, config, credentials)
     context.informers.start()
     synced = asyncio.Event()
 
