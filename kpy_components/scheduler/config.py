@@ -71,8 +71,9 @@ def _default_points() -> dict[str, list[tuple[str, int]]]:
                     if implements(PLUGIN_CLASSES[name], point)] for point in EXTENSION_POINTS}
 
 
-def load(path: str | Path | None) -> SchedulerConfig:
-    """The configuration in `path` (defaults when None); ConfigError with every problem otherwise."""
+def load(path: str | Path | None, args=None) -> SchedulerConfig:
+    """The configuration in `path` (defaults when None); ConfigError with every problem otherwise. (`args`, the
+    parsed command line, is accepted for the runner: the scheduler has no flags beyond the common ones.)"""
     if path is None:
         return SchedulerConfig()
     return parse(load_yaml(path), str(path))

@@ -17,7 +17,7 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from prometheus_client import CollectorRegistry
 
@@ -42,6 +42,7 @@ log = logging.getLogger(__name__)
 
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE = 5
+SYNC_TIMEOUT = 60.0
 CLEANUP_PERIOD = 1.0  # seconds between sweeps for expired assumed pods
 NO_NODES = "no nodes available to schedule pods"
 _TERMINAL = ("Succeeded", "Failed")
@@ -78,14 +79,17 @@ class _Failure(Exception):
 
 
 class Scheduler:
-    def __init__(self, client: RESTClient, informers: SharedInformerFactory, recorder: EventRecorder,
-                 config: SchedulerConfig, registry: CollectorRegistry, *, rng: random.Random | None = None):
-        self.client, self.informers, self.recorder = client, informers, recorder
+    def __init__(self, client: RESTClient, informers: SharedInformerFactory,
+                 recorders: Callable[[str], EventRecorder], config: SchedulerConfig, registry: CollectorRegistry, *,
+                 rng: random.Random | None = None):
+        """`recorders(scheduler_name)` gives the event recorder of a profile (events name it as their source)."""
+        self.client, self.informers = client, informers
         self.profiles: dict[str, tuple[Profile, int]] = {
             p.scheduler_name: (build_profile(p.scheduler_name, p.points, p.plugin_args),
                                config.percentage_of_nodes_to_score if p.percentage_of_nodes_to_score is None
                                else p.percentage_of_nodes_to_score)
             for p in config.profiles}
+        self.recorders = {name: recorders(name) for name in self.profiles}
         self.cache = SchedulerCache()
         self.queue = SchedulingQueue(config.pod_initial_backoff_seconds, config.pod_max_backoff_seconds)
         self.metrics = SchedulerMetrics(registry, self.queue)
@@ -102,7 +106,8 @@ class Scheduler:
     async def run(self, synced: asyncio.Event | None = None) -> None:
         """Schedule until cancelled (informers are started here; `synced` is set once their caches are filled)."""
         self.informers.start()
-        await self.informers.wait_for_sync()
+        if not await self.informers.wait_for_sync(SYNC_TIMEOUT):
+            raise RuntimeError(f"the pod and node informers did not sync within {SYNC_TIMEOUT:.0f}s")
         if synced is not None:
             synced.set()
         cleanup = self._spawn(self._cleanup_assumed())
@@ -200,11 +205,13 @@ class Scheduler:
                 return  # the pod is gone
             log.warning("Failed binding pod=%s node=%s error=%s", info.key, node, error)
             self.queue.requeue_after_error(queued)
-            self.recorder.event(info.pod, WARNING, "FailedScheduling", f"Binding rejected: {error}")
+            self.recorders[info.scheduler_name].event(info.pod, WARNING, "FailedScheduling",
+                                                      f"Binding rejected: {error}")
             return
         self.cache.finish_binding(info.key)
         self.metrics.observe(SCHEDULED, profile.scheduler_name, time.perf_counter() - started)
-        self.recorder.event(info.pod, NORMAL, "Scheduled", f"Successfully assigned {info.key} to {node}")
+        self.recorders[info.scheduler_name].event(info.pod, NORMAL, "Scheduled",
+                                                  f"Successfully assigned {info.key} to {node}")
         log.debug("Bound pod=%s node=%s", info.key, node)
 
     def _failed(self, queued: QueuedPod, profile: Profile, failure: _Failure, started: float) -> None:
@@ -212,7 +219,7 @@ class Scheduler:
         self.metrics.observe(UNSCHEDULABLE_RESULT, profile.scheduler_name, time.perf_counter() - started)
         self.queue.add_unschedulable(queued, failure.retry_on)
         log.info("Unable to schedule pod=%s message=%r", info.key, failure.message)
-        self.recorder.event(info.pod, WARNING, "FailedScheduling", failure.message)
+        self.recorders[info.scheduler_name].event(info.pod, WARNING, "FailedScheduling", failure.message)
         current = _pod_scheduled_condition(info.pod)
         if (current.get("status"), current.get("reason"), current.get("message")) != (
                 "False", "Unschedulable", failure.message):
