@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
+from kpy_components import systemd
 from kpy_components.client import (ClientConfig, EventRecorder, KubeconfigError, LeaderElectionConfig, LeaderElector,
                                    RESTClient, SharedInformerFactory, load_default, load_kubeconfig)
 from kpy_components.version import VERSION
@@ -150,6 +151,8 @@ async def serve(component: Component, config: ComponentConfig, client_config: Cl
     context.ready_checks.setdefault("ping", _ok)
     server = SecureServer(component.name, metrics, serving)
     await server.start()
+    if systemd.notify_ready():  # Type=notify units: `systemctl start` returns once the secure port serves
+        log.info("Notified systemd ready=1")
     work = asyncio.create_task(_lead(component, config, context, leader_elect), name=f"{component.name}-main")
     stopping = asyncio.create_task(stop.wait())
     try:
