@@ -19,7 +19,8 @@ from kpy_components.client.leaderelection import JITTER_FACTOR
 
 LEASE, RENEW, RETRY = 4.0, 3.0, 0.5
 TAKEOVER_BOUND = LEASE + RETRY * (1 + JITTER_FACTOR)
-BINARIES = {"kpy-controller-manager": ("kube-controller-manager", ["--controllers="])}
+BINARIES = {"kpy-controller-manager": ("kube-controller-manager", ["--controllers="]),
+            "kpy-scheduler": ("kube-scheduler", [])}
 
 
 def _lease(cluster, name: str) -> dict:
