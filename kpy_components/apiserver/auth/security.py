@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kpy_components.api.errors import APIError
 from kpy_components.apiserver.admission.chain import AdmissionChain
+from kpy_components.apiserver.admission.default_tolerations import DefaultTolerationSeconds
 from kpy_components.apiserver.admission.limit_ranger import LimitRanger
 from kpy_components.apiserver.admission.namespace_lifecycle import NamespaceLifecycle
 from kpy_components.apiserver.admission.node_restriction import NodeRestriction
@@ -117,7 +118,8 @@ class SecurityRuntime:
         limit_ranger = LimitRanger(api)
         escalation = RBACEscalation(api, self.authorize, self.rules_for, self._refresh_rbac)
         self.admission = AdmissionChain(
-            mutating=[NamespaceLifecycle(api), limit_ranger, ServiceAccountAdmission(api)],
+            mutating=[NamespaceLifecycle(api), limit_ranger, ServiceAccountAdmission(api),
+                      DefaultTolerationSeconds()],
             validating=[limit_ranger, NodeRestriction(api), escalation,
                         ResourceQuotaAdmission(api, quota_status_writer(api))])
         self.token_issuer = TokenIssuer(signer, config.audiences, lookup)
