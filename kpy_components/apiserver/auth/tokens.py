@@ -12,7 +12,7 @@ and a token bound to a pod (or secret, node) dies with that object.
 from __future__ import annotations
 
 import base64
-import hashlib
+import binascii
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -20,8 +20,10 @@ from dataclasses import dataclass, field
 
 import jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from kpy_components.api import legacy_tokens
+from kpy_components.api.jwt_keys import key_id
+from kpy_components.api.jwt_keys import signing_algorithm as _algorithm
 from kpy_components.apiserver.http.context import User
 
 AUTHENTICATED = "system:authenticated"
@@ -49,21 +51,6 @@ def service_account_username(namespace: str, name: str) -> str:
 
 def service_account_groups(namespace: str) -> tuple[str, ...]:
     return SERVICE_ACCOUNTS, f"{SERVICE_ACCOUNTS}:{namespace}", AUTHENTICATED
-
-
-def key_id(public_key) -> str:
-    der = public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    return base64.urlsafe_b64encode(hashlib.sha256(der).digest()).rstrip(b"=").decode()
-
-
-def _algorithm(public_key) -> str:
-    if isinstance(public_key, rsa.RSAPublicKey):
-        return "RS256"
-    if isinstance(public_key, ec.EllipticCurvePublicKey):
-        algorithms = {"secp256r1": "ES256", "secp384r1": "ES384", "secp521r1": "ES512"}
-        if public_key.curve.name in algorithms:
-            return algorithms[public_key.curve.name]
-    raise ValueError(f"unsupported service-account key type {type(public_key).__name__}: use RSA or ECDSA P-256/P-384")
 
 
 def load_public_keys(pems: list[bytes]) -> list:
@@ -134,7 +121,14 @@ class ServiceAccountTokenValidator:
     def looks_like_jwt(token: str) -> bool:
         return token.count(".") == 2
 
-    def _verify(self, token: str, audiences: tuple[str, ...]) -> dict:
+    def _verify(self, token: str, audiences: tuple[str, ...], legacy: bool = False) -> dict:
+        """The claims of a token signed by one of our keys. Legacy tokens carry no audience nor times."""
+        checks = {"audience": list(audiences), "options": {
+            "require": ["exp", "iat", "iss", "sub", "aud"], "verify_exp": False, "verify_nbf": False,
+            "verify_iat": False}}  # times are checked by `validate` against the injectable clock
+        if legacy:
+            checks = {"options": {"require": ["iss", "sub"], "verify_aud": False, "verify_exp": False,
+                                  "verify_nbf": False, "verify_iat": False}}
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as error:
@@ -142,10 +136,7 @@ class ServiceAccountTokenValidator:
         keys = [self._by_kid[header["kid"]]] if header.get("kid") in self._by_kid else self.public_keys
         for key in keys:
             try:
-                # Times are checked by `validate` against the injectable clock, not by PyJWT's own.
-                return jwt.decode(token, key, algorithms=[_algorithm(key)], audience=list(audiences),
-                                  options={"require": ["exp", "iat", "iss", "sub", "aud"], "verify_exp": False,
-                                           "verify_nbf": False, "verify_iat": False})
+                return jwt.decode(token, key, algorithms=[_algorithm(key)], **checks)
             except (jwt.InvalidSignatureError, jwt.InvalidAlgorithmError):  # made by another key
                 continue
             except jwt.InvalidAudienceError as error:
@@ -158,6 +149,8 @@ class ServiceAccountTokenValidator:
         """The user the token stands for; InvalidToken saying why not. `audiences` (a TokenReview's) replace the
         API server's own; the result's audiences are those the token carries among them."""
         wanted = tuple(audiences or self.audiences)
+        if _unverified_issuer(token) == legacy_tokens.ISSUER:
+            return await self._validate_legacy(token, wanted)
         claims = self._verify(token, wanted)
         if claims.get("iss") not in self.issuers:
             raise InvalidToken("invalid bearer token: the issuer is not this cluster's")
@@ -178,6 +171,27 @@ class ServiceAccountTokenValidator:
         token_audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         return TokenResult(self._user(namespace, account, private, claims),
                            tuple(a for a in wanted if a in token_audiences))
+
+    async def _validate_legacy(self, token: str, audiences: tuple[str, ...]) -> TokenResult:
+        """A token from a kubernetes.io/service-account-token Secret (legacyValidator): valid while that Secret
+        holds exactly this token and the account exists with the uid the token names. It has no audience, so it
+        is good for the API server's own audiences."""
+        claims = self._verify(token, audiences, legacy=True)
+        names = [claims.get(c) for c in (legacy_tokens.NAMESPACE_CLAIM, legacy_tokens.SECRET_NAME_CLAIM,
+                                         legacy_tokens.ACCOUNT_NAME_CLAIM, legacy_tokens.ACCOUNT_UID_CLAIM)]
+        if not all(isinstance(value, str) and value for value in names):
+            raise InvalidToken("invalid bearer token: missing the kubernetes.io/serviceaccount claims")
+        namespace, secret_name, name, uid = names
+        if claims["sub"] != service_account_username(namespace, name):
+            raise InvalidToken("invalid bearer token: sub does not match the service account claims")
+        secret = await self.lookup("secrets", namespace, secret_name)
+        if secret is None or _being_deleted(secret):
+            raise InvalidToken("token has been invalidated")
+        if _secret_token(secret) != token:
+            raise InvalidToken("token does not match server's copy")
+        account = {"name": name, "uid": uid}
+        await self._check_bound(namespace, account, {})
+        return TokenResult(self._user(namespace, account, {}, {}), audiences)
 
     async def _check_bound(self, namespace: str, account: dict, private: dict) -> None:
         sa = await self.lookup("serviceaccounts", namespace, account.get("name", ""))
@@ -210,6 +224,22 @@ class ServiceAccountTokenValidator:
             extra[_EXTRA_CREDENTIAL] = (f"JTI={claims['jti']}",)
         return User(service_account_username(namespace, account.get("name", "")), service_account_groups(namespace),
                     uid=account.get("uid", ""), extra=extra)
+
+
+def _unverified_issuer(token: str) -> str | None:
+    """The iss claim before the signature is checked (to pick the validation rules); None if unreadable."""
+    try:
+        issuer = jwt.decode(token, options={"verify_signature": False}).get("iss")
+    except jwt.PyJWTError:
+        return None
+    return issuer if isinstance(issuer, str) else None
+
+
+def _secret_token(secret: dict) -> str | None:
+    try:
+        return base64.b64decode((secret.get("data") or {}).get("token") or "", validate=True).decode()
+    except (binascii.Error, UnicodeDecodeError):
+        return None
 
 
 def _being_deleted(obj: dict) -> bool:
