@@ -18,6 +18,9 @@ class SchedulerMetrics:
         self.attempt_duration = Histogram(
             "scheduler_scheduling_attempt_duration_seconds", "Scheduling attempt latency in seconds (scheduling "
             "algorithm + binding)", ["result", "profile"], buckets=_DURATION_BUCKETS, registry=registry)
+        self.algorithm_duration = Histogram(
+            "scheduler_scheduling_algorithm_duration_seconds", "Scheduling algorithm latency in seconds",
+            buckets=_DURATION_BUCKETS, registry=registry)
         pending = Gauge("scheduler_pending_pods", "Number of pending pods, by the queue type. 'active' means number "
                         "of pods in activeQ; 'backoff' means number of pods in backoffQ; 'unschedulable' means "
                         "number of pods in unschedulablePods.", ["queue"], registry=registry)

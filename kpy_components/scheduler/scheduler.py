@@ -141,6 +141,7 @@ class Scheduler:
             self.metrics.observe(ERROR, profile.scheduler_name, time.perf_counter() - started)
             self.queue.requeue_after_error(queued)
             return True
+        self.metrics.algorithm_duration.observe(time.perf_counter() - started)
         self.cache.assume_pod(info, node.name)
         self.queue.done(info.key)
         self._spawn(self._bind(queued, profile, node.name, started))

@@ -1,0 +1,262 @@
+"""Scheduler benchmark: a real `kpy-apiserver --dev` and the real `kpy-scheduler` (two processes), Node objects
+created through the API (no kubelets: nothing else writes while the scheduler works), pods created through the API
+by this process while the scheduler runs.
+
+Per cluster size (100, 500, 1,000 nodes; nodes are added between rounds): 1,000 pods created by `--writers`
+concurrent clients; throughput = pods / (first create sent -> last binding seen on a watch), latency per pod =
+create sent -> its binding seen. Then a Deployment-like burst: 100 pods created at once, time until all are bound.
+Targets (issue 4): >= 300 pods/s at 1,000 nodes; a 100-replica burst scheduled in <= 2 s.
+
+Where the time goes: CPU seconds of the API server, the scheduler and this process (pod creation + the watch) over
+each round, from /proc; the scheduler's own time in its algorithm (scheduler_scheduling_algorithm_duration_seconds)
+from its /metrics. On a 2-core box the three processes share the cores.
+
+Usage: .venv/bin/python bench/scheduler.py [--nodes 100,500,1000] [--pods 1000] [--burst 100] [--writers 16]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from kpy_components.apiserver import dev  # noqa: E402
+from kpy_components.client import RESTClient, load_kubeconfig  # noqa: E402
+
+TARGET_PODS_PER_SECOND, TARGET_BURST_SECONDS = 300.0, 2.0
+START_TIMEOUT, ROUND_TIMEOUT = 60.0, 300.0
+BIN = Path(sys.executable).parent
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+
+
+class Processes:
+    """The API server and the scheduler, started from this source tree's console scripts."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.api_port, self.scheduler_port = free_port(), free_port()
+        self.kubeconfig = directory / dev.ADMIN_KUBECONFIG
+        self.apiserver = self._start("apiserver", "kpy-apiserver", "--dev", str(directory), "--secure-port",
+                                     str(self.api_port))
+        self._wait(f"https://127.0.0.1:{self.api_port}/readyz", self.apiserver, cert=False)
+        self.scheduler = self._start("scheduler", "kpy-scheduler", "--kubeconfig", str(self.kubeconfig),
+                                     "--leader-elect=false", "--secure-port", str(self.scheduler_port),
+                                     "--bind-address", "127.0.0.1", "--log-level", "warning")
+        self._wait(f"https://127.0.0.1:{self.scheduler_port}/readyz", self.scheduler, cert=False)
+
+    def _start(self, label: str, command: str, *args: str) -> subprocess.Popen:
+        log = (self.directory / f"{label}.log").open("wb")
+        return subprocess.Popen([str(BIN / command), *args], stdout=log, stderr=subprocess.STDOUT)
+
+    def _context(self, cert: bool) -> ssl.SSLContext:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE  # loopback only; the scheduler's serving certificate is self-signed
+        if cert:
+            context.load_cert_chain(self.directory / "admin.crt", self.directory / "admin.key")
+        return context
+
+    def _wait(self, url: str, process: subprocess.Popen, cert: bool) -> None:
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if process.poll() is not None:
+                raise RuntimeError(f"{process.args[0]} exited with {process.returncode}; see {self.directory}")
+            try:
+                with urllib.request.urlopen(url, context=self._context(cert), timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError(f"{url} not ready after {START_TIMEOUT:.0f}s")
+
+    def scheduler_metric_sum(self, name: str) -> float:
+        """The sum of every sample of `name` on the scheduler's /metrics (read with the admin certificate)."""
+        url = f"https://127.0.0.1:{self.scheduler_port}/metrics"
+        with urllib.request.urlopen(url, context=self._context(cert=True), timeout=5) as response:
+            text = response.read().decode()
+        return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith(name) and not line.startswith("#"))
+
+    def cpu(self) -> dict[str, float]:
+        return {"apiserver": cpu_seconds(self.apiserver.pid), "scheduler": cpu_seconds(self.scheduler.pid),
+                "bench": time.process_time()}
+
+    def stop(self) -> None:
+        for process in (self.scheduler, self.apiserver):
+            process.terminate()
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+async def in_parallel(count: int, writers: int, make) -> None:
+    """Run make(i) for i in range(count) with at most `writers` at once."""
+    numbers = iter(range(count))
+
+    async def writer() -> None:
+        for number in numbers:
+            await make(number)
+    await asyncio.gather(*(writer() for _ in range(writers)))
+
+
+async def add_nodes(client: RESTClient, first: int, last: int, writers: int) -> None:
+    nodes = client.resource("nodes")
+    capacity = {"cpu": "32", "memory": "128Gi", "pods": "110", "ephemeral-storage": "100Gi"}
+
+    async def make(number: int) -> None:
+        name = f"node-{first + number:04}"
+        created = await client.create(nodes, {"apiVersion": "v1", "kind": "Node", "metadata": {
+            "name": name, "labels": {"kubernetes.io/hostname": name}}})
+        created["status"] = {"capacity": capacity, "allocatable": capacity,
+                             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}
+        await client.update(nodes, created, subresource="status")
+    await in_parallel(last - first, writers, make)
+
+
+def pod(name: str, scheduler_name: str = "default-scheduler") -> dict:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "bench"}},
+            "spec": {"schedulerName": scheduler_name,
+                     "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9",
+                                     "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}}
+
+
+async def new_namespace(client: RESTClient, namespace: str) -> None:
+    await client.create(client.resource("namespaces"), {"metadata": {"name": namespace}})
+    # no controller manager runs here: the ServiceAccount admission wants the namespace's default account
+    await client.create(client.resource("serviceaccounts"), {"metadata": {"name": "default"}}, namespace)
+
+
+async def create_ceiling(client: RESTClient, count: int, writers: int) -> float:
+    """Pod creates/s alone (pods for a scheduler that does not exist: kpy-scheduler only files them away)."""
+    await new_namespace(client, "bench-ceiling")
+    pods = client.resource("pods")
+    start = time.perf_counter()
+    await in_parallel(count, writers, lambda number: client.create(pods, pod(f"idle-{number:05}", "nobody"),
+                                                                     "bench-ceiling"))
+    return count / (time.perf_counter() - start)
+
+
+async def schedule_round(client: RESTClient, namespace: str, count: int, writers: int) -> dict:
+    """Create `count` pods while watching for their bindings; timings per pod."""
+    pods = client.resource("pods")
+    await new_namespace(client, namespace)
+    listed = await client.list(pods, namespace)
+    sent: dict[str, float] = {}
+    bound: dict[str, float] = {}
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        async with client.watch(pods, namespace, resource_version=listed["metadata"]["resourceVersion"],
+                                timeout_seconds=int(ROUND_TIMEOUT)) as events:
+            async for _, obj in events:
+                name = obj["metadata"]["name"]
+                if obj.get("spec", {}).get("nodeName") and name not in bound:
+                    bound[name] = time.perf_counter()
+                    if len(bound) == count:
+                        done.set()
+                        return
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.2)  # the watch is connected
+
+    async def make(number: int) -> None:
+        name = f"pod-{number:05}"
+        sent[name] = time.perf_counter()
+        await client.create(pods, pod(name), namespace)
+
+    start = time.perf_counter()
+    await in_parallel(count, writers, make)
+    created = time.perf_counter()
+    try:
+        await asyncio.wait_for(done.wait(), ROUND_TIMEOUT)
+    finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
+    latencies = [bound[name] - sent[name] for name in bound]
+    return {"seconds": max(bound.values()) - start, "create_seconds": created - start, "latencies": latencies}
+
+
+async def run(args, processes: Processes) -> list[str]:
+    lines = []
+    async with RESTClient(load_kubeconfig(processes.kubeconfig), user_agent="bench-scheduler") as client:
+        ceiling = await create_ceiling(client, args.pods // 2, args.writers)
+        lines.append(f"API ceiling: {ceiling:.1f} pod creates/s alone ({args.writers} writers; each scheduled pod "
+                     f"also costs a binding and a Scheduled event write)")
+        print(lines[-1], flush=True)
+        have = 0
+        for index, size in enumerate(args.nodes):
+            await add_nodes(client, have, size, args.writers)
+            have = size
+            await asyncio.sleep(1.0)  # the scheduler's node informer catches up
+            before, algorithm_before = processes.cpu(), processes.scheduler_metric_sum(
+                "scheduler_scheduling_algorithm_duration_seconds_sum")
+            result = await schedule_round(client, f"bench-{index}", args.pods, args.writers)
+            after, algorithm_after = processes.cpu(), processes.scheduler_metric_sum(
+                "scheduler_scheduling_algorithm_duration_seconds_sum")
+            rate = args.pods / result["seconds"]
+            cpu = {name: after[name] - before[name] for name in after}
+            lines.append(
+                f"{size:>5} nodes  {args.pods} pods: {rate:7.1f} pods/s "
+                f"(x{rate / TARGET_PODS_PER_SECOND:.2f} of {TARGET_PODS_PER_SECOND:.0f})  latency p50 "
+                f"{statistics.median(result['latencies']) * 1000:6.0f} ms  p99 "
+                f"{percentile(result['latencies'], 0.99) * 1000:6.0f} ms  (creates took {result['create_seconds']:.2f} s)\n"
+                f"        CPU s over {result['seconds']:.2f} s: apiserver {cpu['apiserver']:.2f}  scheduler "
+                f"{cpu['scheduler']:.2f} (algorithm {algorithm_after - algorithm_before:.2f}, "
+                f"{(algorithm_after - algorithm_before) / args.pods * 1000:.2f} ms/pod)  bench {cpu['bench']:.2f}")
+            print(lines[-1], flush=True)
+        burst = await schedule_round(client, "bench-burst", args.burst, args.burst)
+        lines.append(f"burst: {args.burst} pods created at once on {have} nodes, all bound in "
+                     f"{burst['seconds']:.2f} s (target <= {TARGET_BURST_SECONDS:.0f} s: "
+                     f"x{TARGET_BURST_SECONDS / burst['seconds']:.2f})")
+        print(lines[-1], flush=True)
+    return lines
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--nodes", default="100,500,1000", type=lambda v: [int(n) for n in v.split(",")])
+    parser.add_argument("--pods", type=int, default=1000)
+    parser.add_argument("--burst", type=int, default=100)
+    parser.add_argument("--writers", type=int, default=16)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="bench-scheduler-") as name:
+        processes = Processes(Path(name))
+        try:
+            asyncio.run(run(args, processes))
+        finally:
+            processes.stop()
+
+
+if __name__ == "__main__":
+    main()
