@@ -126,7 +126,6 @@ async def test_deployment_rolls_out_scales_updates_and_rolls_back(client, namesp
     assert current["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
     sets = (await client.list(client.resource("replicasets", "apps"), namespace))["items"]
     by_revision = {rs["metadata"]["annotations"]["deployment.kubernetes.io/revision"]: rs for rs in sets}
-    import json; print(json.dumps(current["spec"]["template"], sort_keys=True)); [print(json.dumps(rs["spec"]["template"], sort_keys=True)) for rs in sets]
     assert sorted(by_revision) == ["2", "3"]  # revision 1's ReplicaSet is revision 3 now
     assert by_revision["3"]["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] == "1"
     assert by_revision["3"]["spec"]["replicas"] == REPLICAS and by_revision["2"]["spec"]["replicas"] == 0
