@@ -14,7 +14,7 @@ from aiohttp import web
 from kpy_components import systemd
 from kpy_components.api import catalog
 from kpy_components.apiserver.storage.cache import CacheSettings, WatchCache
-from kpy_components.apiserver.storage.interface import Storage
+from kpy_components.apiserver.storage.interface import Compacted, Storage, StorageError
 
 from .config import ServerConfig
 from .http import health
@@ -125,8 +125,11 @@ class APIServer:
                 await self.cache.prime(api.prefixes())
                 await bootstrap.create_defaults(api, self.config.secure_port, security.bootstrap)
                 if self.security_runtime is not None:
+                    revision = await self.cache.current_revision()  # events after it reach the authorizers
                     for line in await self.security_runtime.start():
                         log.info("Reconciled default policy %s", line)
+                    self._tasks.append(asyncio.create_task(self._feed_authorizers(api, revision),
+                                                           name="apiserver-authorizer-feed"))
                 reconciler = bootstrap.EndpointsReconciler(api, self.storage, self.address,
                                                            self.config.secure_port)
                 await reconciler.reconcile()
@@ -140,6 +143,26 @@ class APIServer:
         if systemd.notify_ready():  # Type=notify units: `systemctl start` returns now
             log.info("Notified systemd ready=1")
         await reconciler.run()
+
+    async def _feed_authorizers(self, api: API, revision: int) -> None:
+        """Forward RBAC and pod watch events from the watch cache to the authorizers' views, so a granted or revoked
+        permission counts within milliseconds rather than at the next periodic re-list (the re-list stays as a
+        backstop). A watch that falls behind a compaction re-lists the views and goes on from there."""
+        async def follow(group: str, plural: str) -> None:
+            prefix, last = api.store(group, plural).prefix(), revision
+            while True:
+                try:
+                    async for event in self.cache.watch(prefix, last):
+                        self.security_runtime.observe(group, plural, event.type, event.object)
+                        last = event.revision
+                except Compacted:
+                    last = await self.cache.current_revision()
+                    await self.security_runtime.resync()
+                except StorageError as error:  # storage briefly away: the periodic re-list covers the gap
+                    log.warning("Authorizer feed interrupted resource=%s error=%s", plural, error)
+                    await asyncio.sleep(1.0)
+
+        await asyncio.gather(*(follow(group, plural) for group, plural in self.security_runtime.observed()))
 
     async def _storage_check(self) -> str | None:
         try:

@@ -77,6 +77,11 @@ class PolicyCache:
     async def start(self) -> None:
         await asyncio.gather(self.rbac_source.refresh(), self.pods_source.refresh())
 
+    @staticmethod
+    def observed() -> list[tuple[str, str]]:
+        """(group, plural) of the resources the views hold."""
+        return [(RBAC_GROUP, plural) for plural in RBAC_PLURALS] + [("", "pods")]
+
     def observe(self, group: str, plural: str, event_type: str, obj: dict) -> None:
         """A watch event of any resource; those the views do not hold are ignored."""
         if group == RBAC_GROUP and plural in RBAC_PLURALS:

@@ -52,7 +52,7 @@ class SecurityConfig:
     issuer: str = DEFAULT_ISSUER
     api_audiences: tuple[str, ...] = ()
     bootstrap_tokens: bool = True
-    rbac_resync_seconds: float = 2.0  # re-list of RBAC objects, which is what revokes permissions without events
+    rbac_resync_seconds: float = 30.0  # re-list of RBAC objects: a backstop to the watch events the server forwards
     pods_resync_seconds: float = 30.0  # re-list of pods for the Node authorizer's graph
 
     @property
@@ -146,6 +146,15 @@ class SecurityRuntime:
     def observe(self, group: str, plural: str, event_type: str, obj: dict) -> None:
         """Forward a watch event (any resource; those the authorizers hold are applied at once)."""
         self.cache.observe(group, plural, event_type, obj)
+
+    @staticmethod
+    def observed() -> list[tuple[str, str]]:
+        """(group, plural) of every resource whose watch events the server should forward."""
+        return PolicyCache.observed()
+
+    async def resync(self) -> None:
+        """Re-list every view (after forwarded events were lost, e.g. to a compaction)."""
+        await self.cache.start()
 
     async def authorize(self, user: User, info: RequestInfo) -> tuple[bool, str]:
         """http.context.Authorize. Before denying, the views are re-listed once (shared with concurrent requests)
