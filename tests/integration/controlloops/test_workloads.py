@@ -39,7 +39,7 @@ async def workloads(cluster, nodes):
     for index in range(4):
         await nodes.add(f"worker-{index}", cpu="8")
     async with run_component(scheduler_cli.run, scheduler_config.load(None), cluster, name="default-scheduler"):
-        async with run_component(manager.run, cm_config(["deployment", "replicaset"]), cluster,
+        async with run_component(manager.run, cm_config(["deployment", "replicaset", "job"]), cluster,
                                  name="kube-controller-manager") as context:
             yield context
 
@@ -156,3 +156,17 @@ async def test_job_completes(client, namespace, workloads, kubectl):
     pods = (await client.list(client.resource("pods"), namespace, label_selector="job-name=pi"))["items"]
     assert len(pods) == 3
     assert all(pod["metadata"]["labels"]["batch.kubernetes.io/job-name"] == "pi" for pod in pods)
+
+
+async def test_job_fails_after_its_backoff_limit(client, namespace, workloads, kubectl):
+    jobs = client.resource("jobs", "batch")
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "crash"},
+           "spec": {"backoffLimit": 1, "template": {
+               "metadata": {"annotations": {"sim.kpy.io/exit-after": "0.2", "sim.kpy.io/exit-code": "1"}},
+               "spec": {"restartPolicy": "Never", "containers": [{"name": "crash", "image": "busybox"}]}}}}
+    await client.create(jobs, job, namespace)
+    await kubectl_run(kubectl, "-n", namespace, "wait", "--for=condition=failed", "job/crash", "--timeout=60s")
+    status = (await client.get(jobs, "crash", namespace))["status"]
+    failed = [c for c in status["conditions"] if c["type"] == "Failed"][0]
+    assert failed["reason"] == "BackoffLimitExceeded"
+    assert status["failed"] == 2 and not status.get("succeeded") and not status.get("active")
