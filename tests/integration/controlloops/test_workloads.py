@@ -11,6 +11,7 @@ kubectl runs in a thread: the controllers share this test's event loop.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 
 import pytest
@@ -24,6 +25,7 @@ from kpy_components.scheduler import config as scheduler_config
 pytestmark = pytest.mark.anyio
 KUBECTL_VERSION = "1.33"
 REPLICAS, SURGE, UNAVAILABLE = 20, 5, 5  # 25% of 20 each
+_node_names = itertools.count()
 
 
 @pytest.fixture
@@ -35,13 +37,20 @@ def kubectl(cluster, tmp_path) -> Kubectl:
 
 @pytest.fixture
 async def workloads(cluster, nodes):
-    """Four simulated nodes, the scheduler and the workload controllers."""
-    for index in range(4):
-        await nodes.add(f"worker-{index}", cpu="8")
-    async with run_component(scheduler_cli.run, scheduler_config.load(None), cluster, name="default-scheduler"):
-        async with run_component(manager.run, cm_config(["deployment", "replicaset", "job"]), cluster,
-                                 name="kube-controller-manager") as context:
-            yield context
+    """Four simulated nodes (removed afterwards: the next test's kubelets would not look after them), the
+    scheduler and the workload controllers."""
+    names = [f"worker-{next(_node_names)}" for _ in range(4)]
+    for name in names:
+        await nodes.add(name, cpu="8")
+    try:
+        async with run_component(scheduler_cli.run, scheduler_config.load(None), cluster,
+                                 name="default-scheduler"):
+            async with run_component(manager.run, cm_config(["deployment", "replicaset", "job"]), cluster,
+                                     name="kube-controller-manager") as context:
+                yield context
+    finally:
+        for name in names:
+            await nodes.client.delete(nodes.nodes_info, name)
 
 
 def deployment(name: str, image: str, replicas: int = REPLICAS) -> dict:
