@@ -280,3 +280,79 @@ async def _has(awaitable, count: int):
 
 async def _equal(awaitable, expected) -> bool:
     return await awaitable == expected
+
+
+# --- endpoints and endpoint slices ------------------------------------------------------------------------------------
+
+def web_pod(name: str, port: int, node: str) -> dict:
+    body = pod_body(name, {"app": "web"}, node=node)
+    body["spec"]["containers"][0]["ports"] = [{"name": "web", "containerPort": port}]
+    return body
+
+
+async def not_ready_pod(client, namespace: str, name: str, port: int, ip: str) -> None:
+    """A pod on a node no simulated kubelet looks after, given a podIP but no readiness by hand."""
+    pod = await client.create(client.resource("pods"), web_pod(name, port, "nobody-runs-this"), namespace)
+    pod["status"] = {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}],
+                     "conditions": [{"type": "Ready", "status": "False"}]}
+    await client.update(client.resource("pods"), pod, subresource="status")
+
+
+async def test_endpoints_and_slices_follow_pods_readiness_and_ports(cluster, client, nodes, namespace):
+    services, endpoints = client.resource("services"), client.resource("endpoints")
+    slices = client.resource("endpointslices", "discovery.k8s.io")
+    await nodes.add(f"node-{namespace}")
+    await client.create(services, {"metadata": {"name": "web"}, "spec": {
+        "selector": {"app": "web"}, "ports": [{"name": "http", "port": 80, "targetPort": "web"}]}}, namespace)
+    await client.create(client.resource("pods"), web_pod("a", 8080, f"node-{namespace}"), namespace)
+    await client.create(client.resource("pods"), web_pod("c", 9090, f"node-{namespace}"), namespace)
+    await not_ready_pod(client, namespace, "b", 8080, "10.99.0.2")
+    for name in ("a", "c"):
+        await eventually(lambda name=name: _phase(client, namespace, name, "Running"))
+    async with run_component(manager.run, cm_config(["endpoints", "endpointslice"]), cluster):
+        async def subsets():
+            found = (await client.get(endpoints, "web", namespace)) if await exists(client, endpoints, "web",
+                                                                                       namespace) else {}
+            groups = found.get("subsets") or []
+            return groups if len(groups) == 2 and sum(len(g.get("addresses", [])) for g in groups) == 2 else None
+        groups = await eventually(subsets, message="two subsets")
+        by_port = {g["ports"][0]["port"]: g for g in groups}
+        assert by_port[8080]["ports"] == [{"name": "http", "port": 8080, "protocol": "TCP"}]
+        assert [a["targetRef"]["name"] for a in by_port[8080]["addresses"]] == ["a"]
+        assert by_port[8080]["addresses"][0]["nodeName"] == f"node-{namespace}"
+        assert by_port[8080]["notReadyAddresses"] == [
+            {"ip": "10.99.0.2", "nodeName": "nobody-runs-this", "targetRef": {
+                "kind": "Pod", "namespace": namespace, "name": "b",
+                "uid": (await client.get(client.resource("pods"), "b", namespace))["metadata"]["uid"]}}]
+        assert [a["targetRef"]["name"] for a in by_port[9090]["addresses"]] == ["c"]
+
+        async def endpoint_conditions():
+            listed = (await client.list(slices, namespace,
+                                        label_selector="kubernetes.io/service-name=web")).get("items", [])
+            return {e["targetRef"]["name"]: (s["ports"][0]["port"], e["conditions"]) for s in listed
+                    for e in s.get("endpoints") or []}
+        seen = await eventually(lambda: _has(endpoint_conditions(), 3), message="three slice endpoints")
+        assert seen == {"a": (8080, {"ready": True, "serving": True, "terminating": False}),
+                        "b": (8080, {"ready": False, "serving": False, "terminating": False}),
+                        "c": (9090, {"ready": True, "serving": True, "terminating": False})}
+        listed = (await client.list(slices, namespace, label_selector="kubernetes.io/service-name=web"))["items"]
+        assert all(s["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] ==
+                   "endpointslice-controller.k8s.io" and s["metadata"]["ownerReferences"][0]["kind"] == "Service"
+                   for s in listed)
+
+        await client.patch(services, "web", {"spec": {"publishNotReadyAddresses": True}}, namespace)
+
+        async def all_ready():
+            groups = (await client.get(endpoints, "web", namespace)).get("subsets") or []
+            return all("notReadyAddresses" not in g for g in groups) and \
+                sum(len(g.get("addresses", [])) for g in groups) == 3
+        await eventually(all_ready, message="publishNotReadyAddresses lists b as ready")
+
+        await client.delete(client.resource("pods"), "c", namespace)
+        await eventually(lambda: _equal(_count(endpoint_conditions()), 2), message="c gone from the slices")
+        await client.delete(services, "web", namespace)
+        await eventually(lambda: _gone(client, endpoints, "web", namespace), message="endpoints deleted")
+
+
+async def _count(awaitable) -> int:
+    return len(await awaitable)
