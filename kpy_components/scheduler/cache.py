@@ -26,12 +26,14 @@ class NodeInfo:
     """One node and the pods on it. `requested` sums the pods' effective requests; `non_zero_cpu/memory` the
     scoring variants; `used_ports` is a set of (hostIP, protocol, port)."""
 
-    __slots__ = ("name", "node", "labels", "taints", "unschedulable", "allocatable", "allowed_pods", "pods",
-                 "requested", "non_zero_cpu", "non_zero_memory", "used_ports", "generation")
+    __slots__ = ("name", "node", "labels", "taints", "unschedulable", "allocatable", "allocatable_cpu",
+                 "allocatable_memory", "allowed_pods", "pods", "requested", "requested_cpu", "requested_memory",
+                 "non_zero_cpu", "non_zero_memory", "used_ports", "generation")
 
     def __init__(self, node: dict):
         self.pods: dict[str, PodInfo] = {}
         self.requested: dict[str, int] = {}
+        self.requested_cpu = self.requested_memory = 0  # = requested[cpu/memory], as attributes for hot paths
         self.non_zero_cpu = self.non_zero_memory = 0
         self.used_ports: dict[tuple[str, str, int], int] = {}
         self.generation = 0
@@ -46,6 +48,8 @@ class NodeInfo:
         self.unschedulable = bool(spec.get("unschedulable"))
         self.allocatable = resource_amounts(status.get("allocatable") or status.get("capacity"))
         self.allowed_pods = self.allocatable.get(PODS, 0)
+        self.allocatable_cpu = self.allocatable.get(CPU, 0)  # attributes for the scoring hot path
+        self.allocatable_memory = self.allocatable.get(MEMORY, 0)
         self.generation += 1
 
     def add_pod(self, info: PodInfo) -> None:
@@ -62,6 +66,8 @@ class NodeInfo:
         requested = self.requested
         for name, value in info.requests.items():
             requested[name] = requested.get(name, 0) + sign * value
+        self.requested_cpu += sign * info.request_cpu
+        self.requested_memory += sign * info.request_memory
         self.non_zero_cpu += sign * info.non_zero_cpu
         self.non_zero_memory += sign * info.non_zero_memory
         for port in info.ports:

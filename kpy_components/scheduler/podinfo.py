@@ -116,6 +116,11 @@ class PodInfo:
     ports: tuple[tuple[str, str, int], ...]
     tolerations: list
     spec: dict = field(repr=False)
+    request_cpu: int = 0  # = requests[cpu/memory], as attributes for hot paths
+    request_memory: int = 0
+
+    def __post_init__(self) -> None:
+        self.request_cpu, self.request_memory = self.requests.get(CPU, 0), self.requests.get(MEMORY, 0)
 
     @classmethod
     def of(cls, pod: dict) -> PodInfo:

@@ -43,7 +43,11 @@ log = logging.getLogger(__name__)
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE = 5
 SYNC_TIMEOUT = 60.0
-CLEANUP_PERIOD = 1.0  # seconds between sweeps for expired assumed pods
+CLEANUP_PERIOD = 1.0
+# API writes (bindings, condition patches) in flight at once: kube-scheduler's parallelism default. More would not
+# go faster: past httpx's keep-alive pool (20) every extra request pays a TLS handshake, and its pool's bookkeeping
+# grows with requests x connections.
+WRITE_CONCURRENCY = 16  # seconds between sweeps for expired assumed pods
 NO_NODES = "no nodes available to schedule pods"
 _TERMINAL = ("Succeeded", "Failed")
 
@@ -58,16 +62,9 @@ def feasible_nodes_to_find(nodes: int, percentage: int = 0) -> int:
 
 
 def select_host(nodes: Sequence[NodeInfo], totals: list[int], rng: random.Random) -> NodeInfo:
-    """The node with the highest total; among equals, each is equally likely (reservoir sampling)."""
-    best, chosen, ties = -1, nodes[0], 0
-    for node, total in zip(nodes, totals):
-        if total > best:
-            best, chosen, ties = total, node, 1
-        elif total == best:
-            ties += 1
-            if rng.randrange(ties) == 0:
-                chosen = node
-    return chosen
+    """The node with the highest total; among equals, each is equally likely."""
+    best = max(totals)
+    return nodes[rng.choice([index for index, total in enumerate(totals) if total == best])]
 
 
 class _Failure(Exception):
@@ -97,6 +94,7 @@ class Scheduler:
         self.rng = rng or random.Random()
         self.next_start_index = 0
         self._tasks: set[asyncio.Task] = set()
+        self._writes = asyncio.Semaphore(WRITE_CONCURRENCY)
         self._events = {name: _plugin_events(profile) for name, (profile, _) in self.profiles.items()}
         informers.informer(self.pods).add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         informers.informer(client.resource("nodes")).add_handler(self._node_added, self._node_updated,
@@ -198,7 +196,8 @@ class Scheduler:
                    "metadata": {"name": info.name, "namespace": info.namespace, "uid": info.uid},
                    "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
         try:
-            await self.client.create(self.pods, binding, info.namespace, name=info.name, subresource="binding")
+            async with self._writes:
+                await self.client.create(self.pods, binding, info.namespace, name=info.name, subresource="binding")
         except (APIError, ClientConnectionError) as error:
             self.cache.forget_pod(info.key)
             self.metrics.observe(ERROR, profile.scheduler_name, time.perf_counter() - started)
@@ -231,8 +230,9 @@ class Scheduler:
         condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
                      "lastProbeTime": None, "lastTransitionTime": since}
         try:
-            await self.client.patch(self.pods, info.name, {"status": {"conditions": [condition]}}, info.namespace,
-                                    patch_type="strategic", subresource="status")
+            async with self._writes:
+                await self.client.patch(self.pods, info.name, {"status": {"conditions": [condition]}},
+                                        info.namespace, patch_type="strategic", subresource="status")
         except (APIError, ClientConnectionError) as error:
             if not is_not_found(error):
                 log.warning("Failed to update pod condition pod=%s error=%s", info.key, error)

@@ -24,9 +24,14 @@ def insufficient(pod, node, ignored: frozenset = frozenset()) -> list[str]:
     reasons = []
     if len(node.pods) + 1 > node.allowed_pods:
         reasons.append(TOO_MANY_PODS)
-    allocatable, requested = node.allocatable, node.requested
     for name, value in pod.requests.items():
-        if value > allocatable.get(name, 0) - requested.get(name, 0) and name != PODS and name not in ignored:
+        if name == CPU:
+            free = node.allocatable_cpu - node.requested_cpu
+        elif name == MEMORY:
+            free = node.allocatable_memory - node.requested_memory
+        else:
+            free = node.allocatable.get(name, 0) - node.requested.get(name, 0)
+        if value > free and name != PODS and name not in ignored:
             reasons.append(f"Insufficient {name}")
     return reasons
 
@@ -53,7 +58,16 @@ class NodeResourcesFit:
         reasons = insufficient(pod, node, self.ignored)
         return unschedulable(self.name, *reasons) if reasons else None
 
+    def score_all(self, state, pod, nodes) -> list[int]:
+        """Every node's score at once (the framework's batch path)."""
+        if self.resources != DEFAULT_RESOURCES:
+            return [self.score(state, pod, node) for node in nodes]
+        score = self._score_cpu_memory
+        return [score(pod, node) for node in nodes]
+
     def score(self, state, pod, node) -> int:
+        if self.resources == DEFAULT_RESOURCES:
+            return self._score_cpu_memory(pod, node)
         total = weights = 0
         allocatable = node.allocatable
         for name, weight in self.resources:
@@ -71,6 +85,21 @@ class NodeResourcesFit:
             weights += weight
         return total // weights if weights else 0
 
+    def _score_cpu_memory(self, pod, node) -> int:
+        """score() for the default resources (cpu and memory, weight 1 each), without dict lookups."""
+        total = weights = 0
+        for capacity, requested in ((node.allocatable_cpu, node.non_zero_cpu + pod.non_zero_cpu),
+                                    (node.allocatable_memory, node.non_zero_memory + pod.non_zero_memory)):
+            if capacity:
+                weights += 1
+                if requested > capacity:
+                    total += MAX_NODE_SCORE if self.most_allocated else 0
+                elif self.most_allocated:
+                    total += requested * MAX_NODE_SCORE // capacity
+                else:
+                    total += (capacity - requested) * MAX_NODE_SCORE // capacity
+        return total // weights if weights else 0
+
     def normalize(self, state, pod, nodes, scores) -> None:
         pass  # already 0..100
 
@@ -81,6 +110,22 @@ class NodeResourcesBalancedAllocation:
 
     def __init__(self, resources=DEFAULT_RESOURCES):
         self.resources = tuple(name for name, _ in resources)
+
+    def score_all(self, state, pod, nodes) -> list[int]:
+        """Every node's score at once (the framework's batch path): for cpu and memory without dict lookups."""
+        if self.resources != (CPU, MEMORY):
+            return [self.score(state, pod, node) for node in nodes]
+        scores = []
+        cpu, memory = pod.request_cpu, pod.request_memory
+        for node in nodes:
+            cpu_capacity, memory_capacity = node.allocatable_cpu, node.allocatable_memory
+            if cpu_capacity and memory_capacity:
+                cpu_fraction = min(1.0, (node.requested_cpu + cpu) / cpu_capacity)
+                memory_fraction = min(1.0, (node.requested_memory + memory) / memory_capacity)
+                scores.append(int((1 - abs(cpu_fraction - memory_fraction) / 2) * MAX_NODE_SCORE))
+            else:
+                scores.append(MAX_NODE_SCORE)
+        return scores
 
     def score(self, state, pod, node) -> int:
         fractions = []
