@@ -12,9 +12,11 @@ import pytest
 from conftest import cm_config, eventually, exists, run_component
 
 from apiserver.conftest import KUBECTL_DIR, Kubectl
+from kpy_components.api.errors import APIError
 from kpy_components.api.meta import parse_rfc3339
 from kpy_components.controller_manager import manager
 from kpy_components.controller_manager.config import NodeLifecycleConfig
+from kpy_components.controller_manager.controllers.podgc import PodGCController
 
 pytestmark = pytest.mark.anyio
 
@@ -356,3 +358,67 @@ async def test_endpoints_and_slices_follow_pods_readiness_and_ports(cluster, cli
 
 async def _count(awaitable) -> int:
     return len(await awaitable)
+
+
+# --- pod GC ------------------------------------------------------------------------------------------------------------
+
+async def test_pod_gc_removes_finished_pods_beyond_the_threshold_and_orphans(cluster, client, nodes, namespace,
+                                                                             monkeypatch):
+    monkeypatch.setattr(PodGCController, "period", 0.5)
+    monkeypatch.setattr(PodGCController, "quarantine", 1.0)
+    pods = client.resource("pods")
+    await nodes.add(f"node-{namespace}")
+    for index in range(3):
+        body = pod_body(f"done-{index}", node=f"node-{namespace}")
+        body["metadata"]["annotations"] = {"sim.kpy.io/exit-after": "0"}
+        await client.create(pods, body, namespace)
+        await eventually(lambda index=index: _phase(client, namespace, f"done-{index}", "Succeeded"))
+    await client.create(pods, pod_body("orphan", node="node-that-never-was"), namespace)
+    async with run_component(manager.run, cm_config(["podgc"], terminated_pod_gc_threshold=1), cluster):
+        for name in ("done-0", "done-1", "orphan"):
+            await eventually(lambda name=name: _gone(client, pods, name, namespace), message=f"{name} collected")
+        assert await exists(client, pods, "done-2", namespace)
+
+
+# --- disruption budgets ------------------------------------------------------------------------------------------------
+
+async def test_budget_status_lets_the_api_server_evict_exactly_what_it_allows(cluster, client, nodes, namespace):
+    pods, budgets = client.resource("pods"), client.resource("poddisruptionbudgets", "policy")
+    node = f"node-{namespace}"
+    await nodes.add(node)
+    replicaset = await client.create(client.resource("replicasets", "apps"),
+                                     workload("ReplicaSet", "db", {"app": "db"}), namespace)
+    await client.patch(client.resource("replicasets", "apps"), "db", {"spec": {"replicas": 3}}, namespace)
+    for index in range(3):
+        await client.create(pods, pod_body(f"db-{index}", {"app": "db"}, replicaset, node), namespace)
+        await eventually(lambda index=index: _phase(client, namespace, f"db-{index}", "Running"))
+    await client.create(budgets, {"metadata": {"name": "db-min"}, "spec": {
+        "minAvailable": 2, "selector": {"matchLabels": {"app": "db"}}}}, namespace)
+    await client.create(budgets, {"metadata": {"name": "other-max"}, "spec": {
+        "maxUnavailable": "34%", "selector": {"matchLabels": {"app": "db", "absent": "x"}}}}, namespace)
+
+    async def status(name: str, **wanted):
+        found = (await client.get(budgets, name, namespace)).get("status") or {}
+        return found if all(found.get(k) == v for k, v in wanted.items()) else None
+
+    async with run_component(manager.run, cm_config(["disruption"]), cluster):
+        found = await eventually(lambda: status("db-min", currentHealthy=3), message="budget status")
+        assert {k: found[k] for k in ("expectedPods", "desiredHealthy", "currentHealthy", "disruptionsAllowed",
+                                      "observedGeneration")} == {"expectedPods": 3, "desiredHealthy": 2,
+                                                                 "currentHealthy": 3, "disruptionsAllowed": 1,
+                                                                 "observedGeneration": 1}
+        [allowed] = found["conditions"]
+        assert (allowed["type"], allowed["status"], allowed["reason"]) == ("DisruptionAllowed", "True",
+                                                                           "SufficientPods")
+        eviction = {"apiVersion": "policy/v1", "kind": "Eviction"}
+        await client.create(pods, {**eviction, "metadata": {"name": "db-0", "namespace": namespace}}, namespace,
+                            name="db-0", subresource="eviction")
+        with pytest.raises(APIError) as refused:
+            await client.create(pods, {**eviction, "metadata": {"name": "db-1", "namespace": namespace}}, namespace,
+                                name="db-1", subresource="eviction")
+        assert refused.value.code == 429
+        found = await eventually(lambda: status("db-min", currentHealthy=2, disruptionsAllowed=0))
+        assert found["conditions"][0]["reason"] == "InsufficientPods"
+        assert "disruptedPods" not in found  # the evicted pod is gone: nothing left to wait for
+        empty = await eventually(lambda: status("other-max", observedGeneration=1), message="empty budget status")
+        assert (empty["expectedPods"], empty["desiredHealthy"], empty["disruptionsAllowed"]) == (0, 0, 0)

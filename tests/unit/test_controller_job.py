@@ -1,0 +1,68 @@
+"""The Job controller's decisions (job.plan): how many pods to run, the counts, and when the Job is Complete or
+Failed (BackoffLimitExceeded, DeadlineExceeded)."""
+from __future__ import annotations
+
+from kpy_components.controller_manager.controllers import pods as podutil
+from kpy_components.controller_manager.controllers.job import is_finished, plan
+
+NOW = 1_700_000_000.0
+
+
+def job(**spec) -> dict:
+    return {"metadata": {"name": "pi", "namespace": "ns"},
+            "spec": {"completions": 3, "parallelism": 2, "backoffLimit": 6, **spec}, "status": {}}
+
+
+def pods(*phases: str) -> list[dict]:
+    return [{"metadata": {"name": f"p{i}"}, "status": {"phase": phase}} for i, phase in enumerate(phases)]
+
+
+def reason(status: dict, kind: str) -> str | None:
+    condition = podutil.condition({"status": status}, kind)
+    return condition["reason"] if condition and condition["status"] == "True" else None
+
+
+def test_runs_parallelism_pods_until_completions_succeeded():
+    status, want = plan(job(), [], NOW)
+    assert want == 2 and status["startTime"] == podutil.now_rfc3339(NOW) and "conditions" not in status
+    status, want = plan(job(), pods("Succeeded", "Succeeded", "Running"), NOW)
+    assert want == 1 and status["succeeded"] == 2 and status["active"] == 1
+    status, want = plan(job(), pods("Succeeded", "Succeeded", "Succeeded"), NOW + 3)
+    assert want == 0 and reason(status, "Complete") == "CompletionsReached"
+    assert status["completionTime"] == podutil.now_rfc3339(NOW + 3) and is_finished({"status": status})
+
+
+def test_counts_never_go_down_when_finished_pods_are_removed():
+    earlier = job()
+    earlier["status"] = {"succeeded": 2, "failed": 1}
+    status, want = plan(earlier, [], NOW)
+    assert (status["succeeded"], status["failed"], want) == (2, 1, 1)
+
+
+def test_more_failures_than_the_backoff_limit_fail_the_job():
+    status, want = plan(job(backoffLimit=1), pods("Failed", "Running"), NOW)
+    assert want == 2 and "conditions" not in status and status["failed"] == 1
+    status, want = plan(job(backoffLimit=1), pods("Failed", "Failed", "Running"), NOW)
+    assert want == 0 and reason(status, "Failed") == "BackoffLimitExceeded"
+
+
+def test_active_deadline_fails_the_job():
+    running = job(activeDeadlineSeconds=30)
+    running["status"] = {"startTime": podutil.now_rfc3339(NOW)}
+    assert plan(running, pods("Running"), NOW + 10)[1] == 2
+    status, want = plan(running, pods("Running"), NOW + 30)
+    assert want == 0 and reason(status, "Failed") == "DeadlineExceeded"
+
+
+def test_work_queue_job_completes_after_a_success_once_nothing_runs():
+    queue = job(completions=None, parallelism=3)
+    assert plan(queue, [], NOW)[1] == 3
+    status, want = plan(queue, pods("Succeeded", "Running"), NOW)
+    assert want == 1 and "conditions" not in status
+    status, want = plan(queue, pods("Succeeded", "Succeeded"), NOW)
+    assert want == 0 and reason(status, "Complete") == "CompletionsReached"
+
+
+def test_suspended_job_runs_nothing():
+    status, want = plan(job(suspend=True), pods("Running"), NOW)
+    assert want == 0 and reason(status, "Suspended") == "JobSuspended" and "startTime" not in status
