@@ -12,6 +12,7 @@
     service_cluster_ip_range: 10.96.0.0/12
     service_node_port_range: 30000-32767
     service_account: {key_files: [...], signing_key_file, issuer}
+    kubelet_client: {cert_file, key_file, ca_file}    # for pods/log; ca_file verifies kubelets' certificates
     authorization_modes: [Node, RBAC]
     log_level: info
 """
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kpy_components.apiserver.kubelet import KubeletClientConfig
 from kpy_components.component.config import ConfigError, Reader, load_yaml
 
 AUTHORIZATION_MODES = ("Node", "RBAC")  # what kpy implements; both are always on
@@ -65,6 +67,7 @@ class ServerConfig:
     service_account: ServiceAccountConfig = field(default_factory=ServiceAccountConfig)
     authorization_modes: tuple[str, ...] = ("Node", "RBAC")
     log_level: str = "info"
+    kubelet_client: KubeletClientConfig | None = None
 
 
 def _ip(reader: Reader, name: str, default: str | None) -> str | None:
@@ -110,10 +113,16 @@ def _storage(data: Any, problems: list[str]) -> StorageConfig:
     return config
 
 
+def _kubelet_client(data: Any, problems: list[str]) -> KubeletClientConfig:
+    reader = Reader(data, "kubelet_client.", problems, ("cert_file", "key_file", "ca_file"))
+    return KubeletClientConfig(reader.path("cert_file", required=True) or Path(),
+                               reader.path("key_file", required=True) or Path(), reader.path("ca_file"))
+
+
 def parse(data: Any, source: str = "kpy-apiserver config") -> ServerConfig:
     problems: list[str] = []
     known = ("bind_address", "secure_port", "advertise_address", "tls", "storage", "service_cluster_ip_range",
-             "service_node_port_range", "service_account", "authorization_modes", "log_level")
+             "service_node_port_range", "service_account", "authorization_modes", "log_level", "kubelet_client")
     top = Reader(data, "", problems, known)
     tls_reader = Reader(top.mapping("tls"), "tls.", problems, ("cert_file", "key_file", "client_ca_file"))
     tls = TLSConfig(*(tls_reader.path(n, required=True) or Path() for n in ("cert_file", "key_file",
@@ -137,7 +146,9 @@ def parse(data: Any, source: str = "kpy-apiserver config") -> ServerConfig:
         service_cluster_ip_range=cidr, service_node_port_range=_node_port_range(top),
         service_account=service_account,
         authorization_modes=top.strings("authorization_modes", ("Node", "RBAC"), AUTHORIZATION_MODES),
-        log_level=top.string("log_level", "info", LOG_LEVELS) or "info")
+        log_level=top.string("log_level", "info", LOG_LEVELS) or "info",
+        kubelet_client=_kubelet_client(top.mapping("kubelet_client"), problems) if "kubelet_client" in
+        (data if isinstance(data, dict) else {}) else None)
     if set(config.authorization_modes) != set(AUTHORIZATION_MODES):
         top.problem("authorization_modes", "kpy-apiserver authorizes with Node and RBAC together; list both")
     if config.service_account.signing_key_file is None:
@@ -163,6 +174,9 @@ def missing_files(config: ServerConfig) -> list[str]:
         wanted.append((f"service_account.key_files[{index}]", path))
     if config.service_account.signing_key_file:
         wanted.append(("service_account.signing_key_file", config.service_account.signing_key_file))
+    if config.kubelet_client is not None:
+        wanted += [(f"kubelet_client.{name}", getattr(config.kubelet_client, name))
+                   for name in ("cert_file", "key_file", "ca_file") if getattr(config.kubelet_client, name)]
     problems = []
     for name, path in wanted:
         try:

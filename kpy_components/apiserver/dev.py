@@ -1,6 +1,6 @@
 """`kpy-apiserver --dev DIR`: a single process that needs nothing else. Generated once in DIR (kept on restart):
 a self-signed CA, a serving certificate for 127.0.0.1/localhost, an admin client certificate (CN admin,
-O system:masters), a service-account key pair and DIR/admin.kubeconfig; objects live in DIR/apiserver.db (SQLite).
+O system:masters), a client certificate for reaching kubelets (pods/log), a service-account key pair and DIR/admin.kubeconfig; objects live in DIR/apiserver.db (SQLite).
 Uses kpy's PKI code (kpy_components.pki)."""
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from kpy_components.pki import cluster_keys, issue, keys, kubeconfig
 from kpy_components.pki.profiles import WantedCert
 
 from .config import ServerConfig, ServiceAccountConfig, StorageConfig, TLSConfig
+from .kubelet import KubeletClientConfig
 
 KEY_TYPE = "ecdsa-p256"
 LIFETIME_DAYS = 365
@@ -72,6 +73,8 @@ def prepare(directory: str | Path, port: int) -> ServerConfig:
         _leaf(directory, "apiserver", "kube-apiserver", (), frozenset({"server"}), sans, ca_cert, ca_key, now)
         _leaf(directory, "admin", "admin", ("system:masters",), frozenset({"client"}), frozenset(), ca_cert, ca_key,
               now)
+    if not (directory / "apiserver-kubelet-client.crt").exists():  # dev dirs made before pods/log was served
+        client_certificate(directory, "apiserver-kubelet-client", "kube-apiserver-kubelet-client", ("system:masters",))
         private, public = cluster_keys.new_service_account_key(KEY_TYPE)
         _write(directory / "sa.key", private)
         _write(directory / "sa.pub", public, 0o644)
@@ -80,4 +83,6 @@ def prepare(directory: str | Path, port: int) -> ServerConfig:
         tls=TLSConfig(directory / "apiserver.crt", directory / "apiserver.key", directory / "ca.crt"),
         storage=StorageConfig(backend="sqlite", sqlite_path=directory / "apiserver.db"),
         bind_address="127.0.0.1", secure_port=port, advertise_address="127.0.0.1",
-        service_account=ServiceAccountConfig((directory / "sa.pub",), directory / "sa.key"))
+        service_account=ServiceAccountConfig((directory / "sa.pub",), directory / "sa.key"),
+        kubelet_client=KubeletClientConfig(directory / "apiserver-kubelet-client.crt",
+                                           directory / "apiserver-kubelet-client.key", directory / "ca.crt"))

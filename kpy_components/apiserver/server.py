@@ -17,6 +17,7 @@ from kpy_components.apiserver.storage.cache import CacheSettings, WatchCache
 from kpy_components.apiserver.storage.interface import Compacted, Storage, StorageError
 
 from .config import ServerConfig
+from .kubelet import KubeletClient
 from .http import health
 from .http.app import AppState, build_app
 from .http.context import Security, insecure_allow_all
@@ -87,6 +88,7 @@ class APIServer:
         self.storage: Storage | None = None
         self.security_runtime = None
         self.cache: WatchCache | None = None
+        self.kubelets: KubeletClient | None = None
 
     @property
     def address(self) -> str:
@@ -100,11 +102,13 @@ class APIServer:
         api = API(catalog.default_registry(), self.storage, self.cache, config.service_cluster_ip_range)
         api.node_ports.first, api.node_ports.last = config.service_node_port_range
         security, self.security_runtime = build_security(config, api, self.allow_all)
+        self.kubelets = KubeletClient(config.kubelet_client) if config.kubelet_client else None
         state = AppState(api=api, security=security, metrics=self.metrics,
                          server_address=f"{self.address}:{config.secure_port}",
                          live_checks={"ping": _ok},
                          ready_checks={"ping": _ok, "storage": self._storage_check,
-                                       "informer-sync": self._cache_check, "bootstrap": self._bootstrap_check})
+                                       "informer-sync": self._cache_check, "bootstrap": self._bootstrap_check},
+                         kubelets=self.kubelets)
         state.live_checks["storage"] = self._storage_check
         app = build_app(state)
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
@@ -186,6 +190,8 @@ class APIServer:
             await self._runner.cleanup()  # on_shutdown ends every watch first
         if self.security_runtime is not None:
             await self.security_runtime.close()
+        if self.kubelets is not None:
+            await self.kubelets.close()
         if self.cache is not None:
             await self.cache.close()
         log.info("Stopped serving")

@@ -247,8 +247,10 @@ async def test_token_requests_and_kubelet_subresources(server):
     request = {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": {"expirationSeconds": 600}}
     status, body = await client.request("POST", "/api/v1/namespaces/default/serviceaccounts/robot/token", request)
     assert status == 201 and body["status"]["token"].count(".") == 2
-    status, body = await client.request("GET", "/api/v1/namespaces/default/pods/any/log")
+    status, body = await client.request("GET", "/api/v1/namespaces/default/pods/any/exec?command=ls")
     assert status == 501 and "kubelet" in body["message"]
+    status, body = await client.request("GET", "/api/v1/namespaces/default/pods/missing/log")
+    assert status == 404 and body["message"] == 'pods "missing" not found'  # pods/log is served (test_pod_logs)
 
 
 def _node_client(server, tmp_path, node: str) -> Client:

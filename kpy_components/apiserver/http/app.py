@@ -15,6 +15,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from kpy_components.api import errors
+from kpy_components.apiserver.kubelet import KubeletClient
 from kpy_components.apiserver.registry.api import API
 
 from . import discovery, health, negotiation, openapi
@@ -39,12 +40,13 @@ class AppState:
     server_address: str  # host:port clients reach this server at (discovery's serverAddressByClientCIDRs)
     live_checks: dict[str, health.Check] = field(default_factory=dict)
     ready_checks: dict[str, health.Check] = field(default_factory=dict)
+    kubelets: KubeletClient | None = None  # reaches kubelets for pods/log; None: not configured
 
 
 def build_app(state: AppState) -> web.Application:
     app = web.Application(client_max_size=3 * 1024 * 1024)  # Kubernetes' request body limit is 3 MiB
     watches = Watches(state.metrics)
-    resources = ResourceHandler(state.api, state.security, watches)
+    resources = ResourceHandler(state.api, state.security, watches, state.kubelets)
     docs = openapi.OpenAPI(state.api.registry)
 
     async def shutdown(_app: web.Application) -> None:

@@ -7,17 +7,18 @@ from aiohttp import web
 from kpy_components.api import errors, tables
 from kpy_components.api.resources import ResourceInfo
 from kpy_components.apiserver.registry import patching, subresources
+from kpy_components.apiserver.kubelet import KubeletClient
 from kpy_components.apiserver.registry.api import API
 from kpy_components.apiserver.registry.context import FIELD_VALIDATION, WriteContext
 from kpy_components.apiserver.registry.store import Store
 
-from . import negotiation, watch
+from . import logs, negotiation, watch
 from .context import RequestInfo, Security, User, resolve
 from .responses import json_response
 
 _NOT_FOUND = "the server could not find the requested resource"
-# Subresources that need a kubelet (streaming to a container); answered 501 until kubelets exist.
-_KUBELET_SUBRESOURCES = frozenset({"log", "exec", "attach", "portforward", "proxy"})
+# Subresources that stream to a container through its kubelet; answered 501 until kpy serves them (pods/log is).
+_KUBELET_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy"})
 
 
 def not_found() -> errors.APIError:
@@ -64,8 +65,8 @@ def _int_param(query, name: str) -> int | None:
 
 
 class ResourceHandler:
-    def __init__(self, api: API, security: Security, watches: watch.Watches):
-        self.api, self.security, self.watches = api, security, watches
+    def __init__(self, api: API, security: Security, watches: watch.Watches, kubelets: KubeletClient | None = None):
+        self.api, self.security, self.watches, self.kubelets = api, security, watches, kubelets
 
     async def __call__(self, request: web.Request, info: RequestInfo, user: User) -> web.StreamResponse:
         resource = resource_of(self.api, info)
@@ -177,6 +178,8 @@ class ResourceHandler:
                                   "from the node's kubelet, which this cluster does not run yet")
         if not name:
             raise not_found()
+        if (store.info.plural, sub, verb) == ("pods", "log", "get"):
+            return await logs.serve_log(request, self.api, self.kubelets, namespace, name)
         body = await self._body(request) if verb in ("create", "update", "patch") else None
         ctx = write_context(request, info, user, self.security)
         patch_type = negotiation.parse_media_type(request.content_type or "").type
