@@ -1,31 +1,37 @@
 #!/usr/bin/python
-"""Ansible module: build kpy's wheel and the wheels of its dependencies on the controller, once per source change."""
+"""Ansible module: kpy's wheelhouse archive, built on the controller into a cache, once per source change."""
 import hashlib
+import importlib.metadata
+import platform
 import shutil
 import subprocess
 import sys
 import tarfile
+import tempfile
+import tomllib
 from pathlib import Path
 
 from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 module: kpy_wheelhouse
-short_description: Build a wheelhouse of kpy and its dependencies for offline installs
+short_description: Build a wheelhouse archive of kpy, its dependencies and pip for offline installs
 description:
-  - Builds the kpy wheel from I(source) and downloads or builds the wheels of every dependency into I(dest)
-    with pip, using the Python that runs this module (the controller's).
-  - Rebuilds only when the package's sources (kpy_components, pyproject.toml, VERSION) changed since the last build,
-    so a re-run reports no change.
-  - Also writes I(dest).tar, a reproducible archive of the wheelhouse, so hosts receive one file (one checksum,
-    one transfer) instead of one per wheel.
+  - Builds the kpy wheel from I(source), the wheels of every dependency and pip's own wheel (hosts install with it,
+    so they need neither python3-venv nor pip), with the pip of the Python that runs this module (the controller's),
+    and writes one reproducible archive of them, so hosts receive one file (one checksum, one transfer).
+  - Everything lives in I(cache_dir) on the controller, outside any inventory, keyed by fingerprints; a new lab or
+    inventory reuses what an earlier run built. The dependency wheels are keyed by the declared dependencies (and the
+    controller's Python and pip), so a change to kpy's own sources rebuilds only the kpy wheel (a few seconds).
+    Nothing is rebuilt while the sources (kpy_components, pyproject.toml, VERSION) are unchanged, so the run reports
+    no change.
 options:
   source:
     description: The kpy source tree (the repository root).
     type: path
     required: true
-  dest:
-    description: The wheelhouse directory; its previous content is replaced on a rebuild.
+  cache_dir:
+    description: The controller's wheelhouse cache; the newest archives are kept, older ones removed.
     type: path
     required: true
 """
@@ -34,14 +40,14 @@ EXAMPLES = r"""
 - name: Build the wheelhouse
   kpy_wheelhouse:
     source: "{{ playbook_dir }}"
-    dest: "{{ kpy_artifacts_dir }}/wheels/{{ kpy_version }}"
+    cache_dir: "~/.cache/kpy/wheelhouse"
   delegate_to: localhost
   run_once: true
 """
 
 RETURN = r"""
 wheels:
-  description: File names of the wheels in the wheelhouse.
+  description: File names of the wheels in the archive.
   type: list
   elements: str
   returned: always
@@ -49,25 +55,63 @@ archive:
   description: Path of the wheelhouse archive.
   type: str
   returned: always
+checksum:
+  description: SHA-1 of the archive (empty in check mode before it exists).
+  type: str
+  returned: always
 """
 
-FINGERPRINT = ".source-fingerprint"
+KEEP_ARCHIVES = 4
 
 
-def fingerprint(source: Path) -> str:
+def digest_of(parts) -> str:
     digest = hashlib.sha256()
+    for part in parts:
+        digest.update(part + b"\0")
+    return digest.hexdigest()[:16]
+
+
+def dependencies_fingerprint(source: Path) -> tuple[str, list[str]]:
+    """The declared dependencies, and a key that changes with them, the controller's Python/platform or pip."""
+    project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
+    requirements = sorted(project.get("dependencies", []))
+    key = [sys.version.encode(), platform.machine().encode(), pip_version().encode()] + [r.encode() for r in requirements]
+    return digest_of(key), requirements
+
+
+def source_fingerprint(source: Path, dependencies_key: str) -> str:
     files = sorted(source.glob("kpy_components/**/*.py")) + [source / "pyproject.toml", source / "VERSION"]
-    for path in files:
-        digest.update(str(path.relative_to(source)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return digest.hexdigest()
+    return digest_of([dependencies_key.encode()]
+                     + [str(path.relative_to(source)).encode() + b"\0" + path.read_bytes() for path in files])
 
 
-def write_archive(wheelhouse: Path) -> Path:
+def pip_version() -> str:
+    return importlib.metadata.version("pip")
+
+
+def pip(module, args: list[str], what: str) -> None:
+    proc = subprocess.run([sys.executable, "-m", "pip", "--quiet", "--disable-pip-version-check"] + args,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        module.fail_json(msg=f"pip could not {what}", stderr=proc.stderr[-4000:])
+
+
+def build_dependencies(module, target: Path, requirements: list[str]) -> None:
+    """The dependencies' wheels and pip's, built beside `target` then renamed into place: complete or absent."""
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    pip(module, ["wheel", "--wheel-dir", str(partial)] + requirements, "build the dependencies' wheels")
+    pip(module, ["download", "--no-deps", "--only-binary=:all:", "--dest", str(partial), f"pip=={pip_version()}"],
+        "fetch pip's wheel")
+    partial.rename(target)
+
+
+def write_archive(archive: Path, wheels: list[Path]) -> None:
     """Same wheels in, same bytes out: sorted members, fixed owner and time, so the archive only changes with them."""
-    archive = wheelhouse.with_name(wheelhouse.name + ".tar")
     partial = archive.with_name(archive.name + ".partial")
     with tarfile.open(partial, "w") as tar:
-        for path in sorted(wheelhouse.iterdir()):
+        for path in sorted(wheels, key=lambda p: p.name):
             info = tar.gettarinfo(path, arcname=path.name)
             info.uid = info.gid = 0
             info.uname = info.gname = "root"
@@ -76,34 +120,56 @@ def write_archive(wheelhouse: Path) -> Path:
             with path.open("rb") as stream:
                 tar.addfile(info, stream)
     partial.rename(archive)
-    return archive
+
+
+def sha1_of(path: Path) -> str:
+    digest = hashlib.sha1()
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def archive_members(archive: Path) -> list[str]:
+    with tarfile.open(archive) as tar:
+        return sorted(tar.getnames())
+
+
+def prune(cache: Path, keep: Path) -> None:
+    """Keeps the newest archives (other checkouts may be using them) and the one in use."""
+    archives = sorted(cache.glob("kpy-*.tar"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in archives[KEEP_ARCHIVES:]:
+        if old != keep:
+            old.unlink(missing_ok=True)
 
 
 def main():
     module = AnsibleModule(
-        argument_spec={"source": {"type": "path", "required": True}, "dest": {"type": "path", "required": True}},
+        argument_spec={"source": {"type": "path", "required": True}, "cache_dir": {"type": "path", "required": True}},
         supports_check_mode=True,
     )
-    source, dest = Path(module.params["source"]), Path(module.params["dest"])
+    source, cache = Path(module.params["source"]), Path(module.params["cache_dir"])
     if not (source / "pyproject.toml").is_file():
         module.fail_json(msg=f"source {source} is not the kpy source tree: it has no pyproject.toml")
-    wanted = fingerprint(source)
-    marker = dest / FINGERPRINT
-    archive = dest.with_name(dest.name + ".tar")
-    if marker.is_file() and marker.read_text() == wanted and archive.is_file():
-        module.exit_json(changed=False, wheels=sorted(p.name for p in dest.glob("*.whl")), archive=str(archive))
+    try:
+        dependencies_key, requirements = dependencies_fingerprint(source)
+    except (tomllib.TOMLDecodeError, KeyError) as exc:
+        module.fail_json(msg=f"{source / 'pyproject.toml'}: no readable [project] table ({exc})")
+    archive = cache / f"kpy-{source_fingerprint(source, dependencies_key)}.tar"
+    if archive.is_file():
+        archive.touch()  # newest first when pruning
+        module.exit_json(changed=False, wheels=archive_members(archive), archive=str(archive), checksum=sha1_of(archive))
     if module.check_mode:
-        module.exit_json(changed=True, wheels=[], archive=str(archive))
-    building = dest.with_name(dest.name + ".building")
-    shutil.rmtree(building, ignore_errors=True)
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--disable-pip-version-check",
-                           "--wheel-dir", str(building), str(source)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        module.fail_json(msg="pip could not build the wheelhouse", stderr=proc.stderr[-4000:])
-    (building / FINGERPRINT).write_text(wanted)
-    shutil.rmtree(dest, ignore_errors=True)
-    building.rename(dest)
-    module.exit_json(changed=True, wheels=sorted(p.name for p in dest.glob("*.whl")), archive=str(write_archive(dest)))
+        module.exit_json(changed=True, wheels=[], archive=str(archive), checksum="")
+    cache.mkdir(parents=True, exist_ok=True)
+    dependencies = cache / f"deps-{dependencies_key}"
+    if not dependencies.is_dir():
+        build_dependencies(module, dependencies, requirements)
+    with tempfile.TemporaryDirectory(dir=cache) as scratch:
+        pip(module, ["wheel", "--no-deps", "--wheel-dir", scratch, str(source)], "build the kpy wheel")
+        write_archive(archive, list(dependencies.glob("*.whl")) + list(Path(scratch).glob("*.whl")))
+    prune(cache, archive)
+    module.exit_json(changed=True, wheels=archive_members(archive), archive=str(archive), checksum=sha1_of(archive))
 
 
 if __name__ == "__main__":

@@ -1,19 +1,28 @@
-"""Filter pki_outdated: which of a host's PKI files must be copied, decided on the controller from one
-`ansible.builtin.find` per host instead of one `copy` round trip per file (most runs copy nothing)."""
+"""Filter pki_host_state: a host's PKI directories and files as kpy_converge options, read on the controller, so
+one remote call per host compares and writes them all (instead of a find and a copy per file)."""
+
+from pathlib import Path
+
+from ansible.errors import AnsibleFilterError
 
 
-def pki_outdated(wanted, present, checksums):
-    """The entries of `wanted` ({src, dest, owner, mode}, group = owner) whose destination is missing or differs
-    in content (SHA-1), mode, owner or group. `present` is ansible.builtin.find's `files` (with get_checksum),
-    `checksums` the kpy_pki module's SHA-1 of each source by its path relative to the PKI directory."""
-    have = {f["path"]: (f.get("checksum"), f.get("mode"), f.get("pw_name"), f.get("gr_name")) for f in present}
-    return [
-        entry
-        for entry in wanted
-        if have.get(entry["dest"]) != (checksums.get(entry["src"]), entry["mode"], entry["owner"], entry["owner"])
-    ]
+def pki_host_state(wanted, local_dir):
+    """`wanted` is the host's list of {src, dest, owner, mode} (group = owner), src relative to `local_dir`.
+    Returns {directories: [{path}], files: [{dest, content, owner, group, mode}]}; the directories (root's, 0755)
+    are the files' parents."""
+    files = []
+    for entry in wanted:
+        source = Path(local_dir) / entry["src"]
+        try:
+            content = source.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise AnsibleFilterError(f"pki: cannot read {source} for {entry['dest']}: {exc}") from exc
+        files.append({"dest": entry["dest"], "content": content, "owner": entry["owner"], "group": entry["owner"],
+                      "mode": entry["mode"]})
+    parents = sorted({str(Path(entry["dest"]).parent) for entry in wanted})
+    return {"directories": [{"path": path} for path in parents], "files": files}
 
 
 class FilterModule:
     def filters(self):
-        return {"pki_outdated": pki_outdated}
+        return {"pki_host_state": pki_host_state}

@@ -1,0 +1,344 @@
+#!/usr/bin/python
+"""Ansible module kpy_converge: a host's packages, accounts, directories, links, files and services, in one call."""
+
+DOCUMENTATION = r"""
+---
+module: kpy_converge
+short_description: Bring a host's packages, accounts, directories, links, files and services to a wanted state
+description:
+  - Does in one remote call what a role would otherwise spread over one task per package list, account, directory,
+    link, file and service (each task costs a round trip per host). Reports changed only for what it changed, and
+    names each change in C(changes).
+  - Steps run in this order, so a later one can rely on an earlier one - groups, users, directories, links,
+    packages (a link can mask a unit before its package is installed), files (their validate command can use a
+    package just installed), then C(systemctl daemon-reload) when a written path is under /etc/systemd, then services.
+  - Supports check mode (reports what would change, changes nothing) and diff mode (before/after of files whose
+    content changes).
+version_added: "1.31.0"
+author: kpy
+options:
+  groups:
+    description: System groups that must exist.
+    type: list
+    elements: str
+    default: []
+  users:
+    description: System users that must exist, with this primary group, home and shell (created without a home
+      directory).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name: {description: User name., type: str, required: true}
+      group: {description: Primary group (must exist; list it under groups)., type: str, required: true}
+      home: {description: Home directory as recorded in the passwd entry., type: str, required: true}
+      shell: {description: Login shell., type: str, default: /usr/sbin/nologin}
+  directories:
+    description: Directories that must exist with this owner, group and mode (missing parents are created 0755).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      path: {description: The directory., type: path, required: true}
+      owner: {description: Owner., type: str, default: root}
+      group: {description: Group., type: str, default: root}
+      mode: {description: Octal mode as a string, e.g. "0755"., type: str, default: "0755"}
+  links:
+    description: Symbolic links I(dest) -> I(src); whatever else is at I(dest) (a file, another link) is replaced.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      src: {description: What the link points to., type: str, required: true}
+      dest: {description: The link., type: path, required: true}
+  packages:
+    description: Debian packages that must be installed; when any is missing, apt-get update then install them
+      (without recommends).
+    type: list
+    elements: str
+    default: []
+  files:
+    description: Files with exactly this content, owner, group and mode. The parent directory must exist.
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      dest: {description: The file., type: path, required: true}
+      content: {description: Its whole content (text)., type: str, required: true}
+      owner: {description: Owner., type: str, default: root}
+      group: {description: Group., type: str, default: root}
+      mode: {description: Octal mode as a string., type: str, default: "0644"}
+      validate:
+        description: Command run on the new content before it replaces the file; C(%s) is the path of the new
+          content. A non-zero exit fails the task and leaves the file as it was.
+        type: str
+  services:
+    description: systemd services to enable and start. Running services are never restarted here (handlers do that).
+    type: list
+    elements: dict
+    default: []
+    suboptions:
+      name: {description: Unit name., type: str, required: true}
+      no_block: {description: Start without waiting for the unit to be ready., type: bool, default: false}
+"""
+
+EXAMPLES = r"""
+- name: Configure | Packages, config, unit and service of kpy-firewall
+  kpy_converge:
+    packages: [nftables]
+    directories:
+      - {path: /etc/kpy, mode: "0755"}
+    files:
+      - dest: /etc/kpy/firewall.nft
+        content: "{{ lookup('ansible.builtin.template', 'kpy.nft.j2') }}"
+        validate: nft -c -f %s
+    services:
+      - {name: kpy-firewall.service}
+  register: firewall_state
+"""
+
+RETURN = r"""
+changes:
+  description: What was (or in check mode would be) done, one line each.
+  returned: always
+  type: list
+  elements: str
+  sample: ["created user kube", "wrote /etc/kpy/firewall.nft", "started kpy-firewall.service"]
+changed_files:
+  description: Files and links whose content, target, owner, group or mode changed.
+  returned: always
+  type: list
+  elements: str
+started:
+  description: Services that were (or would be) started.
+  returned: always
+  type: list
+  elements: str
+"""
+
+import grp
+import os
+import pwd
+import shlex
+import stat
+import tempfile
+
+from ansible.module_utils.basic import AnsibleModule
+
+SYSTEMD_DIR = "/etc/systemd/"
+APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
+
+
+def item_spec(**options):
+    return {"type": "list", "elements": "dict", "default": [], "options": options}
+
+
+ARGUMENT_SPEC = {
+    "groups": {"type": "list", "elements": "str", "default": []},
+    "users": item_spec(
+        name={"type": "str", "required": True},
+        group={"type": "str", "required": True},
+        home={"type": "str", "required": True},
+        shell={"type": "str", "default": "/usr/sbin/nologin"},
+    ),
+    "directories": item_spec(
+        path={"type": "path", "required": True},
+        owner={"type": "str", "default": "root"},
+        group={"type": "str", "default": "root"},
+        mode={"type": "str", "default": "0755"},
+    ),
+    "links": item_spec(src={"type": "str", "required": True}, dest={"type": "path", "required": True}),
+    "packages": {"type": "list", "elements": "str", "default": []},
+    "files": item_spec(
+        dest={"type": "path", "required": True},
+        content={"type": "str", "required": True},
+        owner={"type": "str", "default": "root"},
+        group={"type": "str", "default": "root"},
+        mode={"type": "str", "default": "0644"},
+        validate={"type": "str"},
+    ),
+    "services": item_spec(name={"type": "str", "required": True}, no_block={"type": "bool", "default": False}),
+}
+
+
+class Converger:
+    """Applies each step, recording what changed; in check mode only records."""
+
+    def __init__(self, module):
+        self.module = module
+        self.check = module.check_mode
+        self.changes, self.changed_files, self.started, self.diffs = [], [], [], []
+
+    def run(self, argv, what, env=None):
+        rc, out, err = self.module.run_command(argv, environ_update=env or {})
+        if rc != 0:
+            self.module.fail_json(msg=f"{what} failed: {' '.join(argv)} exited {rc}", stdout=out, stderr=err,
+                                  changes=self.changes)
+        return out
+
+    def record(self, change, path=None):
+        self.changes.append(change)
+        if path is not None:
+            self.changed_files.append(path)
+        return not self.check
+
+    def ownership(self, owner, group, where):
+        try:
+            return pwd.getpwnam(owner).pw_uid, grp.getgrnam(group).gr_gid
+        except KeyError:
+            if self.check:  # an account this run would create does not exist yet
+                return None, None
+            self.module.fail_json(msg=f"{where}: owner {owner!r} or group {group!r} does not exist",
+                                  changes=self.changes)
+
+    def fix_attributes(self, path, owner, group, mode, where):
+        """chown/chmod `path` (existing) to owner/group/mode; True when anything differed."""
+        uid, gid = self.ownership(owner, group, where)
+        now = os.stat(path)
+        differs = (uid, gid) != (now.st_uid, now.st_gid) or stat.S_IMODE(now.st_mode) != int(mode, 8)
+        if differs and not self.check:
+            os.chown(path, uid, gid)
+            os.chmod(path, int(mode, 8))
+        return differs
+
+    def groups(self, names):
+        for name in names:
+            if self.gid(name) is None and self.record(f"created group {name}"):
+                self.run(["groupadd", "--system", name], "groupadd")
+
+    def users(self, items):
+        for item in items:
+            try:
+                entry = pwd.getpwnam(item["name"])
+            except KeyError:
+                if self.record(f"created user {item['name']}"):
+                    self.run(["useradd", "--system", "--gid", item["group"], "--home-dir", item["home"],
+                              "--no-create-home", "--shell", item["shell"], item["name"]], "useradd")
+                continue
+            updates = []
+            if entry.pw_gid != self.gid(item["group"]):
+                updates += ["--gid", item["group"]]
+            if entry.pw_dir != item["home"]:
+                updates += ["--home", item["home"]]
+            if entry.pw_shell != item["shell"]:
+                updates += ["--shell", item["shell"]]
+            if updates and self.record(f"changed user {item['name']}: {' '.join(updates)}"):
+                self.run(["usermod"] + updates + [item["name"]], "usermod")
+
+    @staticmethod
+    def gid(name):
+        try:
+            return grp.getgrnam(name).gr_gid
+        except KeyError:
+            return None
+
+    def directories(self, items):
+        for item in items:
+            path = item["path"]
+            if os.path.isdir(path):
+                if self.fix_attributes(path, item["owner"], item["group"], item["mode"], path):
+                    self.record(f"set {item['owner']}:{item['group']} {item['mode']} on {path}")
+            elif os.path.lexists(path):
+                self.module.fail_json(msg=f"{path} exists and is not a directory", changes=self.changes)
+            elif self.record(f"created directory {path}"):
+                os.makedirs(path, mode=0o755)
+                self.fix_attributes(path, item["owner"], item["group"], item["mode"], path)
+
+    def links(self, items):
+        for item in items:
+            dest, src = item["dest"], item["src"]
+            if os.path.islink(dest) and os.readlink(dest) == src:
+                continue
+            if os.path.isdir(dest) and not os.path.islink(dest):
+                self.module.fail_json(msg=f"{dest} is a directory, not a link to {src}", changes=self.changes)
+            if self.record(f"linked {dest} -> {src}", dest):
+                partial = f"{dest}.kpy-partial"
+                if os.path.lexists(partial):
+                    os.unlink(partial)
+                os.symlink(src, partial)
+                os.replace(partial, dest)
+
+    def packages(self, names):
+        if not names:
+            return
+        # dpkg-query exits 1 when a name is unknown to dpkg; such a package is simply missing.
+        out = self.module.run_command(["dpkg-query", "-W", "-f=${Package} ${db:Status-Abbrev}\n"] + names)[1]
+        installed = {line.split()[0] for line in out.splitlines() if line.split()[1:2] == ["ii"]}
+        missing = [name for name in names if name not in installed]
+        if missing and self.record(f"installed {' '.join(missing)}"):
+            self.run(["apt-get", "update", "-q"], "apt-get update", APT_ENV)
+            self.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "-o", "Dpkg::Options::=--force-confold"]
+                     + missing, "apt-get install", APT_ENV)
+
+    def files(self, items):
+        for item in items:
+            dest, wanted = item["dest"], item["content"].encode()
+            if not os.path.isdir(os.path.dirname(dest)) and not self.check:
+                self.module.fail_json(msg=f"{dest}: directory {os.path.dirname(dest)} does not exist",
+                                      changes=self.changes)
+            try:
+                with open(dest, "rb") as stream:
+                    before = stream.read()
+            except FileNotFoundError:
+                before = None
+            if before == wanted:
+                if self.fix_attributes(dest, item["owner"], item["group"], item["mode"], dest):
+                    self.record(f"set {item['owner']}:{item['group']} {item['mode']} on {dest}", dest)
+                continue
+            if self.module._diff:
+                self.diffs.append({"before_header": dest, "after_header": dest,
+                                   "before": (before or b"").decode(errors="replace"), "after": item["content"]})
+            if self.record(f"{'wrote' if before is not None else 'created'} {dest}", dest):
+                self.write(item)
+
+    def write(self, item):
+        """New content into a temporary file beside dest, validated, then renamed over dest (atomic)."""
+        dest = item["dest"]
+        fd, partial = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=f".{os.path.basename(dest)}.")
+        try:
+            with os.fdopen(fd, "wb") as stream:
+                stream.write(item["content"].encode())
+            self.fix_attributes(partial, item["owner"], item["group"], item["mode"], dest)
+            if item["validate"]:
+                if "%s" not in item["validate"]:
+                    self.module.fail_json(msg=f"{dest}: validate must contain %s: {item['validate']!r}")
+                argv = [arg.replace("%s", partial) for arg in shlex.split(item["validate"])]
+                rc, out, err = self.module.run_command(argv)
+                if rc != 0:
+                    self.module.fail_json(msg=f"{dest}: the new content failed validation ({item['validate']})",
+                                          stdout=out, stderr=err, changes=self.changes)
+            os.replace(partial, dest)
+        finally:
+            if os.path.exists(partial):
+                os.unlink(partial)
+
+    def services(self, items):
+        if any(path.startswith(SYSTEMD_DIR) for path in self.changed_files) and self.record("reloaded systemd"):
+            self.run(["systemctl", "daemon-reload"], "systemctl daemon-reload")
+        for item in items:
+            name = item["name"]
+            enabled = self.module.run_command(["systemctl", "is-enabled", name])[1].strip()
+            if enabled not in ("enabled", "static") and self.record(f"enabled {name}"):
+                self.run(["systemctl", "enable", name], f"enabling {name}")
+            active = self.module.run_command(["systemctl", "is-active", name])[1].strip()
+            if active != "active":
+                self.started.append(name)
+                if self.record(f"started {name}"):
+                    self.run(["systemctl", "start"] + (["--no-block"] if item["no_block"] else []) + [name],
+                             f"starting {name}")
+
+
+def main():
+    module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
+    converger = Converger(module)
+    for step in ("groups", "users", "directories", "links", "packages", "files", "services"):
+        getattr(converger, step)(module.params[step])
+    result = {"changed": bool(converger.changes), "changes": converger.changes,
+              "changed_files": converger.changed_files, "started": converger.started}
+    if converger.diffs:
+        result["diff"] = converger.diffs
+    module.exit_json(**result)
+
+
+if __name__ == "__main__":
+    main()
