@@ -15,7 +15,8 @@ from apiserver.conftest import KUBECTL_DIR, Kubectl
 from kpy_components.api.errors import APIError
 from kpy_components.api.meta import parse_rfc3339
 from kpy_components.controller_manager import manager
-from kpy_components.controller_manager.config import NodeLifecycleConfig
+from kpy_components.client import ClientConfig, RESTClient
+from kpy_components.controller_manager.config import NodeLifecycleConfig, ServiceAccountSettings
 from kpy_components.controller_manager.controllers.podgc import PodGCController
 
 pytestmark = pytest.mark.anyio
@@ -422,3 +423,42 @@ async def test_budget_status_lets_the_api_server_evict_exactly_what_it_allows(cl
         assert "disruptedPods" not in found  # the evicted pod is gone: nothing left to wait for
         empty = await eventually(lambda: status("other-max", observedGeneration=1), message="empty budget status")
         assert (empty["expectedPods"], empty["desiredHealthy"], empty["disruptionsAllowed"]) == (0, 0, 0)
+
+
+# --- service account tokens and the root CA ------------------------------------------------------------------------------
+
+async def test_token_secrets_are_filled_accepted_by_the_api_server_and_die_with_their_account(cluster, client,
+                                                                                             namespace):
+    accounts, secrets = client.resource("serviceaccounts"), client.resource("secrets")
+    settings = ServiceAccountSettings(private_key_file=cluster.directory / "sa.key",
+                                      root_ca_file=cluster.directory / "ca.crt")
+    config = cm_config(["serviceaccount", "serviceaccount-token", "root-ca-cert-publisher"],
+                       service_account=settings)
+    ca = (cluster.directory / "ca.crt").read_bytes()
+    await client.create(accounts, {"metadata": {"name": "robot"}}, namespace)
+    await client.create(secrets, {"metadata": {"name": "robot-token", "annotations": {
+        "kubernetes.io/service-account.name": "robot"}}, "type": "kubernetes.io/service-account-token"}, namespace)
+    async with run_component(manager.run, config, cluster):
+        async def filled():
+            secret = await client.get(secrets, "robot-token", namespace)
+            return secret if {"token", "ca.crt", "namespace"} <= set(secret.get("data") or {}) else None
+        secret = await eventually(filled, message="token secret filled")
+        data = {k: base64.b64decode(v) for k, v in secret["data"].items()}
+        assert data["ca.crt"] == ca and data["namespace"] == namespace.encode()
+        robot = await client.get(accounts, "robot", namespace)
+        assert secret["metadata"]["annotations"]["kubernetes.io/service-account.uid"] == robot["metadata"]["uid"]
+
+        as_robot = RESTClient(ClientConfig(server=cluster.url, ca_pem=ca, token=data["token"].decode()))
+        async with as_robot:
+            review = await as_robot.create(as_robot.resource("selfsubjectreviews", "authentication.k8s.io"),
+                                           {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"})
+        assert review["status"]["userInfo"]["username"] == f"system:serviceaccount:{namespace}:robot"
+
+        async def published():
+            configmaps = client.resource("configmaps")
+            found = await exists(client, configmaps, "kube-root-ca.crt", namespace)
+            return found and (await client.get(configmaps, "kube-root-ca.crt", namespace))["data"]
+        assert (await eventually(published, message="kube-root-ca.crt"))["ca.crt"] == ca.decode()
+
+        await client.delete(accounts, "robot", namespace)
+        await eventually(lambda: _gone(client, secrets, "robot-token", namespace), message="token secret deleted")
