@@ -99,7 +99,7 @@ class JobController(PodOwnerController):
         if is_finished(job):
             return
         satisfied = self.expectations.satisfied(key)
-        pods = await self.claimed_pods(job, include_finished=True)
+        pods = await self.claimed_pods(job, include_inactive=True)
         if not satisfied:
             return  # our last creates/deletes are not in the cache yet: counting now would double them
         now = time.time()

@@ -94,10 +94,11 @@ class PodOwnerController(Controller):
         """Hook for subclasses (ReplicaSet looks again after minReadySeconds when a pod became ready)."""
 
     # --- reading -------------------------------------------------------------------------------------------------
-    async def claimed_pods(self, owner: dict, include_finished: bool = False) -> list[dict]:
-        """The pods `owner` controls (adopting and releasing by selector); active ones only unless asked."""
+    async def claimed_pods(self, owner: dict, include_inactive: bool = False) -> list[dict]:
+        """The pods `owner` controls (adopting and releasing by selector): active ones, or also the finished and
+        terminating ones when asked."""
         candidates = [pod for pod in self.pods.store.list(meta.namespace_of(owner))
-                      if include_finished or podutil.is_active(pod)]
+                      if include_inactive or podutil.is_active(pod)]
         return await podutil.claim(owner, candidates, self._patch_pod)
 
     async def _patch_pod(self, pod: dict, patch: dict) -> None:

@@ -4,7 +4,10 @@ REAL kpy-apiserver and simulated nodes, driven by the real kubectl where users w
 - a Deployment of 20 replicas rolls out (`kubectl rollout status` finishes), scales, rolls to a new template while
   availability is sampled and never drops below replicas - maxUnavailable (nor the ReplicaSets' sizes above
   replicas + maxSurge), and rolls back with `kubectl rollout undo`;
-- a Job completes.
+- a Job completes, and one that keeps failing stops at its backoffLimit;
+- a DaemonSet runs one pod per node it tolerates and rolls to a new template (`kubectl rollout status`);
+- a StatefulSet creates <name>-0..N-1 in order, scales down from the highest ordinal and rolls its pods;
+- a CronJob starts a Job at its next minute.
 
 kubectl runs in a thread: the controllers share this test's event loop.
 """
@@ -26,6 +29,7 @@ pytestmark = pytest.mark.anyio
 KUBECTL_VERSION = "1.33"
 REPLICAS, SURGE, UNAVAILABLE = 20, 5, 5  # 25% of 20 each
 _node_names = itertools.count()
+WORKLOAD_CONTROLLERS = ("deployment", "replicaset", "daemonset", "statefulset", "job", "cronjob")
 
 
 @pytest.fixture
@@ -45,7 +49,7 @@ async def workloads(cluster, nodes):
     try:
         async with run_component(scheduler_cli.run, scheduler_config.load(None), cluster,
                                  name="default-scheduler"):
-            async with run_component(manager.run, cm_config(["deployment", "replicaset", "job"]), cluster,
+            async with run_component(manager.run, cm_config(list(WORKLOAD_CONTROLLERS)), cluster,
                                      name="kube-controller-manager") as context:
                 yield context
     finally:
@@ -179,3 +183,110 @@ async def test_job_fails_after_its_backoff_limit(client, namespace, workloads, k
     failed = [c for c in status["conditions"] if c["type"] == "Failed"][0]
     assert failed["reason"] == "BackoffLimitExceeded"
     assert status["failed"] == 2 and not status.get("succeeded") and not status.get("active")
+
+
+def containers(image: str) -> list[dict]:
+    return [{"name": "app", "image": image, "resources": {"requests": {"cpu": "10m"}}}]
+
+
+async def test_daemonset_runs_on_every_tolerated_node_and_rolls(client, namespace, workloads, nodes, kubectl):
+    tainted = f"tainted-{next(_node_names)}"
+    await nodes.add(tainted, cpu="8", taints=[{"key": "dedicated", "value": "db", "effect": "NoSchedule"}])
+    daemonsets, pods = client.resource("daemonsets", "apps"), client.resource("pods")
+    try:
+        await client.create(daemonsets, {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+                                         "spec": {"selector": {"matchLabels": {"app": "agent"}}, "template": {
+                                             "metadata": {"labels": {"app": "agent"}},
+                                             "spec": {"containers": containers("agent:1")}}}}, namespace)
+        await kubectl_run(kubectl, "-n", namespace, "rollout", "status", "daemonset/agent", "--timeout=60s")
+        status = (await client.get(daemonsets, "agent", namespace))["status"]
+        assert (status["desiredNumberScheduled"], status["currentNumberScheduled"], status["numberReady"],
+                status["numberAvailable"], status["numberMisscheduled"]) == (4, 4, 4, 4, 0)
+        listed = (await client.list(pods, namespace, label_selector="app=agent"))["items"]
+        placed = sorted(pod["spec"]["nodeName"] for pod in listed)
+        assert len(set(placed)) == 4 and tainted not in placed
+        pinned = listed[0]["spec"]["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"]
+        assert pinned["nodeSelectorTerms"][0]["matchFields"][0]["values"] == [listed[0]["spec"]["nodeName"]]
+        assert {"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute"} in \
+            listed[0]["spec"]["tolerations"]
+
+        await kubectl_run(kubectl, "-n", namespace, "set", "image", "daemonset/agent", "app=agent:2")
+        await kubectl_run(kubectl, "-n", namespace, "rollout", "status", "daemonset/agent", "--timeout=60s")
+        listed = (await client.list(pods, namespace, label_selector="app=agent"))["items"]
+        live = [pod for pod in listed if not pod["metadata"].get("deletionTimestamp")]
+        assert len(live) == 4 and {pod["spec"]["containers"][0]["image"] for pod in live} == {"agent:2"}
+    finally:
+        await client.delete(nodes.nodes_info, tainted)
+
+
+async def pod_names_in_creation_order(client, namespace: str, names: list[str], stop: asyncio.Event,
+                                      resource_version: str) -> None:
+    async with client.watch(client.resource("pods"), namespace, resource_version=resource_version) as events:
+        async for event in events:
+            if event.type == "ADDED":
+                names.append(event.object["metadata"]["name"])
+            if stop.is_set():
+                return
+
+
+async def test_statefulset_orders_pods_scales_down_in_reverse_and_rolls(client, namespace, workloads, kubectl):
+    statefulsets, pods = client.resource("statefulsets", "apps"), client.resource("pods")
+    created: list[str] = []
+    stop = asyncio.Event()
+    start = (await client.list(pods, namespace))["metadata"]["resourceVersion"]
+    watching = asyncio.create_task(pod_names_in_creation_order(client, namespace, created, stop, start))
+    await client.create(statefulsets, {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db"},
+                                       "spec": {"replicas": 3, "serviceName": "db",
+                                                "selector": {"matchLabels": {"app": "db"}}, "template": {
+                                                    "metadata": {"labels": {"app": "db"}},
+                                                    "spec": {"containers": containers("db:1")}}}}, namespace)
+    try:
+        await kubectl_run(kubectl, "-n", namespace, "rollout", "status", "statefulset/db", "--timeout=60s")
+    finally:
+        stop.set()
+        watching.cancel()
+        await asyncio.gather(watching, return_exceptions=True)
+    assert created == ["db-0", "db-1", "db-2"]
+    first = await client.get(pods, "db-1", namespace)
+    assert (first["spec"]["hostname"], first["spec"]["subdomain"]) == ("db-1", "db")
+    assert first["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] == "db-1"
+
+    await kubectl_run(kubectl, "-n", namespace, "scale", "statefulset/db", "--replicas=1")
+
+    async def only_db_0():
+        listed = (await client.list(pods, namespace, label_selector="app=db"))["items"]
+        return sorted(p["metadata"]["name"] for p in listed) == ["db-0"]
+    await eventually(only_db_0, timeout=30, message="db-1 and db-2 removed")
+    await kubectl_run(kubectl, "-n", namespace, "scale", "statefulset/db", "--replicas=3")
+    await kubectl_run(kubectl, "-n", namespace, "rollout", "status", "statefulset/db", "--timeout=60s")
+
+    await kubectl_run(kubectl, "-n", namespace, "set", "image", "statefulset/db", "app=db:2")
+    done = await kubectl_run(kubectl, "-n", namespace, "rollout", "status", "statefulset/db", "--timeout=60s")
+    assert "roll out complete: 3 new pods have been updated" in done.stdout  # partition 0 is a partition to kubectl
+    status = (await client.get(statefulsets, "db", namespace))["status"]
+    assert status["currentRevision"] == status["updateRevision"] and status["updatedReplicas"] == 3
+    images = {(await client.get(pods, f"db-{n}", namespace))["spec"]["containers"][0]["image"] for n in range(3)}
+    assert images == {"db:2"}
+
+
+async def test_cronjob_starts_a_job_at_the_next_minute(client, namespace, workloads):
+    cronjobs, jobs = client.resource("cronjobs", "batch"), client.resource("jobs", "batch")
+    await client.create(cronjobs, {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "tick"},
+                                   "spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {"template": {
+                                       "metadata": {"annotations": {"sim.kpy.io/exit-after": "0.2"}},
+                                       "spec": {"restartPolicy": "Never",
+                                                "containers": containers("busybox")}}}}}}, namespace)
+
+    async def a_job():
+        return (await client.list(jobs, namespace))["items"]
+    started = await eventually(a_job, timeout=75, interval=1, message="a Job from the CronJob")
+    job = started[0]
+    minute = int(job["metadata"]["name"].rsplit("-", 1)[1])
+    assert job["metadata"]["ownerReferences"][0]["kind"] == "CronJob"
+    assert job["metadata"]["annotations"]["batch.kubernetes.io/cronjob-scheduled-timestamp"].endswith(":00Z")
+
+    async def scheduled():
+        status = (await client.get(cronjobs, "tick", namespace)).get("status") or {}
+        return status if status.get("lastScheduleTime") else None
+    status = await eventually(scheduled, timeout=10, message="lastScheduleTime")
+    assert status["lastScheduleTime"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(minute * 60))
