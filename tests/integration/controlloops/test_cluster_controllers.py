@@ -462,3 +462,42 @@ async def test_token_secrets_are_filled_accepted_by_the_api_server_and_die_with_
 
         await client.delete(accounts, "robot", namespace)
         await eventually(lambda: _gone(client, secrets, "robot-token", namespace), message="token secret deleted")
+
+
+# --- all of them, under their own RBAC roles ---------------------------------------------------------------------------
+
+async def test_cluster_controllers_work_as_their_own_service_accounts(cluster, client, nodes, tmp_path):
+    """--use-service-account-credentials: every controller writes as kube-system/<its account> with the
+    system:controller:* role Kubernetes gives it; a namespace full of content still goes."""
+    kubectl = kubectl_runner(cluster, "1.27", tmp_path / "cache")
+    names = ["namespace", "garbagecollector", "serviceaccount", "endpoints", "endpointslice", "disruption", "podgc",
+             "nodelifecycle"]
+    namespace = "rbac-bound"
+    async with run_component(manager.run, cm_config(names, use_service_account_credentials=True), cluster):
+        await client.create(client.resource("namespaces"), {"metadata": {"name": namespace}})
+        await eventually(lambda: exists(client, client.resource("serviceaccounts"), "default", namespace))
+        await nodes.add(f"node-{namespace}")
+        await deployment_tree(client, nodes, namespace, "app")
+        await client.create(client.resource("services"), {"metadata": {"name": "app"}, "spec": {
+            "selector": {"app": "app"}, "ports": [{"port": 80}]}}, namespace)
+        await client.create(client.resource("poddisruptionbudgets", "policy"), {"metadata": {"name": "app"}, "spec": {
+            "maxUnavailable": 1, "selector": {"matchLabels": {"app": "app"}}}}, namespace)
+
+        async def endpoints_ready():
+            found = await exists(client, client.resource("endpoints"), "app", namespace)
+            return found and len(((await client.get(client.resource("endpoints"), "app", namespace))
+                                  .get("subsets") or [{}])[0].get("addresses", [])) == 2
+        await eventually(endpoints_ready, message="endpoints written as endpoint-controller")
+        await eventually(lambda: _has_items(client, client.resource("endpointslices", "discovery.k8s.io"), namespace),
+                         message="slices written as endpointslice-controller")
+
+        async def budget_synced():
+            status = (await client.get(client.resource("poddisruptionbudgets", "policy"), "app", namespace))["status"]
+            return status.get("observedGeneration") == 1
+        await eventually(budget_synced, message="budget status written as disruption-controller")
+        result = await kubectl("delete", "namespace", namespace, "--timeout=60s")
+        assert result.stdout.strip() == f'namespace "{namespace}" deleted'
+
+
+async def _has_items(client, info, namespace: str) -> bool:
+    return bool((await client.list(info, namespace)).get("items"))
