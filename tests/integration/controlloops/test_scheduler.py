@@ -113,3 +113,24 @@ async def test_other_schedulers_pods_are_left_alone_and_attempts_are_counted(cli
 async def _at_least(placement_coroutine, count: int):
     placement = await placement_coroutine
     return placement if sum(1 for node in placement.values() if node) >= count else None
+
+
+async def test_pending_pods_move_back_on_node_updates_and_pod_deletes(client, namespace, nodes, scheduler):
+    pods, node_info = client.resource("pods"), client.resource("nodes")
+    group = {"kpy.test/group": "events"}
+    await nodes.add("events-1", cpu="1", labels=group, taints=[{"key": "maintenance", "effect": "NoSchedule"}])
+    await client.create(pods, pod("first", nodeSelector=group), namespace)
+    await eventually(lambda: failed_scheduling_events(client, namespace, "first"), message="first unschedulable")
+
+    await client.patch(node_info, "events-1", {"spec": {"taints": None}})  # a node update: the taint is gone
+    assert await eventually(lambda: node_of(client, namespace, "first")) == "events-1"
+    events = await client.list(client.resource("events"), namespace)
+    assert f"Successfully assigned {namespace}/first to events-1" in [
+        e["message"] for e in events["items"] if e["reason"] == "Scheduled" and e["source"]["component"] ==
+        "default-scheduler"]
+
+    await client.create(pods, pod("second", cpu="1", nodeSelector=group), namespace)
+    messages = await eventually(lambda: failed_scheduling_events(client, namespace, "second"))
+    assert "1 Insufficient cpu" in messages[0]
+    await client.delete(pods, "first", namespace, grace_period_seconds=0)  # frees the node's cpu
+    assert await eventually(lambda: node_of(client, namespace, "second")) == "events-1"
