@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from .queue import ACTIVE, BACKOFF, UNSCHEDULABLE, SchedulingQueue
+from .queue import ACTIVE, BACKOFF, GATED, UNSCHEDULABLE, SchedulingQueue
 
 SCHEDULED, UNSCHEDULABLE_RESULT, ERROR = "scheduled", "unschedulable", "error"
 # kube-scheduler: ExponentialBuckets(0.001, 2, 15)
@@ -23,8 +23,9 @@ class SchedulerMetrics:
             buckets=_DURATION_BUCKETS, registry=registry)
         pending = Gauge("scheduler_pending_pods", "Number of pending pods, by the queue type. 'active' means number "
                         "of pods in activeQ; 'backoff' means number of pods in backoffQ; 'unschedulable' means "
-                        "number of pods in unschedulablePods.", ["queue"], registry=registry)
-        for name in (ACTIVE, BACKOFF, UNSCHEDULABLE):
+                        "number of pods in unschedulablePods; 'gated' the pods held back by schedulingGates.",
+                        ["queue"], registry=registry)
+        for name in (ACTIVE, BACKOFF, UNSCHEDULABLE, GATED):
             pending.labels(name).set_function(lambda name=name: queue.pending()[name])
 
     def observe(self, result: str, profile: str, seconds: float) -> None:

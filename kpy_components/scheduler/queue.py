@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 from .podinfo import PodInfo
 
-ACTIVE, BACKOFF, UNSCHEDULABLE = "active", "backoff", "unschedulable"
+ACTIVE, BACKOFF, UNSCHEDULABLE, GATED = "active", "backoff", "unschedulable", "gated"
 DEFAULT_MAX_UNSCHEDULABLE_SECONDS = 300.0
 
 
@@ -51,6 +51,7 @@ class SchedulingQueue:
         self._seq = itertools.count()
         self._wakeup = asyncio.Event()
         self._closed = False
+        self.gated: set[str] = set()  # keys of our pods held back by schedulingGates (counted, never popped)
 
     # --- informer side -------------------------------------------------------------------------------------------
     def add(self, info: PodInfo) -> None:
@@ -148,6 +149,7 @@ class SchedulingQueue:
         for queued in self._pods.values():
             if queued.where in counts:
                 counts[queued.where] += 1
+        counts[GATED] = len(self.gated)
         return counts
 
     # --- internals -----------------------------------------------------------------------------------------------

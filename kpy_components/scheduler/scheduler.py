@@ -252,8 +252,8 @@ class Scheduler:
                 return
             self.cache.add_pod(info)
             self.queue.move_on_event(ASSIGNED_POD_ADD)
-        elif info.scheduler_name in self.profiles and not info.terminating:
-            self.queue.add(info)
+        else:
+            self._queue_pending(info)
 
     def _pod_updated(self, old: dict, new: dict) -> None:
         info = PodInfo.of(new)
@@ -266,15 +266,26 @@ class Scheduler:
                 self.cache.update_pod(info)
                 was_bound = bool((old.get("spec") or {}).get("nodeName"))
                 self.queue.move_on_event(ASSIGNED_POD_UPDATE if was_bound else ASSIGNED_POD_ADD)
-        elif info.terminating or info.scheduler_name not in self.profiles:
-            self.queue.delete(info.key)
         elif not self.cache.is_assumed(info.key):
-            self.queue.update(info)
+            self._queue_pending(info)
+
+    def _queue_pending(self, info: PodInfo) -> None:
+        """An unbound pod: queued if it is ours to schedule; pods with schedulingGates wait outside the queue
+        (kube-scheduler's SchedulingGates PreEnqueue) until the gates are removed."""
+        if (info.scheduler_name not in self.profiles or info.terminating or _terminal(info.pod)
+                or info.spec.get("schedulingGates")):
+            self.queue.delete(info.key)
+            if info.spec.get("schedulingGates") and info.scheduler_name in self.profiles:
+                self.queue.gated.add(info.key)
+            return
+        self.queue.gated.discard(info.key)
+        self.queue.update(info)
 
     def _pod_deleted(self, pod: dict) -> None:
         meta = pod.get("metadata") or {}
         key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
         self.queue.delete(key)
+        self.queue.gated.discard(key)
         if (pod.get("spec") or {}).get("nodeName"):
             self.cache.remove_pod(key)
             self.queue.move_on_event(ASSIGNED_POD_DELETE)

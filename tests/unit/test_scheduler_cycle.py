@@ -129,3 +129,20 @@ def test_assumed_pods_are_confirmed_forgotten_or_expire():
     cache.remove_node("n1")
     cache.add_node(node("n1").node)  # pods outlive a node's re-creation in the cache
     assert cache.nodes["n1"].requested["cpu"] == 1000
+
+
+def test_only_our_ungated_pending_pods_are_queued(scheduler):
+    queue = scheduler.queue
+    scheduler._pod_added(pod("ours").pod)
+    scheduler._pod_added(pod("theirs", schedulerName="other-scheduler").pod)
+    scheduler._pod_added({**pod("finished").pod, "status": {"phase": "Failed"}})
+    gated = pod("gated", schedulingGates=[{"name": "example.com/quota"}]).pod
+    scheduler._pod_added(gated)
+    assert "default/ours" in queue and "default/gated" not in queue
+    assert "default/theirs" not in queue and "default/finished" not in queue
+    assert queue.pending()["gated"] == 1
+    scheduler._pod_updated(gated, pod("gated").pod)  # the gate is removed
+    assert "default/gated" in queue and queue.pending() == {"active": 2, "backoff": 0, "unschedulable": 0,
+                                                            "gated": 0}
+    scheduler._pod_updated(pod("ours").pod, pod("ours", nodeName="n1").pod)  # bound elsewhere: dropped
+    assert "default/ours" not in queue

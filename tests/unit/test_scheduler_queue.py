@@ -8,7 +8,7 @@ import pytest
 from test_scheduler_plugins import pod
 
 from kpy_components.scheduler.framework import ASSIGNED_POD_DELETE, NODE_ADD, NODE_UPDATE
-from kpy_components.scheduler.queue import ACTIVE, BACKOFF, UNSCHEDULABLE, SchedulingQueue
+from kpy_components.scheduler.queue import ACTIVE, BACKOFF, GATED, UNSCHEDULABLE, SchedulingQueue
 
 pytestmark = pytest.mark.anyio
 
@@ -55,10 +55,10 @@ async def test_unschedulable_pod_waits_for_an_event_its_plugins_care_about(queue
     queue.add(pod("stuck"))
     queued = await queue.pop()
     queue.add_unschedulable(queued, frozenset({NODE_ADD, NODE_UPDATE}))
-    assert queue.pending() == {ACTIVE: 0, BACKOFF: 0, UNSCHEDULABLE: 1}
+    assert queue.pending() == {ACTIVE: 0, BACKOFF: 0, UNSCHEDULABLE: 1, GATED: 0}
     assert queue.move_on_event(ASSIGNED_POD_DELETE) == 0  # cannot help a pod rejected for its node's taints
     assert queue.move_on_event(NODE_ADD) == 1
-    assert queue.pending() == {ACTIVE: 0, BACKOFF: 1, UNSCHEDULABLE: 0}  # its 1 s backoff is not over yet
+    assert queue.pending() == {ACTIVE: 0, BACKOFF: 1, UNSCHEDULABLE: 0, GATED: 0}  # its 1 s backoff is not over yet
     clock.now += 1.0
     assert await pop_names(queue, 1) == ["stuck"]
 
@@ -88,7 +88,7 @@ async def test_updates_give_unschedulable_pods_another_try_and_deletes_drop_them
     clock.now += 5
     queue.update(pod("edited", cpu="1"))
     queue.delete("default/deleted")
-    assert queue.pending() == {ACTIVE: 1, BACKOFF: 0, UNSCHEDULABLE: 0}
+    assert queue.pending() == {ACTIVE: 1, BACKOFF: 0, UNSCHEDULABLE: 0, GATED: 0}
     popped = await queue.pop()
     assert popped.info.requests == {"cpu": 1000} and popped.attempts == 2
     assert "default/deleted" not in queue
