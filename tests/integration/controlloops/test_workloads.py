@@ -290,3 +290,61 @@ async def test_cronjob_starts_a_job_at_the_next_minute(client, namespace, worklo
         return status if status.get("lastScheduleTime") else None
     status = await eventually(scheduled, timeout=10, message="lastScheduleTime")
     assert status["lastScheduleTime"] == time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(minute * 60))
+
+
+async def test_deployment_recreate_pause_resume_and_restart(client, namespace, workloads, kubectl):
+    deployments, pods = client.resource("deployments", "apps"), client.resource("pods")
+    api = deployment("api", "api:1", replicas=4)
+    api["spec"]["strategy"] = {"type": "Recreate"}
+    await client.create(deployments, api, namespace)
+    await kubectl_run(kubectl, "-n", namespace, "rollout", "status", "deployment/api", "--timeout=60s")
+
+    await kubectl_run(kubectl, "-n", namespace, "rollout", "pause", "deployment/api")
+    await kubectl_run(kubectl, "-n", namespace, "set", "image", "deployment/api", "app=api:2")
+
+    async def paused():
+        current = await client.get(deployments, "api", namespace)
+        progressing = [c for c in current["status"]["conditions"] if c["type"] == "Progressing"]
+        return progressing and progressing[0]["reason"] == "DeploymentPaused"
+    await eventually(paused, timeout=20, message="Progressing reason DeploymentPaused")
+    replicasets = (await client.list(client.resource("replicasets", "apps"), namespace,
+                                     label_selector="app=api"))["items"]
+    assert len(replicasets) == 1  # a paused Deployment does not roll
+
+    generations: set[int] = set()
+
+    async def sample_template_hashes():
+        while True:  # Recreate: old and new pods never exist at the same time
+            listed = (await client.list(pods, namespace, label_selector="app=api"))["items"]
+            generations.add(len({pod["metadata"]["labels"]["pod-template-hash"] for pod in listed}))
+            await asyncio.sleep(0.05)
+    sampling = asyncio.create_task(sample_template_hashes())
+    try:
+        await kubectl_run(kubectl, "-n", namespace, "rollout", "resume", "deployment/api")
+        await kubectl_run(kubectl, "-n", namespace, "rollout", "status", "deployment/api", "--timeout=60s")
+    finally:
+        sampling.cancel()
+        await asyncio.gather(sampling, return_exceptions=True)
+    assert max(generations) == 1, generations
+    assert await image_of(client, namespace, "api") == "api:2"
+
+    await kubectl_run(kubectl, "-n", namespace, "rollout", "restart", "deployment/api")
+    await kubectl_run(kubectl, "-n", namespace, "rollout", "status", "deployment/api", "--timeout=60s")
+    current = await client.get(deployments, "api", namespace)
+    assert current["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    assert "kubectl.kubernetes.io/restartedAt" in current["spec"]["template"]["metadata"]["annotations"]
+
+
+async def test_deployment_without_progress_exceeds_its_deadline(client, namespace, workloads, kubectl):
+    stuck = deployment("stuck", "app:1", replicas=2)
+    stuck["spec"]["progressDeadlineSeconds"] = 3
+    stuck["spec"]["template"]["spec"]["nodeSelector"] = {"no-such-label": "anywhere"}  # never scheduled
+    await client.create(client.resource("deployments", "apps"), stuck, namespace)
+    done = await asyncio.to_thread(kubectl, "-n", namespace, "rollout", "status", "deployment/stuck",
+                                   "--timeout=60s", check=False, timeout=90)
+    assert done.returncode != 0 and 'deployment "stuck" exceeded its progress deadline' in done.stderr
+    status = (await client.get(client.resource("deployments", "apps"), "stuck", namespace))["status"]
+    progressing = [c for c in status["conditions"] if c["type"] == "Progressing"][0]
+    assert (progressing["status"], progressing["reason"]) == ("False", "ProgressDeadlineExceeded")
+    available = [c for c in status["conditions"] if c["type"] == "Available"][0]
+    assert (available["status"], available["reason"]) == ("False", "MinimumReplicasUnavailable")
