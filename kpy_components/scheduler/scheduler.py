@@ -18,6 +18,7 @@ import logging
 import random
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
@@ -67,12 +68,11 @@ def select_host(nodes: Sequence[NodeInfo], totals: list[int], rng: random.Random
     return nodes[rng.choice([index for index, total in enumerate(totals) if total == best])]
 
 
-class _Failure(Exception):
-    """A cycle's outcome when no node fits: the message and the events that may help."""
-
-    def __init__(self, message: str, retry_on: frozenset[str] | None):
-        super().__init__(message)
-        self.message, self.retry_on = message, retry_on
+@dataclass(frozen=True)
+class Failure:
+    """A cycle's outcome when no node fits: Kubernetes' message, and the cluster events that may help (None: any)."""
+    message: str
+    retry_on: frozenset[str] | None
 
 
 class Scheduler:
@@ -130,36 +130,37 @@ class Scheduler:
         profile, percentage = entry
         started = time.perf_counter()
         try:
-            node = self.schedule_pod(profile, percentage, info)
-        except _Failure as failure:
-            self._failed(queued, profile, failure, started)
-            return True
+            outcome = self.schedule_pod(profile, percentage, info)
         except Exception:  # a plugin bug must cost one attempt, not the scheduler
             log.exception("Failed scheduling cycle pod=%s", info.key)
             self.metrics.observe(ERROR, profile.scheduler_name, time.perf_counter() - started)
             self.queue.requeue_after_error(queued)
-            return True
-        self.metrics.algorithm_duration.observe(time.perf_counter() - started)
-        self.cache.assume_pod(info, node.name)
-        self.queue.done(info.key)
-        self._spawn(self._bind(queued, profile, node.name, started))
+            outcome = None
+        if isinstance(outcome, Failure):
+            self._failed(queued, profile, outcome, started)
+        elif outcome is not None:
+            self.metrics.algorithm_duration.observe(time.perf_counter() - started)
+            self.cache.assume_pod(info, outcome.name)
+            self.queue.done(info.key)
+            self._spawn(self._bind(queued, profile, outcome.name, started))
+        await asyncio.sleep(0)  # a full queue must not starve bindings and informers
         return True
 
-    def schedule_pod(self, profile: Profile, percentage: int, pod: PodInfo) -> NodeInfo:
-        """The node for `pod` (synchronous: the cache cannot change meanwhile); _Failure when none fits."""
+    def schedule_pod(self, profile: Profile, percentage: int, pod: PodInfo) -> NodeInfo | Failure:
+        """The node for `pod`, or why none fits (synchronous: the cache cannot change meanwhile)."""
         nodes = self.cache.snapshot()
         if not nodes:
-            raise _Failure(NO_NODES, frozenset({NODE_ADD}))
+            return Failure(NO_NODES, frozenset({NODE_ADD}))
         state: CycleState = {}
         status, skipped = profile.run_pre_filters(state, pod, nodes)
         if not status.success:
             statuses = {node.name: status for node in nodes}
             post = profile.run_post_filters(state, pod, nodes, statuses)
-            raise _Failure(messages.fit_error(len(nodes), statuses, status, post), self._retry_on(profile, [status]))
+            return Failure(messages.fit_error(len(nodes), statuses, status, post), self._retry_on(profile, [status]))
         feasible, statuses = self.find_feasible(profile, state, pod, nodes, skipped, percentage)
         if not feasible:
             post = profile.run_post_filters(state, pod, nodes, statuses)
-            raise _Failure(messages.fit_error(len(nodes), statuses, None, post),
+            return Failure(messages.fit_error(len(nodes), statuses, None, post),
                            self._retry_on(profile, statuses.values()))
         if len(feasible) == 1:
             return feasible[0]
@@ -214,7 +215,7 @@ class Scheduler:
                                                   f"Successfully assigned {info.key} to {node}")
         log.debug("Bound pod=%s node=%s", info.key, node)
 
-    def _failed(self, queued: QueuedPod, profile: Profile, failure: _Failure, started: float) -> None:
+    def _failed(self, queued: QueuedPod, profile: Profile, failure: Failure, started: float) -> None:
         info = queued.info
         self.metrics.observe(UNSCHEDULABLE_RESULT, profile.scheduler_name, time.perf_counter() - started)
         self.queue.add_unschedulable(queued, failure.retry_on)

@@ -13,7 +13,7 @@ from kpy_components.client import ClientConfig, EventRecorder, RESTClient, Share
 from kpy_components.scheduler import config, messages
 from kpy_components.scheduler.cache import SchedulerCache
 from kpy_components.scheduler.framework import NODE_ADD, Status, unschedulable
-from kpy_components.scheduler.scheduler import Scheduler, _Failure, feasible_nodes_to_find, select_host
+from kpy_components.scheduler.scheduler import Failure, Scheduler, feasible_nodes_to_find, select_host
 
 CONTROL_PLANE = {"key": "node-role.kubernetes.io/control-plane", "effect": "NoSchedule"}
 
@@ -30,10 +30,10 @@ def place(scheduler: Scheduler, info, percentage: int = 0):
     return scheduler.schedule_pod(profile, percentage, info)
 
 
-def failure(scheduler: Scheduler, info) -> _Failure:
-    with pytest.raises(_Failure) as raised:
-        place(scheduler, info)
-    return raised.value
+def failure(scheduler: Scheduler, info) -> Failure:
+    outcome = place(scheduler, info)
+    assert isinstance(outcome, Failure), outcome
+    return outcome
 
 
 def test_fit_error_message_is_worded_as_kubernetes(scheduler):
