@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 ORPHAN, FOREGROUND = "orphan", "foregroundDeletion"
 IGNORED = {("", "events"), ("events.k8s.io", "events")}  # as upstream: too many, never owners worth tracking
 DISCOVERY_RETRY_SECONDS = 5.0
+SYNC_TIMEOUT = 60.0  # seconds to wait for every watched resource before collecting with what has synced
 SOLID, WAITING, ABSENT = "solid", "waiting", "absent"  # an owner that stays / is deleting its dependents / is gone
 
 Key = tuple[str, str, str, str]  # (group, kind, namespace, name)
@@ -150,8 +151,11 @@ class GarbageCollector(Controller):
         informers = [self._watch(info) for info in discovered.supporting("list", "watch", "delete")
                      if (info.group, info.plural) not in IGNORED]
         self.context.informers.start()
-        await asyncio.gather(*(informer.wait_for_sync() for informer in informers))
-        log.info("Garbage collector synced resources=%d", len(informers))
+        synced = await asyncio.gather(*(informer.wait_for_sync(SYNC_TIMEOUT) for informer in informers))
+        late = [informer.info.qualified for informer, done in zip(informers, synced) if not done]
+        if late:  # e.g. not allowed to list them: collect elsewhere rather than nowhere (as upstream does)
+            log.warning("Collecting before these resources synced resources=%s", ",".join(late))
+        log.info("Garbage collector synced resources=%d", len(informers) - len(late))
         try:
             await run_workers(self.queue, self.reconcile, self.workers)
         finally:
