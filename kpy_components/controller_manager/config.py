@@ -151,8 +151,28 @@ def parse(data, source: str, args: argparse.Namespace | None = None) -> Controll
 
 
 def load(path: str | None, args: argparse.Namespace | None = None) -> ControllerManagerConfig:
-    data = load_yaml(path) if path else {}
-    return parse(data, path or "command line", args)
+    source = path or "command line"
+    config = parse(load_yaml(path) if path else {}, source, args)
+    problems = unreadable_files(config)
+    if problems:
+        raise ConfigError(problems, source)
+    return config
+
+
+def unreadable_files(config: ControllerManagerConfig) -> list[str]:
+    """`<field>: cannot read <path>: <reason>` for each configured file that cannot be read (checked at start, so a
+    bad path stops the binary with exit 2 instead of failing a controller later)."""
+    problems = []
+    for name, path in (("serviceAccount.privateKeyFile", config.service_account.private_key_file),
+                       ("serviceAccount.rootCAFile", config.service_account.root_ca_file)):
+        if path is None:
+            continue
+        try:
+            with Path(path).open("rb"):
+                pass
+        except OSError as error:
+            problems.append(f"{name}: cannot read {path}: {error.strerror}")
+    return problems
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:

@@ -112,3 +112,12 @@ def test_bad_config_file_exits_2_naming_the_field(tmp_path, capsys):
 def test_bad_kubeconfig_exits_2(tmp_path, capsys):
     assert cli.main(["--kubeconfig", str(tmp_path / "nope")]) == runner.EXIT_BAD_CONFIG
     assert "cannot read the kubeconfig" in capsys.readouterr().err
+
+
+def test_unreadable_service_account_files_exit_2(tmp_path, capsys):
+    path = tmp_path / "cm.yaml"
+    path.write_text(f"serviceAccount: {{privateKeyFile: {tmp_path}/nope.key, rootCAFile: {tmp_path}/nope.crt}}\n")
+    assert cli.main(["--config", str(path)]) == runner.EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert f"serviceAccount.privateKeyFile: cannot read {tmp_path}/nope.key: No such file or directory" in err
+    assert f"serviceAccount.rootCAFile: cannot read {tmp_path}/nope.crt" in err and "Traceback" not in err
