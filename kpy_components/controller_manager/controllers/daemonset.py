@@ -184,7 +184,11 @@ class DaemonSetController(PodOwnerController):
             self.expectations.forget(key)
             return
         pods = await self.claimed_pods(ds, include_inactive=True)
-        create, doomed, status = plan(ds, self.nodes.store.list(), pods)
+        try:
+            create, doomed, status = plan(ds, self.nodes.store.list(), pods)
+        except podutil.IntOrPercentError as error:
+            self.recorder.event(ds, "Warning", "InvalidStrategy", f"spec.updateStrategy.rollingUpdate: {error}")
+            return
         if self.expectations.satisfied(key) and not podutil.is_terminating(ds):
             if doomed:
                 await self.delete_pods(ds, key, doomed)

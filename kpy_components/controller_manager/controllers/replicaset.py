@@ -8,8 +8,6 @@ delete the surplus ones in Kubernetes' deletion order; then write status.
 from __future__ import annotations
 
 from kpy_components.api import meta
-from kpy_components.client import key_of, split_key
-
 from ..controller import controller_ref
 
 from . import pods as podutil
@@ -91,7 +89,7 @@ class ReplicaSetController(PodOwnerController):
         owner = controller_ref(rs)
         if owner is None:
             return []
-        namespace, _ = split_key(key_of(rs))
+        namespace = meta.namespace_of(rs)
         siblings = {meta.metadata(other).get("uid") for other in self.owners.store.list(namespace)
                     if (controller_ref(other) or {}).get("uid") == owner.get("uid")
                     and meta.name_of(other) != meta.name_of(rs)}
