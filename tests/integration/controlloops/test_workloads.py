@@ -3,7 +3,7 @@ REAL kpy-apiserver and simulated nodes, driven by the real kubectl where users w
 
 - a Deployment of 20 replicas rolls out (`kubectl rollout status` finishes), scales, rolls to a new template while
   availability is sampled and never drops below replicas - maxUnavailable (nor the ReplicaSets' sizes above
-  replicas + maxSurge), and rolls back with `kubectl rollout undo`;
+  replicas + maxSurge), and rolls back with `kubectl rollout undo` (1.33, then 1.27 with --to-revision);
 - a Job completes, and one that keeps failing stops at its backoffLimit;
 - a DaemonSet runs one pod per node it tolerates and rolls to a new template (`kubectl rollout status`);
 - a StatefulSet creates <name>-0..N-1 in order, scales down from the highest ordinal and rolls its pods;
@@ -149,6 +149,13 @@ async def test_deployment_rolls_out_scales_updates_and_rolls_back(client, namesp
     assert by_revision["3"]["metadata"]["annotations"]["deployment.kubernetes.io/revision-history"] == "1"
     assert by_revision["3"]["spec"]["replicas"] == REPLICAS and by_revision["2"]["spec"]["replicas"] == 0
     assert first_rollout < 60
+
+    oldest = Kubectl("1.27", kubectl.kubeconfig, kubectl.cache_dir.parent / "kubectl-1.27-cache")
+    await kubectl_run(oldest, "-n", namespace, "rollout", "undo", "deployment/web", "--to-revision=2")
+    await kubectl_run(oldest, "-n", namespace, "rollout", "status", "deployment/web", "--timeout=90s")
+    assert await image_of(client, namespace, "web") == "nginx:1.26"
+    current = await client.get(deployments, "web", namespace)
+    assert current["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "4"
 
 
 async def _available(client, namespace: str, name: str, count: int) -> bool:
