@@ -99,6 +99,7 @@ def _reference(job: dict) -> dict:
 
 class CronJobController(Controller):
     name = "cronjob"
+    workers = 5  # --concurrent-cron-job-syncs
 
     def setup(self) -> None:
         self.cronjobs = self.informer("cronjobs", "batch")

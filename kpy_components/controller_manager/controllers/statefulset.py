@@ -119,6 +119,7 @@ def _status(sts: dict, by_ordinal: dict[int, dict], revision: str, now: float | 
 class StatefulSetController(PodOwnerController):
     name = "statefulset"
     kind, plural, group = "StatefulSet", "statefulsets", "apps"
+    workers = 5  # kube-controller-manager --concurrent-statefulset-syncs
 
     async def reconcile(self, key: str) -> None:
         sts = self.owners.store.get(key)
