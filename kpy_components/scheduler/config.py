@@ -144,7 +144,17 @@ def _plugins(reader: Reader) -> dict[str, tuple[tuple[str, int], ...]]:
             points[point] = [] if name == "*" else [p for p in points[point] if p[0] != name]
         for name, weight in _enabled(section, point):
             points[point] = [p for p in points[point] if p[0] != name] + [(name, weight)]
+    for name, needs in _NEEDS.items():
+        for point, needed in needs.items():
+            enabled = {plugin for plugin, _ in points[point]}
+            if name in enabled and name not in {plugin for plugin, _ in points[needed]}:
+                reader.problem(needed, f"{name} is enabled at {point} but not at {needed} (its {point} works on "
+                               f"what its {needed} computes)")
     return {point: tuple(plugins) for point, plugins in points.items()}
+
+
+# Plugins whose extension point depends on another of theirs having run in the same cycle.
+_NEEDS = {"PodTopologySpread": {"filter": "preFilter", "score": "preScore"}}
 
 
 def _entries(section: Reader, key: str) -> list[tuple[Reader, str]]:

@@ -118,9 +118,11 @@ class PodInfo:
     spec: dict = field(repr=False)
     request_cpu: int = 0  # = requests[cpu/memory], as attributes for hot paths
     request_memory: int = 0
+    only_cpu_memory: bool = True  # requests nothing but cpu and memory
 
     def __post_init__(self) -> None:
         self.request_cpu, self.request_memory = self.requests.get(CPU, 0), self.requests.get(MEMORY, 0)
+        self.only_cpu_memory = set(self.requests) <= {CPU, MEMORY}
 
     @classmethod
     def of(cls, pod: dict) -> PodInfo:

@@ -85,3 +85,9 @@ def test_command_refuses_a_bad_file_naming_the_field(tmp_path: Path):
     assert done.returncode == 2
     assert "profiles[0].plugins.score.enabled[0].name: unknown plugin 'Nope'" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_a_plugin_point_that_needs_another_is_refused_without_it():
+    found = problems({"profiles": [{"plugins": {"preFilter": {"disabled": [{"name": "PodTopologySpread"}]}}}]})
+    assert found == ["profiles[0].plugins.preFilter: PodTopologySpread is enabled at filter but not at preFilter "
+                     "(its filter works on what its preFilter computes)"]

@@ -55,6 +55,11 @@ class NodeResourcesFit:
         self.ignored = frozenset(ignored_resources)
 
     def filter(self, state, pod, node):
+        if (pod.only_cpu_memory and len(node.pods) < node.allowed_pods
+                and (not pod.request_cpu or pod.request_cpu <= node.allocatable_cpu - node.requested_cpu)
+                and (not pod.request_memory
+                     or pod.request_memory <= node.allocatable_memory - node.requested_memory)):
+            return None  # the common case, decided without building a list of reasons
         reasons = insufficient(pod, node, self.ignored)
         return unschedulable(self.name, *reasons) if reasons else None
 
