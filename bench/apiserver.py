@@ -6,6 +6,11 @@ single-object p99 <= 100 ms), create throughput with concurrent clients and its 
 through the same etcd client in the same run (target >= 50%), and how long a write takes to reach 100 watch
 streams (target p99 <= 50 ms). Bounded in time (about a minute), loopback only.
 
+Where the time goes: the API server's CPU time per call in every phase (from /proc; robust to a busy machine,
+where wall-clock latencies are not), and this process's CPU per API create and per raw etcd put. The 100 watch
+streams are read by a separate process, so that reading and decoding 100 TLS streams does not queue behind the
+writer (or the writer behind them) in one event loop: what is measured is the server's delivery.
+
 Usage: .venv/bin/python bench/apiserver.py [--samples 60] [--seconds 2] [--writers 16]
 """
 from __future__ import annotations
@@ -15,6 +20,8 @@ import asyncio
 import importlib.util
 import itertools
 import json
+import multiprocessing
+import os
 import ssl
 import statistics
 import subprocess
@@ -38,6 +45,13 @@ LIST_SIZE = 100
 PHASE_SLICES = 4  # creates and raw puts alternate this many times
 TARGET_P99_MS, TARGET_FANOUT_P99_MS, TARGET_CREATE_RATIO = 100.0, 50.0, 0.5
 START_TIMEOUT = 30.0
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def _load(name: str, path: Path):
@@ -52,6 +66,13 @@ storage_bench = _load("kpy_bench_storage", REPO / "bench" / "storage.py")
 percentiles = storage_bench.percentiles
 
 
+def admin_session(directory: Path) -> aiohttp.ClientSession:
+    """An HTTPS session with the admin client certificate of a dev PKI directory."""
+    context = ssl.create_default_context(cafile=str(directory / "ca.crt"))
+    context.load_cert_chain(directory / "admin.crt", directory / "admin.key")
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context, limit=0))
+
+
 class Server:
     """A kpy-apiserver process and an HTTPS session speaking to it as the admin."""
 
@@ -63,10 +84,11 @@ class Server:
         self.base = f"https://127.0.0.1:{port}"
         self.session: aiohttp.ClientSession | None = None
 
+    def cpu(self) -> float:
+        return cpu_seconds(self.process.pid)
+
     async def open(self) -> None:
-        context = ssl.create_default_context(cafile=str(self.directory / "ca.crt"))
-        context.load_cert_chain(self.directory / "admin.crt", self.directory / "admin.key")
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context, limit=0))
+        self.session = admin_session(self.directory)
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self.process.poll() is not None:
@@ -118,58 +140,111 @@ async def paced(samples: int, operation) -> tuple[float, float]:
     return percentiles(durations)
 
 
-async def throughput(server: Server, namespace: str, seconds: float, writers: int, raw_put) -> tuple[float, float]:
-    """(API creates/s, raw etcd puts/s or 0), alternating in slices so that load changes hit both alike."""
+async def throughput(server: Server, namespace: str, seconds: float, writers: int, raw_put) -> dict:
+    """API creates/s and raw etcd puts/s (0 without `raw_put`), alternating in slices so that load changes hit
+    both alike; with the server's CPU ms per create and this process's CPU ms per create and per raw put."""
     names = itertools.count()
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     value = json.dumps(config_map("raw")).encode()
     creates, puts = [], []
+    cpu = {"server": 0.0, "client creates": 0.0, "client puts": 0.0}
+    counts = {"creates": 0, "puts": 0}
+
+    async def timed(kind: str, operation) -> float:
+        server_before, client_before, started = server.cpu(), time.process_time(), time.perf_counter()
+        per_second = await storage_bench.rate(seconds / PHASE_SLICES, writers, operation)
+        counts[kind] += per_second * (time.perf_counter() - started)
+        cpu[f"client {kind}"] += time.process_time() - client_before
+        if kind == "creates":
+            cpu["server"] += server.cpu() - server_before
+        return per_second
+
     for _ in range(PHASE_SLICES if raw_put else 1):
-        creates.append(await storage_bench.rate(seconds / PHASE_SLICES, writers, lambda w, n: server.call(
-            "POST", path, config_map(f"t{next(names)}"))))
+        creates.append(await timed("creates", lambda w, n: server.call("POST", path, config_map(f"t{next(names)}"))))
         if raw_put:
-            puts.append(await storage_bench.rate(seconds / PHASE_SLICES, writers,
-                                                 lambda w, n: raw_put(f"/bench-raw/{w}-{n}", value)))
-    return statistics.mean(creates), statistics.mean(puts) if puts else 0.0
+            puts.append(await timed("puts", lambda w, n: raw_put(f"/bench-raw/{w}-{n}", value)))
+    return {"creates/s": statistics.mean(creates), "raw puts/s": statistics.mean(puts) if puts else 0.0,
+            "server ms/create": cpu["server"] * 1000 / counts["creates"],
+            "client ms/create": cpu["client creates"] * 1000 / counts["creates"],
+            "client ms/put": cpu["client puts"] * 1000 / counts["puts"] if counts["puts"] else 0.0}
 
 
-async def fanout(server: Server, namespace: str) -> tuple[float, float]:
-    """p50/p99 from the start of a create to its ADDED event on each of WATCHERS watch streams."""
+def read_watch_streams(directory: Path, url: str, connection) -> None:
+    """The watchers' process: WATCHER streams of `url`; sends "ready" once all are open, then the arrival times
+    (time.monotonic, the same clock system-wide) of the first FANOUT_WRITES ADDED events of each, by name."""
+    async def read() -> list[tuple[str, float]]:
+        arrivals: list[tuple[str, float]] = []
+        opened = asyncio.Semaphore(0)
+
+        async def watcher(session: aiohttp.ClientSession) -> None:
+            async with session.get(url) as response:
+                if response.status != 200:
+                    raise RuntimeError(f"watch {url}: {response.status} {(await response.read())[:300]!r}")
+                opened.release()
+                seen = 0
+                async for line in response.content:
+                    arrived = time.monotonic()  # before decoding: the client's own parsing is not delivery time
+                    event = json.loads(line)
+                    name = event["object"]["metadata"]["name"]
+                    if event["type"] == "ADDED" and name.startswith("f"):
+                        arrivals.append((name, arrived))
+                        seen += 1
+                        if seen == FANOUT_WRITES:
+                            return
+
+        async with admin_session(directory) as session:
+            tasks = [asyncio.create_task(watcher(session)) for _ in range(WATCHERS)]
+            for _ in range(WATCHERS):
+                await opened.acquire()
+            connection.send("ready")
+            async with asyncio.timeout(60):
+                await asyncio.gather(*tasks)
+        return arrivals
+
+    try:
+        connection.send(asyncio.run(read()))
+    except Exception as error:  # reported by the parent, which would otherwise wait for nothing
+        connection.send(f"watchers failed: {type(error).__name__}: {error}")
+
+
+async def fanout(server: Server, namespace: str) -> tuple[float, float, float]:
+    """p50/p99 from the start of a create to its ADDED event on each of WATCHERS watch streams (read by another
+    process), and the server's CPU ms per write (the create and its delivery to every stream)."""
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     listed = await server.call("GET", path + "?limit=1")
     version = listed["metadata"]["resourceVersion"]
-    began: dict[str, float] = {}
-    arrivals: list[float] = []
-    ready = asyncio.Semaphore(0)
+    url = f"{server.base}{path}?watch=true&resourceVersion={version}&timeoutSeconds=60"
+    context = multiprocessing.get_context("spawn")
+    ours, theirs = context.Pipe()
+    reader = context.Process(target=read_watch_streams, args=(server.directory, url, theirs), daemon=True)
+    reader.start()
 
-    async def watcher() -> None:
-        url = f"{server.base}{path}?watch=true&resourceVersion={version}&timeoutSeconds=60"
-        async with server.session.get(url) as response:
-            ready.release()
-            seen = 0
-            async for line in response.content:
-                arrived = time.perf_counter()  # before decoding: the client's own parsing is not delivery time
-                event = json.loads(line)
-                name = event["object"]["metadata"]["name"]
-                if event["type"] == "ADDED" and name.startswith("f"):
-                    arrivals.append(arrived - began[name])
-                    seen += 1
-                    if seen == FANOUT_WRITES:
-                        return
+    async def receive(timeout: float):
+        if not await asyncio.to_thread(ours.poll, timeout):
+            raise RuntimeError(f"{server.label}: the watchers' process did not answer within {timeout:g} s")
+        message = ours.recv()
+        if isinstance(message, str) and message.startswith("watchers failed"):
+            raise RuntimeError(f"{server.label}: {message}")
+        return message
 
-    tasks = [asyncio.create_task(watcher()) for _ in range(WATCHERS)]
-    for _ in range(WATCHERS):
-        await ready.acquire()
-    await asyncio.sleep(0.2)  # every stream is registered with the server
+    try:
+        await receive(START_TIMEOUT)
+        await asyncio.sleep(0.2)  # every stream is registered with the server
+        began: dict[str, float] = {}
 
-    async def write(n: int) -> None:
-        began[f"f{n}"] = time.perf_counter()
-        await server.call("POST", path, config_map(f"f{n}"))
+        async def write(n: int) -> None:
+            began[f"f{n}"] = time.monotonic()
+            await server.call("POST", path, config_map(f"f{n}"))
 
-    await paced(FANOUT_WRITES, write)
-    async with asyncio.timeout(30):
-        await asyncio.gather(*tasks)
-    return percentiles(arrivals)
+        cpu_before = server.cpu()
+        await paced(FANOUT_WRITES, write)
+        arrivals = await receive(60)
+        cpu = (server.cpu() - cpu_before) * 1000 / FANOUT_WRITES
+    finally:
+        reader.join(timeout=5)
+        if reader.is_alive():
+            reader.kill()
+    return (*percentiles([arrived - began[name] for name, arrived in arrivals]), cpu)
 
 
 async def measure(server: Server, samples: int, seconds: float, writers: int, raw_put=None) -> dict:
@@ -178,13 +253,18 @@ async def measure(server: Server, samples: int, seconds: float, writers: int, ra
     await server.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                                       "metadata": {"name": namespace}})
     path = f"/api/v1/namespaces/{namespace}/configmaps"
+    phases = {
+        "create": (samples, lambda n: server.call("POST", path, config_map(f"c{n}"))),
+        "get": (samples, lambda n: server.call("GET", f"{path}/c{n}")),
+        "update": (samples, lambda n: server.call("PATCH", f"{path}/c{n}", {"data": {"v": "y"}},
+                                                  "application/merge-patch+json")),
+        "list": (samples // 2, lambda n: server.call("GET", f"{path}?limit={LIST_SIZE}")),
+    }
     results = {}
-    results["create"] = await paced(samples, lambda n: server.call("POST", path, config_map(f"c{n}")))
-    results["get"] = await paced(samples, lambda n: server.call("GET", f"{path}/c{n}"))
-    results["update"] = await paced(samples, lambda n: server.call(
-        "PATCH", f"{path}/c{n}", {"data": {"v": "y"}}, "application/merge-patch+json"))
-    results["list"] = await paced(samples // 2, lambda n: server.call("GET", f"{path}?limit={LIST_SIZE}"))
-    results["creates/s"], results["raw puts/s"] = await throughput(server, namespace, seconds, writers, raw_put)
+    for label, (count, operation) in phases.items():
+        before = server.cpu()
+        results[label] = (*await paced(count, operation), (server.cpu() - before) * 1000 / count)
+    results.update(await throughput(server, namespace, seconds, writers, raw_put))
     results["fan-out"] = await fanout(server, namespace)
     return results
 
@@ -235,19 +315,26 @@ def report(results: dict[str, dict], args) -> str:
     lines = [f"apiserver bench: latencies at {RATE:g} req/s ({args.samples} creates/gets/updates, "
              f"{args.samples // 2} lists of up to {LIST_SIZE}); throughput: {args.writers} concurrent clients for "
              f"{args.seconds:g} s (creates alternate with raw etcd puts in {PHASE_SLICES} slices); fan-out: "
-             f"{FANOUT_WRITES} creates to {WATCHERS} watch streams",
-             f"{'':38}" + "".join(f"{name:>20}" for name in names)]
+             f"{FANOUT_WRITES} creates at {RATE:g}/s to {WATCHERS} watch streams (read by another process)",
+             f"{'':40}" + "".join(f"{name:>20}" for name in names)]
 
     def row(label: str, cells: list[str]) -> None:
-        lines.append(f"{label:38}" + "".join(f"{cell:>20}" for cell in cells))
+        lines.append(f"{label:40}" + "".join(f"{cell:>20}" for cell in cells))
 
     for label in ("create", "get", "update", "list"):
         row(f"{label} p50/p99 ms", [f"{results[n][label][0]:.1f} / {results[n][label][1]:.1f}" for n in names])
+    row("  server CPU ms per create/get/update", [" / ".join(f"{results[n][k][2]:.1f}" for k in (
+        "create", "get", "update")) for n in names])
+    row("  server CPU ms per list", [f"{results[n]['list'][2]:.1f}" for n in names])
     row("creates/s (API, concurrent)", [f"{results[n]['creates/s']:.0f}" for n in names])
     row("raw etcd puts/s (same run)", [f"{raw:.0f}"] * len(names))
     row("API creates / raw etcd puts (>= 50%)", [f"{results[n]['creates/s'] / raw:.0%}" for n in names])
+    row("  CPU ms per create: server / client", [f"{results[n]['server ms/create']:.1f} / "
+                                                 f"{results[n]['client ms/create']:.1f}" for n in names])
+    row("  client CPU ms per raw etcd put", [f"{results['etcd (TLS)']['client ms/put']:.1f}"] * len(names))
     row("write -> 100 watchers p50/p99 ms", [f"{results[n]['fan-out'][0]:.1f} / {results[n]['fan-out'][1]:.1f}"
                                              for n in names])
+    row("  server CPU ms per write to 100", [f"{results[n]['fan-out'][2]:.1f}" for n in names])
     etcd = results["etcd (TLS)"]
     misses = [f"{n}: single-object p99 above {TARGET_P99_MS:g} ms" for n in names
               if max(results[n][k][1] for k in ("create", "get", "update")) > TARGET_P99_MS]
