@@ -127,7 +127,8 @@ class LimitRanger:
         return attributes.operation == "CREATE" and attributes.targets("", "pods") and attributes.obj is not None
 
     async def _ranges(self, attributes: Attributes) -> list[dict]:
-        return await self.api.list("", "limitranges", attributes.namespace)
+        """From the watch cache, as Kubernetes' LimitRanger reads its lister."""
+        return await self.api.list("", "limitranges", attributes.namespace, resource_version="0")
 
     async def admit(self, attributes: Attributes) -> None:
         if not self._applies(attributes):
