@@ -3,7 +3,8 @@ Failed (BackoffLimitExceeded, DeadlineExceeded)."""
 from __future__ import annotations
 
 from kpy_components.controller_manager.controllers import pods as podutil
-from kpy_components.controller_manager.controllers.job import is_finished, plan
+from kpy_components.controller_manager.controllers.job import (backoff_remaining, is_finished, plan,
+                                                              restarts_exceed_limit)
 
 NOW = 1_700_000_000.0
 
@@ -66,3 +67,33 @@ def test_work_queue_job_completes_after_a_success_once_nothing_runs():
 def test_suspended_job_runs_nothing():
     status, want = plan(job(suspend=True), pods("Running"), NOW)
     assert want == 0 and reason(status, "Suspended") == "JobSuspended" and "startTime" not in status
+
+
+def finished(phase: str, at: float, restarts: int = 0) -> dict:
+    return {"metadata": {"name": f"{phase}-{at}"}, "status": {"phase": phase, "containerStatuses": [
+        {"name": "c", "restartCount": restarts,
+         "state": {"terminated": {"finishedAt": podutil.now_rfc3339(at)}}}]}}
+
+
+def test_new_pods_wait_a_doubling_backoff_after_failures_since_the_last_success():
+    assert backoff_remaining([], NOW) == 0
+    one = [finished("Failed", NOW - 4)]
+    assert backoff_remaining(one, NOW) == 6  # 10 s after the failure
+    two = [finished("Failed", NOW - 30), finished("Failed", NOW - 4)]
+    assert backoff_remaining(two, NOW) == 16  # 20 s after the latest
+    assert backoff_remaining([*two, finished("Succeeded", NOW - 2)], NOW) == 0
+    many = [finished("Failed", NOW - n) for n in range(12)]
+    assert backoff_remaining(many, NOW) == 360  # capped at 6 minutes
+
+
+def test_container_restarts_of_on_failure_pods_count_against_the_backoff_limit():
+    on_failure = job(backoffLimit=2, template={"spec": {"restartPolicy": "OnFailure"}})
+    restarting = {"metadata": {"name": "r"}, "status": {"phase": "Running", "containerStatuses": [
+        {"name": "c", "restartCount": 1}]}}
+    assert not restarts_exceed_limit(on_failure, [restarting])
+    twice = {**restarting, "status": {"phase": "Running", "containerStatuses": [{"name": "c", "restartCount": 2}]}}
+    assert restarts_exceed_limit(on_failure, [twice])
+    status, want = plan(on_failure, [twice], NOW)
+    assert want == 0 and reason(status, "Failed") == "BackoffLimitExceeded"
+    never = job(backoffLimit=2, template={"spec": {"restartPolicy": "Never"}})
+    assert not restarts_exceed_limit(never, [twice])

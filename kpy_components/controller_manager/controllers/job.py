@@ -2,10 +2,10 @@
 the Job after more than `backoffLimit` failed pods or after `activeDeadlineSeconds`.
 
 Counts come from the Job's pods (labelled job-name / batch.kubernetes.io/job-name and controller-uid by the API
-server's template defaults) and never go down: a finished pod removed later (pod GC) stays counted. Not done
-(yet): the pod-failure backoff delay between retries (failed pods are replaced at once), counting container
-restarts of OnFailure pods against backoffLimit, Indexed completion, pod failure and success policies, and
-ttlSecondsAfterFinished.
+server's template defaults) and never go down: a finished pod removed later (pod GC) stays counted. After a
+failure, new pods wait 10 s, doubling with each failure since the last success, at most 6 minutes (Kubernetes'
+pod failure backoff); container restarts of OnFailure pods count against backoffLimit. Not done (yet): Indexed
+completion, pod failure and success policies, and ttlSecondsAfterFinished.
 """
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from . import pods as podutil
 from .podowner import PodOwnerController
 
 COMPLETE, FAILED, SUSPENDED = "Complete", "Failed", "Suspended"
+BACKOFF_BASE, BACKOFF_MAX = 10.0, 360.0  # seconds: DefaultJobPodFailureBackOff, MaxJobPodFailureBackOff
 
 
 def job_condition(kind: str, reason: str, message: str, now: float | None = None, status: str = "True") -> dict:
@@ -35,6 +36,43 @@ def _started(job: dict) -> float | None:
         return meta.parse_rfc3339((job.get("status") or {}).get("startTime", "")).timestamp()
     except ValueError:
         return None
+
+
+def _finished_at(pod: dict) -> float | None:
+    """When the pod's containers ended (the latest finishedAt), None if it does not say."""
+    times = []
+    for container in (pod.get("status") or {}).get("containerStatuses") or ():
+        finished = ((container.get("state") or {}).get("terminated") or {}).get("finishedAt")
+        try:
+            times.append(meta.parse_rfc3339(finished).timestamp())
+        except ValueError:
+            continue
+    return max(times, default=None)
+
+
+def backoff_remaining(pods: list[dict], now: float) -> float:
+    """Seconds before new pods may start: 10 s after the last failure, doubled for each failure since the last
+    success, at most 6 minutes; 0 when nothing failed since."""
+    last_success = max((t for p in pods if podutil.phase(p) == "Succeeded" and (t := _finished_at(p))),
+                       default=0.0)
+    failures = [t for p in pods if podutil.phase(p) == "Failed" and (t := _finished_at(p)) and t > last_success]
+    if not failures:
+        return 0.0
+    delay = min(BACKOFF_BASE * 2 ** (len(failures) - 1), BACKOFF_MAX)
+    return max(0.0, max(failures) + delay - now)
+
+
+def restarts_exceed_limit(job: dict, active: list[dict]) -> bool:
+    """pastBackoffLimitOnFailure: with restartPolicy OnFailure the kubelet restarts containers in place, and those
+    restarts count against backoffLimit."""
+    spec = job.get("spec") or {}
+    if ((spec.get("template") or {}).get("spec") or {}).get("restartPolicy") != "OnFailure":
+        return False
+    restarts = sum(status.get("restartCount", 0) for pod in active
+                   for status in [*((pod.get("status") or {}).get("initContainerStatuses") or ()),
+                                  *((pod.get("status") or {}).get("containerStatuses") or ())])
+    limit = spec.get("backoffLimit", 6)
+    return restarts > 0 if limit == 0 else restarts >= limit
 
 
 def plan(job: dict, pods: list[dict], now: float) -> tuple[dict, int]:
@@ -60,7 +98,7 @@ def plan(job: dict, pods: list[dict], now: float) -> tuple[dict, int]:
         status.setdefault("startTime", podutil.now_rfc3339(now))
         started = _started({"status": status})
         deadline = spec.get("activeDeadlineSeconds")
-        if failed > spec.get("backoffLimit", 6):
+        if failed > spec.get("backoffLimit", 6) or restarts_exceed_limit(job, active):
             conditions = podutil.set_condition(conditions, job_condition(
                 FAILED, "BackoffLimitExceeded", "Job has reached the specified backoff limit", now))
         elif deadline is not None and started is not None and now - started >= deadline:
@@ -105,7 +143,10 @@ class JobController(PodOwnerController):
         now = time.time()
         status, want = plan(job, pods, now)
         active = [pod for pod in pods if podutil.is_active(pod)]
-        if len(active) < want and not podutil.is_terminating(job):
+        wait = backoff_remaining(pods, now) if len(active) < want else 0.0
+        if wait > 0:
+            self.queue.add_after(key, wait + 0.1)
+        elif len(active) < want and not podutil.is_terminating(job):
             template = (job.get("spec") or {}).get("template") or {}
             await self.create_pods(job, key, [podutil.pod_from_template(template, job)
                                               for _ in range(want - len(active))])

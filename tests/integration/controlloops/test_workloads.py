@@ -24,6 +24,7 @@ from apiserver.conftest import KUBECTL_DIR, Kubectl
 from conftest import cm_config, eventually, run_component
 from prometheus_client import CollectorRegistry
 
+from kpy_components.api import meta
 from kpy_components.client import EventRecorder, RESTClient, SharedInformerFactory, load_kubeconfig
 from kpy_components.controller_manager import manager
 from kpy_components.controller_manager.controller import ControllerContext
@@ -196,6 +197,9 @@ async def test_job_fails_after_its_backoff_limit(client, namespace, workloads, k
     failed = [c for c in status["conditions"] if c["type"] == "Failed"][0]
     assert failed["reason"] == "BackoffLimitExceeded"
     assert status["failed"] == 2 and not status.get("succeeded") and not status.get("active")
+    pods = (await client.list(client.resource("pods"), namespace, label_selector="job-name=crash"))["items"]
+    created = sorted(meta.parse_rfc3339(pod["metadata"]["creationTimestamp"]).timestamp() for pod in pods)
+    assert len(created) == 2 and created[1] - created[0] >= 9  # the replacement waited out the 10 s backoff
 
 
 def containers(image: str) -> list[dict]:
