@@ -5,7 +5,9 @@ by this process while the scheduler runs.
 Per cluster size (100, 500, 1,000 nodes; nodes are added between rounds): 1,000 pods created by `--writers`
 concurrent clients; throughput = pods / (first create sent -> last binding seen on a watch), latency per pod =
 create sent -> its binding seen. Then a Deployment-like burst: 100 pods created at once, time until all are bound.
-Targets (issue 4): >= 300 pods/s at 1,000 nodes; a 100-replica burst scheduled in <= 2 s.
+Then the same 1,000 pods created while the scheduler process is stopped (SIGSTOP) and timed from its resumption:
+the rate at which it drains a full queue with no creates competing. Targets (issue 4): >= 300 pods/s at 1,000
+nodes; a 100-replica burst scheduled in <= 2 s.
 
 Where the time goes: CPU seconds of the API server, the scheduler and this process (pod creation + the watch) over
 each round, from /proc; the scheduler's own time in its algorithm (scheduler_scheduling_algorithm_duration_seconds)
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import signal
 import socket
 import ssl
 import statistics
@@ -192,8 +195,11 @@ def algorithm_alone(nodes: int, pods: int) -> float:
     return pods / (time.process_time() - start)
 
 
-async def schedule_round(client: RESTClient, namespace: str, count: int, writers: int) -> dict:
-    """Create `count` pods while watching for their bindings; timings per pod."""
+async def schedule_round(client: RESTClient, namespace: str, count: int, writers: int,
+                         paused: subprocess.Popen | None = None) -> dict:
+    """Create `count` pods while watching for their bindings; timings per pod. With `paused` (the scheduler
+    process), it is stopped (SIGSTOP) while the pods are created and the clock starts when it is resumed: the
+    time to drain a full queue."""
     pods = client.resource("pods")
     await new_namespace(client, namespace)
     listed = await client.list(pods, namespace)
@@ -220,9 +226,17 @@ async def schedule_round(client: RESTClient, namespace: str, count: int, writers
         sent[name] = time.perf_counter()
         await client.create(pods, pod(name), namespace)
 
+    if paused is not None:
+        paused.send_signal(signal.SIGSTOP)
     start = time.perf_counter()
-    await in_parallel(count, writers, make)
+    try:
+        await in_parallel(count, writers, make)
+    finally:
+        if paused is not None:
+            paused.send_signal(signal.SIGCONT)
     created = time.perf_counter()
+    if paused is not None:
+        start = created
     try:
         await asyncio.wait_for(done.wait(), ROUND_TIMEOUT)
     finally:
@@ -263,6 +277,12 @@ async def run(args, processes: Processes) -> list[str]:
                 f"        algorithm alone (in-process, no API, CPU time): {alone:.0f} pods/s "
                 f"(x{alone / TARGET_PODS_PER_SECOND:.2f} of {TARGET_PODS_PER_SECOND:.0f})")
             print(lines[-1], flush=True)
+        drain = await schedule_round(client, "bench-drain", args.pods, args.writers, paused=processes.scheduler)
+        lines.append(f"queue drain: {args.pods} pods created while the scheduler was stopped, bound "
+                     f"{args.pods / drain['seconds']:.1f} pods/s after it resumed on {have} nodes "
+                     f"(x{args.pods / drain['seconds'] / TARGET_PODS_PER_SECOND:.2f} of "
+                     f"{TARGET_PODS_PER_SECOND:.0f}; no creates competing)")
+        print(lines[-1], flush=True)
         burst = await schedule_round(client, "bench-burst", args.burst, args.burst)
         lines.append(f"burst: {args.burst} pods created at once on {have} nodes, all bound in "
                      f"{burst['seconds']:.2f} s (target <= {TARGET_BURST_SECONDS:.0f} s: "
