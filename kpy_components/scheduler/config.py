@@ -63,7 +63,7 @@ class SchedulerConfig:
 
 
 def default_profile(name: str = DEFAULT_SCHEDULER_NAME) -> ProfileConfig:
-    return ProfileConfig(name, _default_points(), {})
+    return ProfileConfig(name, {point: tuple(plugins) for point, plugins in _default_points().items()}, {})
 
 
 def _default_points() -> dict[str, list[tuple[str, int]]]:
