@@ -80,6 +80,17 @@ options:
     suboptions:
       name: {description: Unit name., type: str, required: true}
       no_block: {description: Start without waiting for the unit to be ready., type: bool, default: false}
+      ready:
+        description: An HTTPS readiness probe, run on every call once the service is started - GET I(url) until it
+          answers 200, failing after I(timeout) seconds. Not run in check mode.
+        type: dict
+        suboptions:
+          url: {description: What to GET., type: str, required: true}
+          ca_path: {description: CA bundle the server's certificate must chain to., type: path}
+          validate_certs: {description: Verify the server's certificate (and name)., type: bool, default: true}
+          client_cert: {description: Client certificate to present., type: path}
+          client_key: {description: Its key., type: path}
+          timeout: {description: Seconds to wait., type: int, default: 60}
 """
 
 EXAMPLES = r"""
@@ -120,8 +131,12 @@ import grp
 import os
 import pwd
 import shlex
+import ssl
 import stat
 import tempfile
+import time
+import urllib.error
+import urllib.request
 
 from ansible.module_utils.basic import AnsibleModule
 
@@ -157,7 +172,18 @@ ARGUMENT_SPEC = {
         mode={"type": "str", "default": "0644"},
         validate={"type": "str"},
     ),
-    "services": item_spec(name={"type": "str", "required": True}, no_block={"type": "bool", "default": False}),
+    "services": item_spec(
+        name={"type": "str", "required": True},
+        no_block={"type": "bool", "default": False},
+        ready={"type": "dict", "options": {
+            "url": {"type": "str", "required": True},
+            "ca_path": {"type": "path"},
+            "validate_certs": {"type": "bool", "default": True},
+            "client_cert": {"type": "path"},
+            "client_key": {"type": "path"},
+            "timeout": {"type": "int", "default": 60},
+        }},
+    ),
 }
 
 
@@ -326,6 +352,32 @@ class Converger:
                 if self.record(f"started {name}"):
                     self.run(["systemctl", "start"] + (["--no-block"] if item["no_block"] else []) + [name],
                              f"starting {name}")
+            if item["ready"] and not self.check:
+                self.wait_ready(name, item["ready"])
+
+    def wait_ready(self, name, probe):
+        if probe["validate_certs"]:
+            context = ssl.create_default_context(cafile=probe["ca_path"])
+        else:
+            context = ssl.create_default_context()
+            context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+        if probe["client_cert"]:
+            context.load_cert_chain(probe["client_cert"], probe["client_key"])
+        deadline = time.monotonic() + probe["timeout"]
+        while True:
+            try:
+                with urllib.request.urlopen(probe["url"], context=context, timeout=5) as response:
+                    if response.status == 200:
+                        return
+                    answer = f"HTTP {response.status}"
+            except urllib.error.HTTPError as exc:
+                answer = f"HTTP {exc.code}: {exc.read(300).decode(errors='replace')}"
+            except OSError as exc:  # refused, timed out, TLS errors (URLError is an OSError)
+                answer = str(exc)
+            if time.monotonic() >= deadline:
+                self.module.fail_json(msg=f"{name} is not ready: {probe['url']} answered {answer} for "
+                                          f"{probe['timeout']} s", changes=self.changes)
+            time.sleep(1)
 
 
 def main():

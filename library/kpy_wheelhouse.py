@@ -15,10 +15,11 @@ from ansible.module_utils.basic import AnsibleModule
 
 DOCUMENTATION = r"""
 module: kpy_wheelhouse
-short_description: Build a wheelhouse archive of kpy, its dependencies and pip for offline installs
+short_description: Build a wheelhouse archive of kpy, its dependencies and an installer for offline installs
 description:
-  - Builds the kpy wheel from I(source), the wheels of every dependency and pip's own wheel (hosts install with it,
-    so they need neither python3-venv nor pip), with the pip of the Python that runs this module (the controller's),
+  - Builds the kpy wheel from I(source), the wheels of every dependency and the wheel of pypa's installer (hosts
+    install with it, so they need neither python3-venv nor pip), with the pip of the Python that runs this module
+    (the controller's),
     and writes one reproducible archive of them, so hosts receive one file (one checksum, one transfer).
   - Everything lives in I(cache_dir) on the controller, outside any inventory, keyed by fingerprints; a new lab or
     inventory reuses what an earlier run built. The dependency wheels are keyed by the declared dependencies (and the
@@ -62,6 +63,8 @@ checksum:
 """
 
 KEEP_ARCHIVES = 4
+# pypa's installer (pure Python, no dependencies): what hosts install the wheels with (the kpy_venv module).
+INSTALLER = "installer==1.1.0"
 
 
 def digest_of(parts) -> str:
@@ -72,10 +75,12 @@ def digest_of(parts) -> str:
 
 
 def dependencies_fingerprint(source: Path) -> tuple[str, list[str]]:
-    """The declared dependencies, and a key that changes with them, the controller's Python/platform or pip."""
+    """The declared dependencies, and a key that changes with them, the controller's Python/platform/pip or the
+    installer's version."""
     project = tomllib.loads((source / "pyproject.toml").read_text())["project"]
     requirements = sorted(project.get("dependencies", []))
-    key = [sys.version.encode(), platform.machine().encode(), pip_version().encode()] + [r.encode() for r in requirements]
+    key = [sys.version.encode(), platform.machine().encode(), pip_version().encode(), INSTALLER.encode()]
+    key += [requirement.encode() for requirement in requirements]
     return digest_of(key), requirements
 
 
@@ -97,13 +102,14 @@ def pip(module, args: list[str], what: str) -> None:
 
 
 def build_dependencies(module, target: Path, requirements: list[str]) -> None:
-    """The dependencies' wheels and pip's, built beside `target` then renamed into place: complete or absent."""
+    """The dependencies' wheels and the installer's, built beside `target` then renamed into place: complete or
+    absent."""
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     pip(module, ["wheel", "--wheel-dir", str(partial)] + requirements, "build the dependencies' wheels")
-    pip(module, ["download", "--no-deps", "--only-binary=:all:", "--dest", str(partial), f"pip=={pip_version()}"],
-        "fetch pip's wheel")
+    pip(module, ["download", "--no-deps", "--only-binary=:all:", "--dest", str(partial), INSTALLER],
+        "fetch the installer's wheel")
     partial.rename(target)
 
 
