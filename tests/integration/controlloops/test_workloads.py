@@ -431,6 +431,8 @@ async def test_replicaset_expectations_prevent_double_creates_while_the_pod_cach
             await eventually(lambda: controller.owners.store.get(key), timeout=10, message="the ReplicaSet cached")
             await controller.pods.stop()
             await controller.reconcile(key)
+            await eventually(lambda: (controller.owners.store.get(key).get("status") or {}).get("observedGeneration"),
+                             timeout=10, message="the first sync's status in the ReplicaSet cache")
             await controller.reconcile(key)
             listed = await client.list(client.resource("pods"), namespace, label_selector="app=lagging")
             assert len(listed["items"]) == 3
