@@ -137,8 +137,10 @@ def _plugins(reader: Reader) -> dict[str, tuple[tuple[str, int], ...]]:
             continue
         section = reader.child(point, ("enabled", "disabled"))
         if point not in EXTENSION_POINTS:
-            if section.data.get("enabled"):
-                section.problem("enabled", f"kpy-scheduler has no plugins for the {point} extension point")
+            built_in = {name for name, at in _BUILT_IN.items() if at == point}
+            if {name for _, name in _entries(section, "enabled")} - built_in:
+                section.problem("enabled", f"kpy-scheduler has no plugins for the {point} extension point"
+                                + (f" but its built-in {', '.join(sorted(built_in))}" if built_in else ""))
             continue
         for name in _disabled(section):
             points[point] = [] if name == "*" else [p for p in points[point] if p[0] != name]
@@ -152,6 +154,10 @@ def _plugins(reader: Reader) -> dict[str, tuple[tuple[str, int], ...]]:
                                f"what its {needed} computes)")
     return {point: tuple(plugins) for point, plugins in points.items()}
 
+
+# kube-scheduler plugins whose behaviour is built into kpy-scheduler (queue order, binding): enabling them is
+# accepted and changes nothing.
+_BUILT_IN = {"PrioritySort": "queueSort", "DefaultBinder": "bind"}
 
 # Plugins whose extension point depends on another of theirs having run in the same cycle.
 _NEEDS = {"PodTopologySpread": {"filter": "preFilter", "score": "preScore"}}
@@ -167,7 +173,8 @@ def _entries(section: Reader, key: str) -> list[tuple[Reader, str]]:
         entry = Reader(item, f"{section.prefix}{key}[{index}].", section.problems, ("name", "weight"))
         name = entry.string("name")
         if name is None:
-            entry.problem("name", "is required")
+            if isinstance(item, dict):  # a non-mapping was reported already
+                entry.problem("name", "is required")
         else:
             entries.append((entry, name))
     return entries
@@ -180,6 +187,8 @@ def _disabled(section: Reader) -> list[str]:
 def _enabled(section: Reader, point: str | None) -> list[tuple[str, int]]:
     result = []
     for entry, name in _entries(section, "enabled"):
+        if name in _BUILT_IN and point in (None, _BUILT_IN[name]):
+            continue  # what kpy-scheduler always does
         plugin_class = PLUGIN_CLASSES.get(name)
         if plugin_class is None:
             entry.problem("name", f"unknown plugin {name!r} (kpy-scheduler has: {', '.join(PLUGIN_CLASSES)})")
@@ -226,7 +235,7 @@ def _resources(reader: Reader) -> None:
         return
     for index, item in enumerate(items):
         resource = Reader(item, f"{reader.prefix}resources[{index}].", reader.problems, ("name", "weight"))
-        if resource.string("name") is None:
+        if resource.string("name") is None and isinstance(item, dict):
             resource.problem("name", "is required")
         resource.integer("weight", 1, minimum=1, maximum=100)
 

@@ -91,3 +91,14 @@ def test_a_plugin_point_that_needs_another_is_refused_without_it():
     found = problems({"profiles": [{"plugins": {"preFilter": {"disabled": [{"name": "PodTopologySpread"}]}}}]})
     assert found == ["profiles[0].plugins.preFilter: PodTopologySpread is enabled at filter but not at preFilter "
                      "(its filter works on what its preFilter computes)"]
+
+
+def test_built_in_plugins_may_be_named_and_bad_entries_are_reported_once():
+    config.parse({"profiles": [{"plugins": {
+        "multiPoint": {"enabled": [{"name": "PrioritySort"}, {"name": "DefaultBinder"}]},
+        "queueSort": {"enabled": [{"name": "PrioritySort"}]}, "bind": {"enabled": [{"name": "DefaultBinder"}]}}}]})
+    assert problems({"profiles": [{"plugins": {"score": {"enabled": ["NodeAffinity"]},
+                                               "queueSort": {"enabled": [{"name": "Custom"}]}}}]}) == [
+        "profiles[0].plugins.queueSort.enabled: kpy-scheduler has no plugins for the queueSort extension point but "
+        "its built-in PrioritySort",
+        "profiles[0].plugins.score.enabled[0]: must be a mapping, not 'NodeAffinity'"]
