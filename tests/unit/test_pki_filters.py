@@ -1,6 +1,9 @@
-"""The pki role's pki_outdated filter: which files a host must receive, from one `find` of what it has."""
+"""The pki role's pki_host_state filter: a host's PKI files and their directories as kpy_converge options."""
 import importlib.util
 from pathlib import Path
+
+import pytest
+from ansible.errors import AnsibleFilterError
 
 REPO = Path(__file__).resolve().parents[2]
 _spec = importlib.util.spec_from_file_location("pki_files", REPO / "roles/pki/filter_plugins/pki_files.py")
@@ -10,35 +13,38 @@ _spec.loader.exec_module(pki_files)
 WANTED = [
     {"src": "etcd-ca.crt", "dest": "/etc/kpy/pki/etcd/ca.crt", "owner": "root", "mode": "0644"},
     {"src": "hosts/cp1/etcd-server.key", "dest": "/etc/kpy/pki/etcd/server.key", "owner": "etcd", "mode": "0600"},
+    {"src": "scheduler.kubeconfig", "dest": "/etc/kpy/scheduler.kubeconfig", "owner": "kube", "mode": "0600"},
 ]
-CHECKSUMS = {"etcd-ca.crt": "aaa", "hosts/cp1/etcd-server.key": "bbb"}
 
 
-def found(path, checksum, mode, owner, group=None):
-    return {"path": path, "checksum": checksum, "mode": mode, "pw_name": owner, "gr_name": group or owner}
+@pytest.fixture
+def local_dir(tmp_path):
+    for entry, text in zip(WANTED, ("CA\n", "KEY\n", "KUBECONFIG")):
+        (tmp_path / entry["src"]).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / entry["src"]).write_text(text)
+    return tmp_path
 
 
-def test_nothing_to_copy_when_everything_matches():
-    present = [found("/etc/kpy/pki/etcd/ca.crt", "aaa", "0644", "root"),
-               found("/etc/kpy/pki/etcd/server.key", "bbb", "0600", "etcd")]
-    assert pki_files.pki_outdated(WANTED, present, CHECKSUMS) == []
+def test_files_carry_their_content_owner_group_and_mode(local_dir):
+    files = pki_files.pki_host_state(WANTED, str(local_dir))["files"]
+    assert files == [
+        {"dest": "/etc/kpy/pki/etcd/ca.crt", "content": "CA\n", "owner": "root", "group": "root", "mode": "0644"},
+        {"dest": "/etc/kpy/pki/etcd/server.key", "content": "KEY\n", "owner": "etcd", "group": "etcd", "mode": "0600"},
+        {"dest": "/etc/kpy/scheduler.kubeconfig", "content": "KUBECONFIG", "owner": "kube", "group": "kube",
+         "mode": "0600"},
+    ]
 
 
-def test_missing_files_are_copied():
-    assert pki_files.pki_outdated(WANTED, [], CHECKSUMS) == WANTED
+def test_directories_are_the_files_parents_once_each(local_dir):
+    directories = pki_files.pki_host_state(WANTED, str(local_dir))["directories"]
+    assert directories == [{"path": "/etc/kpy"}, {"path": "/etc/kpy/pki/etcd"}]
 
 
-def test_content_mode_owner_or_group_differences_are_copied():
-    key = "/etc/kpy/pki/etcd/server.key"
-    for present in (
-        found(key, "old", "0600", "etcd"),
-        found(key, "bbb", "0644", "etcd"),
-        found(key, "bbb", "0600", "root"),
-        found(key, "bbb", "0600", "etcd", group="root"),
-    ):
-        ca = found("/etc/kpy/pki/etcd/ca.crt", "aaa", "0644", "root")
-        assert pki_files.pki_outdated(WANTED, [ca, present], CHECKSUMS) == [WANTED[1]], present
+def test_a_missing_source_names_the_file_and_its_destination(local_dir):
+    (local_dir / "etcd-ca.crt").unlink()
+    with pytest.raises(AnsibleFilterError, match=r"etcd-ca.crt for /etc/kpy/pki/etcd/ca.crt"):
+        pki_files.pki_host_state(WANTED, str(local_dir))
 
 
 def test_the_filter_is_registered_under_its_name():
-    assert pki_files.FilterModule().filters() == {"pki_outdated": pki_files.pki_outdated}
+    assert pki_files.FilterModule().filters() == {"pki_host_state": pki_files.pki_host_state}
