@@ -1,8 +1,8 @@
 """The etcd v3 client kpy uses everywhere (health checks, members, snapshots, the API server's storage).
 
-It speaks etcd's v3 JSON gateway over HTTPS with a client certificate, through httpx, in two flavours sharing
-every request and parser (calls.py, results.py, streams.py): `EtcdClient` (blocking) and `AsyncEtcdClient`
-(asyncio). Every error is one of kpy_components.etcd.errors.
+It speaks etcd's v3 JSON gateway over HTTPS with a client certificate, in two flavours sharing every request and
+parser (calls.py, results.py, streams.py): `EtcdClient` (blocking, through httpx) and `AsyncEtcdClient` (asyncio,
+through aiohttp). Every error is one of kpy_components.etcd.errors.
 
 Endpoints: requests go to the endpoint that last worked; when no connection can be made to it (so the request was
 never sent), the next endpoint is tried. Requests that reached etcd are never retried here: a caller that knows its
@@ -17,10 +17,12 @@ request is idempotent may retry on EtcdUnavailable.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import IO, Any
 
+import aiohttp
 import httpx
 
 from kpy_components.etcd import calls
@@ -33,6 +35,7 @@ from kpy_components.etcd.transport import (
     TLSFiles,
     decode_answer,
     normalize_endpoints,
+    translated_aiohttp_errors,
     translated_errors,
 )
 
@@ -224,12 +227,22 @@ class EtcdClient(_Operations):
 
 
 class AsyncEtcdClient(_Operations):
-    """asyncio etcd v3 client: the same operations as EtcdClient, awaited. Use `async with`, or await aclose()."""
+    """asyncio etcd v3 client: the same operations as EtcdClient, awaited. Use `async with`, or await aclose().
+
+    It speaks HTTP through aiohttp rather than httpx: on the API server's hot path (every create, update and
+    quorum read is one call) httpx cost 2.5-4 ms of CPU per call against a local etcd, aiohttp 0.3-0.5 ms
+    (headers and body in one TLS record and one send instead of two; no failing `import sniffio` per call in
+    httpcore; no scan of every pooled connection per request). The session is opened on first use, inside the
+    event loop that uses it."""
 
     def __init__(self, endpoints: str | list[str] | tuple[str, ...], tls: TLSFiles | None = None,
                  timeout: float = DEFAULT_TIMEOUT):
         self.endpoints = _Endpoints(endpoints)
-        self._http = httpx.AsyncClient(**_http_options(tls, timeout))
+        self._ssl: ssl.SSLContext | bool = tls.ssl_context() if tls else True
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._stream_timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=None)
+        self._http: aiohttp.ClientSession | None = None
+        self._closed = False
 
     async def __aenter__(self) -> AsyncEtcdClient:
         return self
@@ -238,20 +251,38 @@ class AsyncEtcdClient(_Operations):
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        self._closed = True
+        if self._http is not None:
+            await self._http.close()
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise EtcdError("the etcd client is closed")
+        if self._http is None:
+            # Keep-alive for every connection the pool holds (aiohttp closes idle ones only after a timeout, never
+            # because open watch streams fill the pool); beyond POOL_CONNECTIONS a request waits for a free one.
+            connector = aiohttp.TCPConnector(ssl=self._ssl, limit=POOL_CONNECTIONS)
+            self._http = aiohttp.ClientSession(connector=connector, timeout=self._timeout,
+                                               headers={"content-type": "application/json"})
+        return self._http
 
     async def _run(self, call: Call, endpoint: str | None = None) -> Any:
         url, response = await self._send(call.path, call.body, endpoint)
-        return call.parse(decode_answer(url, response.status_code, response.content))
+        async with response:
+            with translated_aiohttp_errors(url):
+                content = await response.read()
+        return call.parse(decode_answer(url, response.status, content))
 
     async def _send(self, path: str, body: dict, endpoint: str | None = None,
-                    stream: bool = False) -> tuple[str, httpx.Response]:
-        """As EtcdClient._send."""
+                    stream: bool = False) -> tuple[str, aiohttp.ClientResponse]:
+        """POST to the first endpoint that accepts a connection; the caller reads and releases the response."""
+        payload = json.dumps(body).encode()
+        timeout = self._stream_timeout if stream else self._timeout
         unsent: RequestNotSent | None = None
         for url in self.endpoints.candidates(endpoint):
             try:
-                with translated_errors(url):
-                    response = await self._http.send(_request(self._http, url + path, body, stream), stream=stream)
+                with translated_aiohttp_errors(url):
+                    response = await self._session().post(url + path, data=payload, timeout=timeout)
             except RequestNotSent as error:
                 unsent = error
                 continue
@@ -262,27 +293,29 @@ class AsyncEtcdClient(_Operations):
     async def health(self, endpoint: str) -> Health:
         """Whether one member answers /health as healthy; never raises EtcdError (the reason is in the Health)."""
         try:
-            with translated_errors(endpoint):
-                response = await self._http.get(endpoint.rstrip("/") + "/health")
+            with translated_aiohttp_errors(endpoint):
+                async with self._session().get(endpoint.rstrip("/") + "/health") as response:
+                    status, content = response.status, await response.read()
         except EtcdError as error:
             return Health(endpoint, False, str(error))
-        return _health(endpoint, response.status_code, response.content)
+        return _health(endpoint, status, content)
 
     @asynccontextmanager
     async def watch(self, key: Bytes, **options: Any) -> AsyncIterator[AsyncIterator[WatchResponse]]:
         """As EtcdClient.watch, with an async iterator."""
         url, response = await self._send(calls.WATCH_PATH, calls.watch_body(key, **options), stream=True)
         try:
-            with translated_errors(url):
-                if response.status_code >= 400:
-                    decode_answer(url, response.status_code, await response.aread())
-            yield self._watch_responses(url, response.aiter_lines())
+            with translated_aiohttp_errors(url):
+                if response.status >= 400:
+                    decode_answer(url, response.status, await response.read())
+            yield self._watch_responses(url, response)
         finally:
-            await response.aclose()
+            response.close()  # the stream's connection is not reusable mid-stream
 
     @staticmethod
-    async def _watch_responses(url: str, lines: AsyncIterator[str]) -> AsyncIterator[WatchResponse]:
-        with translated_errors(url):
-            async for line in lines:
+    async def _watch_responses(url: str, response: aiohttp.ClientResponse) -> AsyncIterator[WatchResponse]:
+        with translated_aiohttp_errors(url):
+            async for line in response.content:  # lines of any length (tested)
                 if line.strip():
                     yield watch_response(stream_result(line))
+

@@ -1,5 +1,6 @@
-"""HTTPS to etcd's client port with a client certificate, and the translation of httpx's errors and of the
-gateway's error answers into kpy's etcd exceptions (nothing of httpx escapes this module's callers)."""
+"""HTTPS to etcd's client port with a client certificate, and the translation of the HTTP libraries' errors (httpx
+for the blocking client, aiohttp for the asyncio one) and of the gateway's error answers into kpy's etcd exceptions
+(nothing of either library escapes this module's callers)."""
 from __future__ import annotations
 
 import json
@@ -9,6 +10,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import httpx
 
 from kpy_components.etcd.errors import (
@@ -88,6 +90,23 @@ def translated_errors(endpoint: str) -> Iterator[None]:
     except httpx.HTTPError as error:
         raise EtcdError(f"{endpoint}: {error}") from error
     except OSError as error:  # httpx's asyncio transport lets some ssl.SSLError (a TLS alert) through unwrapped
+        raise EtcdConnectionError(f"{endpoint}: connection failed: {_describe(error)}") from error
+
+
+@contextmanager
+def translated_aiohttp_errors(endpoint: str) -> Iterator[None]:
+    """As translated_errors, for aiohttp's exceptions."""
+    try:
+        yield
+    except aiohttp.ConnectionTimeoutError as error:
+        raise RequestNotSent(f"{endpoint}: timed out connecting") from error
+    except aiohttp.ClientConnectorError as error:  # refused, unreachable, or the TLS handshake failed
+        raise RequestNotSent(f"{endpoint}: cannot connect: {_describe(error)}") from error
+    except TimeoutError as error:  # aiohttp's ServerTimeoutError and the total timeout of a call
+        raise EtcdTimeout(f"{endpoint}: no answer in time ({type(error).__name__})") from error
+    except aiohttp.ClientError as error:  # disconnects, resets, malformed answers
+        raise EtcdConnectionError(f"{endpoint}: connection failed: {_describe(error)}") from error
+    except OSError as error:  # an ssl.SSLError (a TLS alert after the handshake) on a read
         raise EtcdConnectionError(f"{endpoint}: connection failed: {_describe(error)}") from error
 
 
