@@ -114,28 +114,42 @@ class SimulatedNodes:
         self._tasks.append(task)
 
     async def _kubelet(self, pod: dict, node: str, key: str) -> None:
+        """Act on the pod; when a write conflicts (someone changed it meanwhile), act again on its current state."""
         namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
         try:
-            if pod["metadata"].get("deletionTimestamp"):
-                await self.client.delete(self.pods_info, name, namespace, grace_period_seconds=0,
-                                         preconditions={"uid": pod["metadata"]["uid"]})
-                return
-            phase = pod.get("status", {}).get("phase")
-            if phase in ("Succeeded", "Failed") or _is_ready(pod):
-                return
-            await self._set_status(pod, node, "Running")
-            exit_after = pod["metadata"].get("annotations", {}).get(EXIT_AFTER)
-            if exit_after is not None:
-                await asyncio.sleep(float(exit_after))
-                if node in self.live:
-                    code = pod["metadata"]["annotations"].get(EXIT_CODE, "0")
-                    current = await self.client.get(self.pods_info, name, namespace)
-                    await self._set_status(current, node, "Succeeded" if code == "0" else "Failed", int(code))
-        except Exception as error:  # noqa: BLE001 - gone or changed meanwhile: the next event brings it back
-            if not (is_not_found(error) or is_conflict(error)):
+            for _attempt in range(10):
+                try:
+                    await self._act(pod, node)
+                    return
+                except Exception as error:  # noqa: BLE001 - only conflicts are retried
+                    if not is_conflict(error):
+                        raise
+                pod = await self.client.get(self.pods_info, name, namespace)
+                if pod.get("spec", {}).get("nodeName") != node or node not in self.live:
+                    return
+        except Exception as error:  # noqa: BLE001 - a pod gone meanwhile needs nothing more
+            if not is_not_found(error):
                 log.warning("Simulated kubelet failed pod=%s: %r", key, error)
         finally:
             self._finishing.discard(key)
+
+    async def _act(self, pod: dict, node: str) -> None:
+        namespace, name = pod["metadata"]["namespace"], pod["metadata"]["name"]
+        if pod["metadata"].get("deletionTimestamp"):
+            await self.client.delete(self.pods_info, name, namespace, grace_period_seconds=0,
+                                     preconditions={"uid": pod["metadata"]["uid"]})
+            return
+        phase = pod.get("status", {}).get("phase")
+        if phase in ("Succeeded", "Failed") or _is_ready(pod):
+            return
+        await self._set_status(pod, node, "Running")
+        exit_after = pod["metadata"].get("annotations", {}).get(EXIT_AFTER)
+        if exit_after is not None:
+            await asyncio.sleep(float(exit_after))
+            if node in self.live:
+                code = pod["metadata"]["annotations"].get(EXIT_CODE, "0")
+                current = await self.client.get(self.pods_info, name, namespace)
+                await self._set_status(current, node, "Succeeded" if code == "0" else "Failed", int(code))
 
     async def _set_status(self, pod: dict, node: str, phase: str, exit_code: int | None = None) -> None:
         now = now_rfc3339()
