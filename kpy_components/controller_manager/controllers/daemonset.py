@@ -14,8 +14,8 @@ from types import SimpleNamespace
 
 from kpy_components.api import meta
 from kpy_components.client import key_of
-from kpy_components.scheduler.plugins.node_affinity import RequiredAffinity
-from kpy_components.scheduler.plugins.taints import NO_EXECUTE, NO_SCHEDULE, first_untolerated
+from kpy_components.api.nodeaffinity import RequiredAffinity
+from kpy_components.api.taints import NO_EXECUTE, NO_SCHEDULE, first_untolerated
 
 from . import pods as podutil
 from .podowner import PodOwnerController

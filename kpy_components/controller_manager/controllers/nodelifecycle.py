@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 from kpy_components.api.errors import APIError
 from kpy_components.api.meta import deep_copy, now_rfc3339, parse_rfc3339
+from kpy_components.api.taints import NO_EXECUTE, NO_SCHEDULE, tolerates
 from kpy_components.client import is_conflict, is_not_found
-from kpy_components.scheduler.plugins.taints import tolerates
 
 from ..controller import Controller
 from .pods import condition, is_terminating, phase
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 NODE_LEASE_NAMESPACE = "kube-node-lease"
 NOT_READY, UNREACHABLE = "node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"
 UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
-NO_SCHEDULE, NO_EXECUTE = "NoSchedule", "NoExecute"
 CONDITION_TAINTS = {("MemoryPressure", "True"): "node.kubernetes.io/memory-pressure",
                     ("DiskPressure", "True"): "node.kubernetes.io/disk-pressure",
                     ("PIDPressure", "True"): "node.kubernetes.io/pid-pressure",

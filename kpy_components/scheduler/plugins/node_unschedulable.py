@@ -1,8 +1,9 @@
 """NodeUnschedulable: no pods on a cordoned node (spec.unschedulable) unless they tolerate its taint."""
 from __future__ import annotations
 
+from kpy_components.api.taints import NO_SCHEDULE, tolerated
+
 from ..framework import NODE_ADD, NODE_UPDATE, unschedulable
-from .taints import NO_SCHEDULE, tolerated
 
 REASON = "node(s) were unschedulable"
 UNSCHEDULABLE_TAINT = {"key": "node.kubernetes.io/unschedulable", "effect": NO_SCHEDULE}

@@ -18,12 +18,12 @@ import math
 from dataclasses import dataclass
 
 from kpy_components.api.errors import APIError
+from kpy_components.api.nodeaffinity import RequiredAffinity
 from kpy_components.api.selectors import LabelSelector, Requirement, label_selector_from_dict
+from kpy_components.api.taints import NO_EXECUTE, NO_SCHEDULE, first_untolerated
 
 from ..framework import (ASSIGNED_POD_ADD, ASSIGNED_POD_DELETE, ASSIGNED_POD_UPDATE, MAX_NODE_SCORE, NODE_ADD,
                          NODE_DELETE, NODE_UPDATE, OK, SKIPPED, unschedulable)
-from .node_affinity import RequiredAffinity
-from .taints import NO_EXECUTE, NO_SCHEDULE, first_untolerated
 
 MISMATCH = "node(s) didn't match pod topology spread constraints"
 MISSING_LABEL = "node(s) didn't match pod topology spread constraints (missing required label)"

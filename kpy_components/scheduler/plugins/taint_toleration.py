@@ -2,8 +2,9 @@
 the pod does not tolerate lowers the node's score (the node with the fewest gets 100)."""
 from __future__ import annotations
 
+from kpy_components.api.taints import NO_EXECUTE, NO_SCHEDULE, PREFER_NO_SCHEDULE, first_untolerated, tolerated
+
 from ..framework import NODE_ADD, NODE_UPDATE, OK, default_normalize, unschedulable
-from .taints import NO_EXECUTE, NO_SCHEDULE, PREFER_NO_SCHEDULE, first_untolerated, tolerated
 
 _HARD = (NO_SCHEDULE, NO_EXECUTE)
 _STATE = "TaintToleration"

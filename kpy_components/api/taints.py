@@ -1,4 +1,5 @@
-"""Taint/toleration matching (k8s.io/api/core/v1 Toleration.ToleratesTaint)."""
+"""Taint/toleration matching (k8s.io/api/core/v1 Toleration.ToleratesTaint), shared by the scheduler and the
+node-lifecycle and DaemonSet controllers."""
 from __future__ import annotations
 
 NO_SCHEDULE, PREFER_NO_SCHEDULE, NO_EXECUTE = "NoSchedule", "PreferNoSchedule", "NoExecute"
