@@ -83,6 +83,7 @@ class Watches:
         self._active.add(task)
         resource, started, sent = store.info.qualified, time.monotonic(), 0
         self.metrics.watchers.labels(resource).inc()
+        events_sent = self.metrics.watch_events.labels(resource)  # looked up once, not per event and watcher
         try:
             async with asyncio.timeout(timeout), aclosing(events):
                 async for event in events:
@@ -91,7 +92,7 @@ class Watches:
                     mode = (as_table, include_object, as_table and sent == 0)
                     await response.write(self._encoded(store, event, mode))
                     sent += 1
-                    self.metrics.watch_events.labels(resource).inc()
+                    events_sent.inc()
         except TimeoutError:
             pass  # timeoutSeconds reached: the client re-watches from its last resourceVersion
         except errors.APIError as error:  # e.g. 410 Gone for a compacted resourceVersion

@@ -52,8 +52,11 @@ class Subscriber:
             if self.closed or self.overflowed:
                 return None
             self._wake.clear()
-            async with asyncio.timeout(timeout):
+            if timeout is None:  # most watches: no timer to arm and cancel per event
                 await self._wake.wait()
+            else:
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
         return self._events.popleft()
 
 
