@@ -1,4 +1,6 @@
-"""From the Ansible controller, with the real kubectl and the admin kubeconfig: exactly one leader per component,
+"""Runs after test_1_services.py (files run in name order): its last test powers a host off.
+
+From the Ansible controller, with the real kubectl and the admin kubeconfig: exactly one leader per component,
 the controllers working under the real RBAC (each as its own service account), and failover when the leader's
 host stops."""
 import json
