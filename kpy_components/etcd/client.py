@@ -24,6 +24,7 @@ from typing import IO, Any
 
 import aiohttp
 import httpx
+import orjson
 
 from kpy_components.etcd import calls
 from kpy_components.etcd.calls import Bytes, Call, Compare, DeleteOp, GetOp, Op, PutOp
@@ -276,7 +277,7 @@ class AsyncEtcdClient(_Operations):
     async def _send(self, path: str, body: dict, endpoint: str | None = None,
                     stream: bool = False) -> tuple[str, aiohttp.ClientResponse]:
         """POST to the first endpoint that accepts a connection; the caller reads and releases the response."""
-        payload = json.dumps(body).encode()
+        payload = orjson.dumps(body)
         timeout = self._stream_timeout if stream else self._timeout
         unsent: RequestNotSent | None = None
         for url in self.endpoints.candidates(endpoint):

@@ -2,7 +2,7 @@
 `{"result": {...}}` or `{"error": {"grpc_code": N, "message": "..."}}`."""
 from __future__ import annotations
 
-import json
+import orjson
 
 from kpy_components.etcd.errors import EtcdCompacted, EtcdProtocolError, EtcdServerError, server_error
 from kpy_components.etcd.results import Json, WatchEvent, WatchResponse, decode_bytes, decode_int, header_revision
@@ -11,7 +11,7 @@ from kpy_components.etcd.results import Json, WatchEvent, WatchResponse, decode_
 def stream_result(line: str | bytes) -> Json:
     """The `result` of one stream line; an `error` line raises the matching EtcdServerError."""
     try:
-        message = json.loads(line)
+        message = orjson.loads(line)
     except ValueError as error:
         raise EtcdProtocolError(f"etcd sent a stream line that is not JSON: {line[:100]!r}") from error
     if not isinstance(message, dict):

@@ -3,7 +3,6 @@ for the blocking client, aiohttp for the asyncio one) and of the gateway's error
 (nothing of either library escapes this module's callers)."""
 from __future__ import annotations
 
-import json
 import ssl
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import httpx
+import orjson
 
 from kpy_components.etcd.errors import (
     EtcdConnectionError,
@@ -113,7 +113,7 @@ def translated_aiohttp_errors(endpoint: str) -> Iterator[None]:
 def decode_answer(endpoint: str, status_code: int, content: bytes) -> Json:
     """The JSON body of a unary answer; an error answer raises the matching EtcdServerError."""
     try:
-        body = json.loads(content)
+        body = orjson.loads(content)
     except ValueError:
         hint = " (is the gRPC gateway enabled on this member?)" if status_code == 404 else ""
         raise EtcdProtocolError(

@@ -144,6 +144,8 @@ class Store:
 
     def matcher(self, label_selector: str, field_selector: str):
         """A predicate for the selectors (None: everything matches); 400 for malformed selectors."""
+        if not label_selector and not field_selector:
+            return None  # most lists and watches, and every internal one: nothing to parse
         labels = selectors.parse_label_selector(label_selector)
         fields = selectors.parse_field_selector(field_selector, self.info)
         if labels.empty() and fields.empty():
