@@ -140,33 +140,35 @@ async def paced(samples: int, operation) -> tuple[float, float]:
     return percentiles(durations)
 
 
-async def throughput(server: Server, namespace: str, seconds: float, writers: int, raw_put) -> dict:
+async def throughput(server: Server, namespace: str, seconds: float, writers: int, raw_put, etcd_pid: int
+                     ) -> dict:
     """API creates/s and raw etcd puts/s (0 without `raw_put`), alternating in slices so that load changes hit
-    both alike; with the server's CPU ms per create and this process's CPU ms per create and per raw put."""
+    both alike; with the CPU ms each process (API server, this client, etcd) spends per create and per raw put."""
     names = itertools.count()
     path = f"/api/v1/namespaces/{namespace}/configmaps"
     value = json.dumps(config_map("raw")).encode()
-    creates, puts = [], []
-    cpu = {"server": 0.0, "client creates": 0.0, "client puts": 0.0}
-    counts = {"creates": 0, "puts": 0}
+    rates: dict[str, list[float]] = {"creates": [], "puts": []}
+    counts = {"creates": 0.0, "puts": 0.0}
+    cpu = {(kind, process): 0.0 for kind in counts for process in ("server", "client", "etcd")}
 
-    async def timed(kind: str, operation) -> float:
-        server_before, client_before, started = server.cpu(), time.process_time(), time.perf_counter()
+    def cpu_now() -> dict[str, float]:
+        return {"server": server.cpu(), "client": time.process_time(), "etcd": cpu_seconds(etcd_pid)}
+
+    async def timed(kind: str, operation) -> None:
+        before, started = cpu_now(), time.perf_counter()
         per_second = await storage_bench.rate(seconds / PHASE_SLICES, writers, operation)
         counts[kind] += per_second * (time.perf_counter() - started)
-        cpu[f"client {kind}"] += time.process_time() - client_before
-        if kind == "creates":
-            cpu["server"] += server.cpu() - server_before
-        return per_second
+        rates[kind].append(per_second)
+        for process, value_now in cpu_now().items():
+            cpu[kind, process] += value_now - before[process]
 
     for _ in range(PHASE_SLICES if raw_put else 1):
-        creates.append(await timed("creates", lambda w, n: server.call("POST", path, config_map(f"t{next(names)}"))))
+        await timed("creates", lambda w, n: server.call("POST", path, config_map(f"t{next(names)}")))
         if raw_put:
-            puts.append(await timed("puts", lambda w, n: raw_put(f"/bench-raw/{w}-{n}", value)))
-    return {"creates/s": statistics.mean(creates), "raw puts/s": statistics.mean(puts) if puts else 0.0,
-            "server ms/create": cpu["server"] * 1000 / counts["creates"],
-            "client ms/create": cpu["client creates"] * 1000 / counts["creates"],
-            "client ms/put": cpu["client puts"] * 1000 / counts["puts"] if counts["puts"] else 0.0}
+            await timed("puts", lambda w, n: raw_put(f"/bench-raw/{w}-{n}", value))
+    return {"creates/s": statistics.mean(rates["creates"]),
+            "raw puts/s": statistics.mean(rates["puts"]) if rates["puts"] else 0.0,
+            "cpu ms": {key: spent * 1000 / counts[key[0]] if counts[key[0]] else 0.0 for key, spent in cpu.items()}}
 
 
 def read_watch_streams(directory: Path, url: str, connection) -> None:
@@ -254,7 +256,8 @@ async def fanout(server: Server, namespace: str) -> tuple[float, float, float, f
             reader_cpu * 1000 / FANOUT_WRITES)
 
 
-async def measure(server: Server, samples: int, seconds: float, writers: int, raw_put=None) -> dict:
+async def measure(server: Server, samples: int, seconds: float, writers: int, etcd_pid: int, raw_put=None
+                  ) -> dict:
     await server.open()
     namespace = "bench"
     await server.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
@@ -271,7 +274,7 @@ async def measure(server: Server, samples: int, seconds: float, writers: int, ra
     for label, (count, operation) in phases.items():
         before = server.cpu()
         results[label] = (*await paced(count, operation), (server.cpu() - before) * 1000 / count)
-    results.update(await throughput(server, namespace, seconds, writers, raw_put))
+    results.update(await throughput(server, namespace, seconds, writers, raw_put, etcd_pid))
     results["fan-out"] = await fanout(server, namespace)
     return results
 
@@ -310,7 +313,8 @@ async def run(args, directory: Path, cluster) -> dict[str, dict]:
         for label, server in servers.items():
             try:
                 raw_put = raw.put if label.startswith("etcd") else None
-                results[label] = await measure(server, args.samples, args.seconds, args.writers, raw_put)
+                results[label] = await measure(server, args.samples, args.seconds, args.writers,
+                                               cluster.processes["m0"].pid, raw_put)
             finally:
                 await server.close()
     return results
@@ -336,9 +340,10 @@ def report(results: dict[str, dict], args) -> str:
     row("creates/s (API, concurrent)", [f"{results[n]['creates/s']:.0f}" for n in names])
     row("raw etcd puts/s (same run)", [f"{raw:.0f}"] * len(names))
     row("API creates / raw etcd puts (>= 50%)", [f"{results[n]['creates/s'] / raw:.0%}" for n in names])
-    row("  CPU ms per create: server / client", [f"{results[n]['server ms/create']:.1f} / "
-                                                 f"{results[n]['client ms/create']:.1f}" for n in names])
-    row("  client CPU ms per raw etcd put", [f"{results['etcd (TLS)']['client ms/put']:.1f}"] * len(names))
+    row("  CPU ms per create: server/client/etcd", [" / ".join(f"{results[n]['cpu ms']['creates', p]:.2f}" for p in (
+        "server", "client", "etcd")) for n in names])
+    row("  CPU ms per raw put: client/etcd", [" / ".join(f"{results['etcd (TLS)']['cpu ms']['puts', p]:.2f}" for p in (
+        "client", "etcd"))] * len(names))
     row("write -> 100 watchers p50/p99 ms", [f"{results[n]['fan-out'][0]:.1f} / {results[n]['fan-out'][1]:.1f}"
                                              for n in names])
     row("  CPU ms per write: server / watchers", [f"{results[n]['fan-out'][2]:.1f} / {results[n]['fan-out'][3]:.1f}"
