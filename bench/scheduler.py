@@ -246,6 +246,19 @@ async def schedule_round(client: RESTClient, namespace: str, count: int, writers
     return {"seconds": max(bound.values()) - start, "create_seconds": created - start, "latencies": latencies}
 
 
+async def measured_round(processes: Processes, *args, **options) -> tuple[dict, dict[str, float]]:
+    """schedule_round, and the CPU seconds each process spent over it."""
+    before = processes.cpu()
+    result = await schedule_round(*args, **options)
+    after = processes.cpu()
+    return result, {name: after[name] - before[name] for name in after}
+
+
+def cpu_per_pod(cpu: dict[str, float], pods: int) -> str:
+    """CPU ms per scheduled pod of each process (this process: pod creation and the watch)."""
+    return "  ".join(f"{name} {seconds / pods * 1000:.1f}" for name, seconds in cpu.items())
+
+
 async def run(args, processes: Processes) -> list[str]:
     lines = []
     async with RESTClient(load_kubeconfig(processes.kubeconfig), user_agent="bench-scheduler") as client:
@@ -258,14 +271,11 @@ async def run(args, processes: Processes) -> list[str]:
             await add_nodes(client, have, size, args.writers)
             have = size
             await asyncio.sleep(1.0)  # the scheduler's node informer catches up
-            before, algorithm_before = processes.cpu(), processes.scheduler_metric_sum(
-                "scheduler_scheduling_algorithm_duration_seconds_sum")
-            result = await schedule_round(client, f"bench-{index}", args.pods, args.writers)
-            after, algorithm_after = processes.cpu(), processes.scheduler_metric_sum(
-                "scheduler_scheduling_algorithm_duration_seconds_sum")
+            algorithm_before = processes.scheduler_metric_sum("scheduler_scheduling_algorithm_duration_seconds_sum")
+            result, cpu = await measured_round(processes, client, f"bench-{index}", args.pods, args.writers)
+            algorithm_after = processes.scheduler_metric_sum("scheduler_scheduling_algorithm_duration_seconds_sum")
             rate = args.pods / result["seconds"]
             alone = algorithm_alone(size, args.pods)
-            cpu = {name: after[name] - before[name] for name in after}
             lines.append(
                 f"{size:>5} nodes  {args.pods} pods: {rate:7.1f} pods/s "
                 f"(x{rate / TARGET_PODS_PER_SECOND:.2f} of {TARGET_PODS_PER_SECOND:.0f})  latency p50 "
@@ -274,19 +284,23 @@ async def run(args, processes: Processes) -> list[str]:
                 f"        CPU s over {result['seconds']:.2f} s: apiserver {cpu['apiserver']:.2f}  scheduler "
                 f"{cpu['scheduler']:.2f} (algorithm {algorithm_after - algorithm_before:.2f}, "
                 f"{(algorithm_after - algorithm_before) / args.pods * 1000:.2f} ms/pod)  bench {cpu['bench']:.2f}\n"
+                f"        CPU ms per pod: {cpu_per_pod(cpu, args.pods)}\n"
                 f"        algorithm alone (in-process, no API, CPU time): {alone:.0f} pods/s "
                 f"(x{alone / TARGET_PODS_PER_SECOND:.2f} of {TARGET_PODS_PER_SECOND:.0f})")
             print(lines[-1], flush=True)
-        drain = await schedule_round(client, "bench-drain", args.pods, args.writers, paused=processes.scheduler)
+        drain, cpu = await measured_round(processes, client, "bench-drain", args.pods, args.writers,
+                                          paused=processes.scheduler)
         lines.append(f"queue drain: {args.pods} pods created while the scheduler was stopped, bound "
                      f"{args.pods / drain['seconds']:.1f} pods/s after it resumed on {have} nodes "
                      f"(x{args.pods / drain['seconds'] / TARGET_PODS_PER_SECOND:.2f} of "
-                     f"{TARGET_PODS_PER_SECOND:.0f}; no creates competing)")
+                     f"{TARGET_PODS_PER_SECOND:.0f}; no creates competing)\n"
+                     f"        CPU ms per pod (creates included): {cpu_per_pod(cpu, args.pods)}")
         print(lines[-1], flush=True)
-        burst = await schedule_round(client, "bench-burst", args.burst, args.burst)
+        burst, cpu = await measured_round(processes, client, "bench-burst", args.burst, args.burst)
         lines.append(f"burst: {args.burst} pods created at once on {have} nodes, all bound in "
                      f"{burst['seconds']:.2f} s (target <= {TARGET_BURST_SECONDS:.0f} s: "
-                     f"x{TARGET_BURST_SECONDS / burst['seconds']:.2f})")
+                     f"x{TARGET_BURST_SECONDS / burst['seconds']:.2f})\n"
+                     f"        CPU ms per pod: {cpu_per_pod(cpu, args.burst)}")
         print(lines[-1], flush=True)
     return lines
 
