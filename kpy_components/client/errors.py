@@ -1,4 +1,4 @@
-"""The client's one exception tree: nothing above the client sees httpx's exceptions.
+"""The client's one exception tree: nothing above the client sees the HTTP library's (aiohttp's) exceptions.
 
 - `kpy_components.api.errors.APIError`: the API server answered with an error (a `Status`, or an HTTP error
   without one, turned into the Status Kubernetes would have sent). `code`, `reason` and `message` are the server's.

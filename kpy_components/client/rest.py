@@ -16,19 +16,23 @@ Contracts:
 - Namespaces: a namespaced resource's named verbs need a namespace (argument or the body's metadata.namespace);
   list and watch without one cover all namespaces. A cluster-scoped resource refuses a namespace.
 - Returned objects are fresh dicts owned by the caller.
+
+HTTP goes through aiohttp, not httpx: per request httpx cost the scheduler several ms of CPU (headers and body sent
+as two TLS records, a failing `import sniffio` retried per request in httpcore, a scan of every pooled connection per
+request), aiohttp a fraction of that. The session is opened on first use, inside the event loop that uses it.
 """
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
-import httpx
+import aiohttp
+from yarl import URL
 
 from kpy_components.api.catalog import default_registry
 from kpy_components.api.errors import APIError
@@ -50,6 +54,9 @@ PATCH_TYPES = {
 }
 _IDEMPOTENT = frozenset({"GET", "HEAD", "PUT", "DELETE"})
 WATCH_READ_MARGIN = 30.0  # seconds beyond timeoutSeconds before a silent watch connection counts as dead
+POOL_CONNECTIONS = 100  # connections to the server at once (watches included); more requests wait for a free one
+# What aiohttp and the socket raise when a request gets no (complete) answer: refused, reset, TLS failure, timeout.
+_TRANSPORT_ERRORS = (aiohttp.ClientError, TimeoutError, OSError)
 
 
 @dataclass(frozen=True)
@@ -60,6 +67,16 @@ class RetryPolicy:
     max_retry_after: float = 30.0  # a longer Retry-After is not waited for: the error is raised
 
 
+class Response(NamedTuple):
+    """A successful answer, read whole."""
+    status_code: int
+    headers: Mapping[str, str]
+    content: bytes
+
+    def json(self):
+        return json.loads(self.content)
+
+
 class WatchEvent(NamedTuple):
     """One watch event: type is ADDED, MODIFIED, DELETED or BOOKMARK (ERROR events are raised as APIError)."""
     type: str
@@ -68,23 +85,19 @@ class WatchEvent(NamedTuple):
 
 class RESTClient:
     def __init__(self, config: ClientConfig, *, registry: Registry | None = None, user_agent: str | None = None,
-                 timeout: float = 30.0, retry: RetryPolicy = RetryPolicy(),
-                 http_transport: httpx.AsyncBaseTransport | None = None):
-        """`http_transport` replaces the network (tests only); everything else comes from `config`."""
+                 timeout: float = 30.0, retry: RetryPolicy = RetryPolicy()):
+        """`timeout`: seconds to connect, and to wait for each read of an answer (not for a whole watch)."""
         self.config = config
         self.registry = registry or default_registry()
         self.retry = retry
         self.timeout = timeout
-        self._http = httpx.AsyncClient(
-            base_url=config.server, auth=transport.auth(config),
-            verify=transport.ssl_context(config) if config.server.startswith("https://") else False,
-            headers={"User-Agent": user_agent or f"kpy/{VERSION}", "Accept": "application/json"},
-            timeout=timeout, transport=http_transport,
-            event_hooks={"request": [self._set_server_name]} if config.tls_server_name else None)
-
-    async def _set_server_name(self, request: httpx.Request) -> None:
-        """kubeconfig tls-server-name: the name sent in SNI and checked against the server's certificate."""
-        request.extensions["sni_hostname"] = self.config.tls_server_name
+        self._base = config.server.rstrip("/")
+        self._ssl = transport.ssl_context(config) if config.server.startswith("https://") else False
+        self._token = transport.auth(config)
+        self._headers = {"User-Agent": user_agent or f"kpy/{VERSION}", "Accept": "application/json"}
+        self._timeout = aiohttp.ClientTimeout(total=None, connect=timeout, sock_read=timeout)
+        self._http: aiohttp.ClientSession | None = None
+        self._closed = False
 
     async def __aenter__(self) -> RESTClient:
         return self
@@ -93,7 +106,9 @@ class RESTClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        self._closed = True
+        if self._http is not None:
+            await self._http.close()
 
     # --- resources -----------------------------------------------------------------------------------------------
     def resource(self, plural: str, group: str = "", version: str = "v1") -> ResourceInfo:
@@ -218,8 +233,8 @@ class RESTClient:
                          fieldSelector=field_selector, timeoutSeconds=timeout_seconds,
                          allowWatchBookmarks="true" if allow_bookmarks else None)
         read_timeout = (timeout_seconds or 1800 * 2) + WATCH_READ_MARGIN
-        return WatchStream(self._http, self.path(info, namespace or None), params,
-                           httpx.Timeout(self.timeout, read=read_timeout))
+        return WatchStream(self, self.path(info, namespace or None), params,
+                           aiohttp.ClientTimeout(total=None, connect=self.timeout, sock_read=read_timeout))
 
     # --- plumbing ------------------------------------------------------------------------------------------------
     def _named(self, info: ResourceInfo, namespace: str | None, name: str, subresource: str | None) -> str:
@@ -246,22 +261,24 @@ class RESTClient:
         return response.json()
 
     async def request(self, method: str, path: str, *, params: dict | None = None, content: bytes | None = None,
-                      headers: dict | None = None) -> httpx.Response:
+                      headers: dict | None = None) -> Response:
         """One request with the retry policy; a 2xx response, else APIError / ClientConnectionError."""
         backoff = Backoff(self.retry.base_delay, self.retry.max_delay)
         retryable = method in _IDEMPOTENT
+        url = self._url(path, params)
         for attempt in range(1, self.retry.attempts + 1):
             last = attempt == self.retry.attempts or not retryable
             try:
-                response = await self._http.request(method, path, params=params, content=content, headers=headers)
-            except httpx.TransportError as error:
+                async with self.send(method, url, content=content, headers=headers) as answer:
+                    response = Response(answer.status, answer.headers, await answer.read())
+            except _TRANSPORT_ERRORS as error:
                 if last:
                     raise ClientConnectionError(f"{method} {path}: {_describe(error)}") from error
                 delay = backoff.next_delay()
                 log.debug("Retrying request method=%s path=%s error=%s delay=%.2f", method, path, error, delay)
                 await asyncio.sleep(delay)
                 continue
-            if response.is_success:
+            if 200 <= response.status_code < 300:
                 return response
             error = error_from_response(response.status_code, response.content, response.headers.get("Retry-After"))
             delay = self._retry_delay(error, backoff)
@@ -270,6 +287,31 @@ class RESTClient:
             log.debug("Retrying request method=%s path=%s code=%d delay=%.2f", method, path, error.code, delay)
             await asyncio.sleep(delay)
         raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def send(self, method: str, url: URL, *, content: bytes | None = None, headers: dict | None = None,
+             timeout: aiohttp.ClientTimeout | None = None):
+        """One HTTP exchange, no retries (use `async with`); aiohttp's errors are the caller's to translate."""
+        merged = dict(self._headers)
+        if self._token is not None:
+            merged["Authorization"] = self._token.header()
+        if headers:
+            merged.update(headers)
+        return self._session().request(method, url, data=content, headers=merged, timeout=timeout or self._timeout,
+                                       server_hostname=self.config.tls_server_name or None)
+
+    def _url(self, path: str, params: dict | None) -> URL:
+        """The server's URL for an already-quoted `path` (RESTClient.path) and query parameters."""
+        query = f"?{urlencode(params)}" if params else ""
+        return URL(f"{self._base}{path}{query}", encoded=True)
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("the RESTClient is closed")
+        if self._http is None:
+            # no cookie jar: the API server sets none, and a jar would be consulted per request
+            self._http = aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=self._ssl, limit=POOL_CONNECTIONS),
+                                               cookie_jar=aiohttp.DummyCookieJar())
+        return self._http
 
     def _retry_delay(self, error: APIError, backoff: Backoff) -> float | None:
         """Seconds to wait before retrying, or None when this answer is final."""
@@ -290,8 +332,8 @@ def _write_params(dry_run: bool, field_manager: str | None) -> dict:
     return _params(dryRun="All" if dry_run else None, fieldManager=field_manager)
 
 
-def _describe(error: httpx.TransportError) -> str:
-    """httpx errors often have no message; name the cause then (e.g. a TLS refusal)."""
+def _describe(error: BaseException) -> str:
+    """Some transport errors have no message (a timeout); name the cause then (e.g. a TLS refusal)."""
     text = str(error)
     if not text and error.__cause__ is not None:
         text = str(error.__cause__) or type(error.__cause__).__name__
@@ -302,42 +344,59 @@ class WatchStream:
     """One watch connection. The stream ends when the server closes it (timeoutSeconds). An ERROR event raises
     its APIError (410 Gone for a compacted resourceVersion); a broken connection raises ClientConnectionError."""
 
-    def __init__(self, http: httpx.AsyncClient, path: str, params: dict, timeout: httpx.Timeout):
-        self._http, self.path, self.params, self._timeout = http, path, params, timeout
-        self._stack = AsyncExitStack()
-        self._response: httpx.Response | None = None
+    def __init__(self, client: RESTClient, path: str, params: dict, timeout: aiohttp.ClientTimeout):
+        self._client, self.path, self.params, self._timeout = client, path, params, timeout
+        self._response: aiohttp.ClientResponse | None = None
 
     async def __aenter__(self) -> WatchStream:
         try:
-            response = await self._stack.enter_async_context(
-                self._http.stream("GET", self.path, params=self.params, timeout=self._timeout))
-            if response.status_code >= 400:
-                raise error_from_response(response.status_code, await response.aread(),
-                                          response.headers.get("Retry-After"))
-        except httpx.TransportError as error:
-            await self._stack.aclose()
+            response = await self._client.send("GET", self._client._url(self.path, self.params),
+                                               timeout=self._timeout)
+            if response.status >= 400:
+                async with response:
+                    raise error_from_response(response.status, await response.read(),
+                                              response.headers.get("Retry-After"))
+        except _TRANSPORT_ERRORS as error:
             raise ClientConnectionError(f"watch {self.path}: {_describe(error)}") from error
-        except BaseException:
-            await self._stack.aclose()
-            raise
         self._response = response
         return self
 
     async def __aexit__(self, *exc_info) -> None:
-        await self._stack.aclose()
+        if self._response is not None:
+            self._response.close()  # a connection left mid-stream cannot be reused; a finished one is back already
 
     async def __aiter__(self) -> AsyncIterator[WatchEvent]:
         if self._response is None:
             raise RuntimeError("enter the watch (async with) before iterating it")
         try:
-            async for line in self._response.aiter_lines():
-                if not line.strip():
-                    continue
+            async for line in _lines(self._response.content):
                 event = json.loads(line)
                 if event.get("type") == "ERROR":
                     raise APIError.from_status(event.get("object") or {})
                 yield WatchEvent(event["type"], event["object"])
-        except httpx.TransportError as error:
+        except _TRANSPORT_ERRORS as error:
             raise ClientConnectionError(f"watch {self.path}: {_describe(error)}") from error
         except (ValueError, KeyError, TypeError) as error:
             raise ClientConnectionError(f"watch {self.path}: the server sent a malformed event: {error}") from error
+
+
+async def _lines(stream: aiohttp.StreamReader) -> AsyncIterator[bytes]:
+    """The non-blank lines of a stream, of any length (aiohttp's own readline refuses lines over 128 KiB, and a
+    Secret or ConfigMap may be 1 MiB), then a last line without a newline if the stream ends inside one."""
+    parts: list[bytes] = []  # the line being received
+    async for chunk in stream.iter_any():
+        if b"\n" not in chunk:
+            parts.append(chunk)
+            continue
+        lines = chunk.split(b"\n")
+        if parts:
+            parts.append(lines[0])
+            lines[0] = b"".join(parts)
+        tail = lines.pop()
+        parts = [tail] if tail else []
+        for line in lines:
+            if line.strip():
+                yield line
+    last = b"".join(parts)
+    if last.strip():
+        yield last

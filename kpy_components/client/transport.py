@@ -1,4 +1,4 @@
-"""From a ClientConfig to what httpx needs: an SSLContext (CA, client certificate) and bearer-token auth.
+"""From a ClientConfig to what the HTTP session needs: an SSLContext (CA, client certificate) and the bearer token.
 
 The stdlib can only load a client certificate and key from files, so they are written to a private temporary
 directory, loaded, and removed at once.
@@ -10,8 +10,6 @@ import ssl
 import tempfile
 import time
 from pathlib import Path
-
-import httpx
 
 from .errors import KubeconfigError
 from .kubeconfig import ClientConfig
@@ -43,7 +41,7 @@ def ssl_context(config: ClientConfig) -> ssl.SSLContext:
     return context
 
 
-class BearerToken(httpx.Auth):
+class BearerToken:
     """`Authorization: Bearer <token>`: a fixed token, or a token file re-read every TOKEN_FILE_REREAD seconds."""
 
     def __init__(self, token: str | None, token_file: Path | None):
@@ -60,10 +58,10 @@ class BearerToken(httpx.Auth):
                     raise KubeconfigError(f"tokenFile {self._file}: cannot read: {error.strerror or error}") from None
         return self._token or ""
 
-    def auth_flow(self, request: httpx.Request):
-        request.headers["Authorization"] = f"Bearer {self.current()}"
-        yield request
+    def header(self) -> str:
+        """The Authorization header's value for the next request."""
+        return f"Bearer {self.current()}"
 
 
-def auth(config: ClientConfig) -> httpx.Auth | None:
+def auth(config: ClientConfig) -> BearerToken | None:
     return BearerToken(config.token, config.token_file) if config.token or config.token_file else None

@@ -61,6 +61,28 @@ async def test_a_server_the_ca_did_not_sign_is_refused(pki, tls_api, tmp_path):
             await client.list(client.resource("configmaps"))
 
 
+async def test_tls_server_name_is_the_name_the_certificate_is_checked_against(pki, tls_api):
+    async with RESTClient(tls_config(pki, tls_api, tls_server_name="kubernetes.default")) as client:
+        await client.list(client.resource("configmaps"))  # a name in the certificate: accepted
+    async with RESTClient(tls_config(pki, tls_api, tls_server_name="elsewhere.example"), retry=FAST) as client:
+        with pytest.raises(ClientConnectionError, match="elsewhere.example"):
+            await client.list(client.resource("configmaps"))
+
+
+async def test_a_token_file_is_read_again_after_a_minute(pki, tls_api, tmp_path):
+    token = tmp_path / "token"
+    token.write_text("first\n")
+    config = tls_config(pki, tls_api, cert_pem=None, key_pem=None, token_file=token)
+    async with RESTClient(config) as client:
+        await client.list(client.resource("configmaps"))
+        token.write_text("rotated")
+        await client.list(client.resource("configmaps"))  # within the minute: the token read before
+        client._token._read_at -= 61
+        await client.list(client.resource("configmaps"))
+    assert [headers["Authorization"] for *_, headers in tls_api.requests] == [
+        "Bearer first", "Bearer first", "Bearer rotated"]
+
+
 # --- paths and verbs -----------------------------------------------------------------------------------------------
 
 def test_paths_for_core_grouped_cluster_scoped_and_subresources():
@@ -203,7 +225,8 @@ async def test_unreachable_server_raises_client_connection_error_after_retries()
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     async with RESTClient(ClientConfig(server=f"http://127.0.0.1:{port}"), retry=FAST) as client:
-        with pytest.raises(ClientConnectionError, match=r"GET /api/v1/configmaps: ConnectError"):
+        with pytest.raises(ClientConnectionError,
+                           match=r"GET /api/v1/configmaps: ClientConnectorError: Cannot connect to host 127.0.0.1"):
             await client.list(client.resource("configmaps"))
 
 
@@ -254,3 +277,16 @@ async def test_a_dropped_watch_raises_client_connection_error(fake_api):
                 fake_api.put(configmap("a"))
                 async for _ in events:
                     fake_api.drop_watches()
+
+
+async def test_watch_lines_of_any_length_arrive_whole(fake_api):
+    start = fake_api.put(configmap("small"))["metadata"]["resourceVersion"]
+    big = "x" * 300_000  # past aiohttp's own line limit (128 KiB)
+    fake_api.put(configmap("big", blob=big))
+    fake_api.put(configmap("after"))
+    async with fake_api.client() as client:
+        async with client.watch(client.resource("configmaps"), "default", resource_version=start,
+                                timeout_seconds=1) as events:
+            seen = [obj async for _, obj in events]
+    assert [obj["metadata"]["name"] for obj in seen] == ["big", "after"]
+    assert seen[0]["data"]["blob"] == big
