@@ -94,11 +94,14 @@ class PutOp:
     value: Bytes
     lease: int = 0
     prev_kv: bool = False
+    ignore_lease: bool = False  # keep the key's current lease, whatever it is (the key must exist)
 
     def body(self) -> Json:
         body: Json = {"key": encode_bytes(self.key), "value": encode_bytes(self.value)}
         if self.lease:
             body["lease"] = str(self.lease)
+        if self.ignore_lease:
+            body["ignore_lease"] = True
         if self.prev_kv:
             body["prev_kv"] = True
         return body

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import itertools
 import sqlite3
 import tempfile
@@ -281,6 +282,38 @@ async def test_update_of_a_missing_key(store, keys):
         await store.guaranteed_update(keys("a"), lambda o: o)
     created = await store.guaranteed_update(keys("a"), lambda o: {**o, **obj("a")}, ignore_not_found=True)
     assert await store.get(keys("a")) == created
+
+
+async def test_a_stale_suggestion_costs_a_retry_never_a_wrong_result(store, keys):
+    created = await store.create(keys("a"), obj("a", count=1))
+
+    def stale() -> dict:  # the caller's copy (a watch cache's, say) from before the next write
+        return copy.deepcopy(created)
+
+    await store.guaranteed_update(keys("a"), lambda o: {**o, "count": 2})
+    updated = await store.guaranteed_update(keys("a"), lambda o: {**o, "count": o["count"] + 10},
+                                            suggestion=stale())
+    assert updated["count"] == 12
+
+    def needs_twelve(current: dict) -> dict:
+        if current["count"] != 12:
+            raise ValueError(f"count is {current['count']}")
+        return {**current, "checked": True}
+
+    checked = await store.guaranteed_update(keys("a"), needs_twelve, suggestion=stale(),
+                                            preconditions=Preconditions(resource_version=str(rv(updated))))
+    assert checked["checked"] and rv(checked) > rv(updated)
+    back_to_one = await store.guaranteed_update(keys("a"), lambda o: {**o, "count": 1}, suggestion=stale())
+    assert back_to_one["count"] == 1 and (await store.get(keys("a")))["count"] == 1  # no no-op on the stale copy
+
+
+async def test_an_update_from_a_suggestion_keeps_the_keys_expiry(store, keys):
+    created = await store.create(keys("event"), obj("event", count=1), ttl=1)
+    await store.create(keys("kept"), obj("kept"))
+    await store.guaranteed_update(keys("event"), lambda o: {**o, "count": 2}, suggestion=created)
+    async with asyncio.timeout(EVENT_TIMEOUT):
+        while [i["metadata"]["name"] for i in (await store.list(keys.ns("ns1"))).items] != ["kept"]:
+            await asyncio.sleep(0.1)
 
 
 async def test_delete_returns_the_last_state_and_honours_preconditions(store, keys):

@@ -45,11 +45,13 @@ class InstrumentedStorage:
             self._observe("list", prefix, started)
 
     async def guaranteed_update(self, key: str, update: UpdateFunc, *, preconditions: Preconditions | None = None,
-                                ignore_not_found: bool = False, ttl: int | None = None) -> dict:
+                                ignore_not_found: bool = False, ttl: int | None = None,
+                                suggestion: dict | None = None) -> dict:
         started = time.perf_counter()
         try:
             return await self.storage.guaranteed_update(key, update, preconditions=preconditions,
-                                                        ignore_not_found=ignore_not_found, ttl=ttl)
+                                                        ignore_not_found=ignore_not_found, ttl=ttl,
+                                                        suggestion=suggestion)
         finally:
             self._observe("update", key, started)
 

@@ -272,7 +272,7 @@ class Store:
         with storage_errors(self.info, name):
             if ctx.dry_run:
                 return await update(await self.storage.get(key))
-            stored = await self.storage.guaranteed_update(key, update)
+            stored = await self.storage.guaranteed_update(key, update, suggestion=await self._cached(key))
         if seen:
             await self.strategy.release(seen[0], stored)
         return await self._finish_deletion(stored)
@@ -306,6 +306,15 @@ class Store:
         await self.strategy.allocate(ctx, new, current)
         patching.track_update(ctx, current, new, subresource)
         return new
+
+    async def _cached(self, key: str) -> dict | None:
+        """The watch cache's copy of `key`, for a write to try instead of reading first (None: not cached)."""
+        if self.cache is self.storage:
+            return None
+        try:
+            return await self.cache.get(key, 0)
+        except KeyNotFound:
+            return None
 
     async def _finish_deletion(self, stored: dict) -> dict:
         """An object being deleted whose last finalizer went away (and whose grace period is over) is removed."""

@@ -233,10 +233,15 @@ class WatchCache:
         return await self.storage.create(key, obj, ttl)
 
     async def guaranteed_update(self, key: str, update: UpdateFunc, *, preconditions: Preconditions | None = None,
-                                ignore_not_found: bool = False, ttl: int | None = None) -> dict:
-        await self._resource(key)
+                                ignore_not_found: bool = False, ttl: int | None = None,
+                                suggestion: dict | None = None) -> dict:
+        """The storage's, with the cached object as the suggestion (no read before the swap when it is current)."""
+        resource = await self._resource(key)
+        if suggestion is None and resource is not None and key in resource.objects:
+            suggestion = clone(resource.objects[key])
         return await self.storage.guaranteed_update(key, update, preconditions=preconditions,
-                                                    ignore_not_found=ignore_not_found, ttl=ttl)
+                                                    ignore_not_found=ignore_not_found, ttl=ttl,
+                                                    suggestion=suggestion)
 
     async def delete(self, key: str, *, preconditions: Preconditions | None = None) -> dict:
         await self._resource(key)

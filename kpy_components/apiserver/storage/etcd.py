@@ -108,11 +108,13 @@ class EtcdStorage(CompareAndSwapStorage):
         return ListResult(items, at, token, result.count - len(result.kvs), keys)
 
     async def _swap(self, key: str, current: Current | None, obj: dict, ttl: int | None = None) -> dict | Raced:
+        keep_lease = not ttl and current is not None and current.lease is None  # a suggestion: lease unknown
         with etcd_errors():
-            lease = (await self.client.lease_grant(ttl)).id if ttl else (current.lease if current else 0)
+            lease = (await self.client.lease_grant(ttl)).id if ttl else (current.lease or 0 if current else 0)
             plain = self.codec.plain(obj)
             txn = await self.client.txn([Compare.mod_revision(key, "=", current.revision if current else 0)],
-                                        [PutOp(key, self.codec.seal(key, plain), lease=lease)], [GetOp(key)])
+                                        [PutOp(key, self.codec.seal(key, plain), lease=lease,
+                                               ignore_lease=keep_lease)], [GetOp(key)])
         if not txn.succeeded:
             return Raced(self._current(key, txn.responses[0].kvs))
         return self.codec.load(key, plain, txn.revision)

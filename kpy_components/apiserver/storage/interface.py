@@ -106,12 +106,16 @@ class Storage(Protocol):
         when that revision is gone). limit 0 = all; a continue token resumes at the same revision."""
 
     async def guaranteed_update(self, key: str, update: UpdateFunc, *, preconditions: Preconditions | None = None,
-                                ignore_not_found: bool = False, ttl: int | None = None) -> dict:
+                                ignore_not_found: bool = False, ttl: int | None = None,
+                                suggestion: dict | None = None) -> dict:
         """Read-modify-write with compare-and-swap, retrying `update` on races. KeyNotFound unless
         ignore_not_found (then `update` receives {} and the result is created). Conflict when preconditions fail.
         Returns the stored object; when `update` returns an equal object nothing is written and the current
         object (same resourceVersion) is returned. `ttl` (seconds) gives the written key a new expiry; without
-        it the key keeps the one it had."""
+        it the key keeps the one it had. `suggestion`: a recent copy of the object (the watch cache's), tried
+        instead of a first read; when it is stale the swap fails and the update runs again on the current
+        object, and any failure or no-op decided on it is decided again on a fresh read (Kubernetes'
+        cachedExistingObject)."""
 
     async def delete(self, key: str, *, preconditions: Preconditions | None = None) -> dict:
         """Remove the object; KeyNotFound / Conflict. Returns its last state."""

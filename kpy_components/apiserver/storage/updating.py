@@ -22,11 +22,21 @@ MAX_UPDATE_ATTEMPTS = 1000  # a livelock guard only: every lost race means anoth
 
 @dataclass(frozen=True)
 class Current:
-    """A key's current state: the object (resourceVersion = `revision`), its mod revision, and its lease."""
+    """A key's current state: the object (resourceVersion = `revision`), its mod revision, and its lease (None:
+    not known, as for a suggested object: a swap then keeps whatever lease the key has)."""
 
     obj: dict
     revision: int
-    lease: int = 0
+    lease: int | None = 0
+
+
+def suggested(obj: dict) -> Current | None:
+    """A caller's copy of the object as a Current to try first; None when it carries no usable resourceVersion."""
+    try:
+        revision = int((obj.get("metadata") or {}).get("resourceVersion") or 0)
+    except (TypeError, ValueError):
+        return None
+    return Current(obj, revision, lease=None) if revision > 0 else None
 
 
 @dataclass(frozen=True)
@@ -81,20 +91,33 @@ class CompareAndSwapStorage:
         return stored
 
     async def guaranteed_update(self, key: str, update: UpdateFunc, *, preconditions: Preconditions | None = None,
-                                ignore_not_found: bool = False, ttl: int | None = None) -> dict:
-        current = await self._read(key)
+                                ignore_not_found: bool = False, ttl: int | None = None,
+                                suggestion: dict | None = None) -> dict:
+        current = suggested(suggestion) if suggestion is not None else None
+        fresh = current is None  # whether `current` was read from the storage (or returned by a failed swap)
+        if fresh:
+            current = await self._read(key)
         for _ in range(MAX_UPDATE_ATTEMPTS):
-            if current is None and not ignore_not_found:
-                raise KeyNotFound(f"{key} not found")
             obj = current.obj if current else {}
-            check_preconditions(obj, preconditions)
-            new = await run_update(update, obj)
+            try:
+                if current is None and not ignore_not_found:
+                    raise KeyNotFound(f"{key} not found")
+                check_preconditions(obj, preconditions)
+                new = await run_update(update, obj)
+            except Exception:
+                if fresh:
+                    raise
+                current, fresh = await self._read(key), True  # decided on a suggestion: decide again
+                continue
             if current is not None and without_resource_version(new) == without_resource_version(obj):
-                return obj
+                if fresh:
+                    return obj
+                current, fresh = await self._read(key), True
+                continue
             stored = await self._swap(key, current, new, ttl=ttl)
             if not isinstance(stored, Raced):
                 return stored
-            current = stored.current
+            current, fresh = stored.current, True
         raise Conflict(f"{key}: gave up after {MAX_UPDATE_ATTEMPTS} attempts lost to concurrent writers")
 
     async def delete(self, key: str, *, preconditions: Preconditions | None = None) -> dict:
