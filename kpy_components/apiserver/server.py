@@ -6,6 +6,7 @@ default objects exist. `stop()` ends every watch, finishes in-flight requests an
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import ssl
 
@@ -76,6 +77,14 @@ def build_security(config: ServerConfig, api: API, allow_all: bool):
     return runtime.security, runtime
 
 
+def _freeze_startup_heap() -> None:
+    """Move what start-up left alive (modules, the registry, OpenAPI documents, the primed caches: ~50,000
+    objects) out of the cyclic collector's sight: every full collection scanned all of it, stopping every request
+    and watch stream for 100-250 ms on a busy 2-core host (measured with gc.callbacks under bench/apiserver.py)."""
+    gc.collect()
+    gc.freeze()
+
+
 class APIServer:
     def __init__(self, config: ServerConfig, *, allow_all: bool = False, cache_settings: CacheSettings | None = None):
         self.config = config
@@ -142,6 +151,7 @@ class APIServer:
                 log.warning("Failed to prepare storage (%s); retrying in %.1fs", error, delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
+        _freeze_startup_heap()
         self._bootstrapped.set()
         log.info("Finished bootstrap: caches primed, default objects present")
         if systemd.notify_ready():  # Type=notify units: `systemctl start` returns now
