@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 
 import aiohttp
@@ -45,6 +46,7 @@ LIST_SIZE = 100
 PHASE_SLICES = 4  # creates and raw puts alternate this many times
 TARGET_P99_MS, TARGET_FANOUT_P99_MS, TARGET_CREATE_RATIO = 100.0, 50.0, 0.5
 START_TIMEOUT = 30.0
+IDLE_SECONDS = 2.0  # the server's CPU while idle (TTL sweeps, leases, timers), measured before the phases
 LOG_LEVEL = "info"  # as deployed (kube_apiserver_log_level): what each request logs is part of its cost
 TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -67,11 +69,16 @@ storage_bench = _load("kpy_bench_storage", REPO / "bench" / "storage.py")
 percentiles = storage_bench.percentiles
 
 
-def admin_session(directory: Path) -> aiohttp.ClientSession:
-    """An HTTPS session with the admin client certificate of a dev PKI directory."""
+def admin_ssl_context(directory: Path) -> ssl.SSLContext:
+    """TLS with the admin client certificate of a dev PKI directory."""
     context = ssl.create_default_context(cafile=str(directory / "ca.crt"))
     context.load_cert_chain(directory / "admin.crt", directory / "admin.key")
-    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=context, limit=0))
+    return context
+
+
+def admin_session(directory: Path) -> aiohttp.ClientSession:
+    """An HTTPS session with the admin client certificate of a dev PKI directory."""
+    return aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=admin_ssl_context(directory), limit=0))
 
 
 class Server:
@@ -172,42 +179,73 @@ async def throughput(server: Server, namespace: str, seconds: float, writers: in
             "cpu ms": {key: spent * 1000 / counts[key[0]] if counts[key[0]] else 0.0 for key, spent in cpu.items()}}
 
 
+class RawWatchStream(asyncio.Protocol):
+    """One watch stream read as bytes over TLS: each received piece is kept with its arrival time, nothing is
+    parsed until the end (an HTTP client's parsing of 2,000 lines/s cost as much CPU as the server's sending)."""
+
+    def __init__(self, request: bytes, opened: asyncio.Future, done: asyncio.Future):
+        self.request, self.opened, self.done = request, opened, done
+        self.pieces: list[tuple[bytes, float]] = []
+        self.added = 0
+
+    def connection_made(self, transport) -> None:
+        transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.pieces.append((data, time.monotonic()))
+        if not self.opened.done():
+            self.opened.set_result(data.split(b"\r\n", 1)[0])  # the status line
+        self.added += data.count(b'"type":"ADDED"')
+        if self.added >= FANOUT_WRITES and not self.done.done():
+            self.done.set_result(None)
+
+    def connection_lost(self, error) -> None:
+        for waiter in (self.opened, self.done):
+            if not waiter.done():
+                waiter.set_exception(RuntimeError(f"watch stream closed early: {error}"))
+
+    def events(self) -> list[tuple[dict, float]]:
+        """Each JSON line of the chunked body with the arrival time of the piece that completed it (the server
+        writes one chunk per event; chunk-size and header lines do not start with '{')."""
+        found, pending = [], b""
+        for data, arrived in self.pieces:
+            pending += data
+            *complete, pending = pending.split(b"\n")
+            found += [(json.loads(line), arrived) for line in complete if line.startswith(b"{")]
+        return found
+
+
 def read_watch_streams(directory: Path, url: str, connection) -> None:
     """The watchers' process: WATCHERS streams of `url`; sends "ready" once all are open, then the arrival times
     (time.monotonic, the same clock system-wide) of the first FANOUT_WRITES ADDED events of each, by name, and
-    the CPU seconds this process spent reading them. Lines are decoded only after the last one arrived: reading
-    stays as light as it can be, so that it takes as little CPU from the server as possible."""
+    the CPU seconds this process spent reading them."""
     async def read() -> tuple[list[tuple[str, float]], float]:
-        lines: list[tuple[bytes, float]] = []
-        opened = asyncio.Semaphore(0)
-
-        async def watcher(session: aiohttp.ClientSession) -> None:
-            async with session.get(url) as response:
-                if response.status != 200:
-                    raise RuntimeError(f"watch {url}: {response.status} {(await response.read())[:300]!r}")
-                opened.release()
-                added = 0
-                async for line in response.content:
-                    lines.append((line, time.monotonic()))
-                    added += b'"type":"ADDED"' in line
-                    if added == FANOUT_WRITES:
-                        return
-
-        async with admin_session(directory) as session:
-            tasks = [asyncio.create_task(watcher(session)) for _ in range(WATCHERS)]
-            for _ in range(WATCHERS):
-                await opened.acquire()
+        loop = asyncio.get_running_loop()
+        parsed = urllib.parse.urlsplit(url)
+        request = (f"GET {parsed.path}?{parsed.query} HTTP/1.1\r\nHost: {parsed.netloc}\r\n"
+                   "Accept: application/json\r\n\r\n").encode()
+        context = admin_ssl_context(directory)
+        streams, transports = [], []
+        for _ in range(WATCHERS):
+            stream = RawWatchStream(request, loop.create_future(), loop.create_future())
+            transport, _ = await loop.create_connection(lambda: stream, parsed.hostname, parsed.port, ssl=context)
+            streams.append(stream)
+            transports.append(transport)
+        try:
+            for stream in streams:
+                status = await asyncio.wait_for(stream.opened, START_TIMEOUT)
+                if b" 200 " not in status + b" ":
+                    raise RuntimeError(f"watch {url}: {status!r}")
             connection.send("ready")
             cpu = time.process_time()
-            async with asyncio.timeout(60):
-                await asyncio.gather(*tasks)
+            await asyncio.wait_for(asyncio.gather(*(stream.done for stream in streams)), 60)
             cpu = time.process_time() - cpu
-        arrivals = []
-        for line, arrived in lines:
-            event = json.loads(line)
-            name = event["object"]["metadata"]["name"]
-            if event["type"] == "ADDED" and name.startswith("f"):
-                arrivals.append((name, arrived))
+        finally:
+            for transport in transports:
+                transport.close()
+        arrivals = [(event["object"]["metadata"]["name"], arrived) for stream in streams
+                    for event, arrived in stream.events() if event["type"] == "ADDED"
+                    and event["object"]["metadata"]["name"].startswith("f")]
         return arrivals, cpu
 
     try:
@@ -271,7 +309,9 @@ async def measure(server: Server, samples: int, seconds: float, writers: int, et
                                                   "application/merge-patch+json")),
         "list": (samples // 2, lambda n: server.call("GET", f"{path}?limit={LIST_SIZE}")),
     }
-    results = {}
+    before = server.cpu()
+    await asyncio.sleep(IDLE_SECONDS)
+    results = {"idle": (server.cpu() - before) * 1000 / IDLE_SECONDS}
     for label, (count, operation) in phases.items():
         before = server.cpu()
         results[label] = (*await paced(count, operation), (server.cpu() - before) * 1000 / count)
@@ -338,6 +378,7 @@ def report(results: dict[str, dict], args) -> str:
     row("  server CPU ms per create/get/update", [" / ".join(f"{results[n][k][2]:.1f}" for k in (
         "create", "get", "update")) for n in names])
     row("  server CPU ms per list", [f"{results[n]['list'][2]:.1f}" for n in names])
+    row("  (idle server CPU ms/s, in the above)", [f"{results[n]['idle']:.0f}" for n in names])
     row("creates/s (API, concurrent)", [f"{results[n]['creates/s']:.0f}" for n in names])
     row("raw etcd puts/s (same run)", [f"{raw:.0f}"] * len(names))
     row("API creates / raw etcd puts (>= 50%)", [f"{results[n]['creates/s'] / raw:.0%}" for n in names])
