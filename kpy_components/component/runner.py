@@ -195,7 +195,6 @@ def main(component: Component, argv: list[str] | None = None) -> int:
     args = parser(component).parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    logging.getLogger("httpx").setLevel(max(logging.WARNING, logging.getLogger().level))  # no line per request
     try:
         config = component.load_config(args.config, args)
         client_config = _client_config(args, config)

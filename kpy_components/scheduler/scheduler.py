@@ -44,11 +44,10 @@ log = logging.getLogger(__name__)
 MIN_FEASIBLE_NODES_TO_FIND = 100
 MIN_FEASIBLE_NODES_PERCENTAGE = 5
 SYNC_TIMEOUT = 60.0
-CLEANUP_PERIOD = 1.0
+CLEANUP_PERIOD = 1.0  # seconds between sweeps for expired assumed pods
 # API writes (bindings, condition patches) in flight at once: kube-scheduler's parallelism default. More would not
-# go faster: past httpx's keep-alive pool (20) every extra request pays a TLS handshake, and its pool's bookkeeping
-# grows with requests x connections.
-WRITE_CONCURRENCY = 16  # seconds between sweeps for expired assumed pods
+# go faster: each request beyond the client's kept-alive connections pays a TLS handshake.
+WRITE_CONCURRENCY = 16
 NO_NODES = "no nodes available to schedule pods"
 _TERMINAL = ("Succeeded", "Failed")
 

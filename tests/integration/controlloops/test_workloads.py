@@ -132,7 +132,7 @@ async def test_deployment_rolls_out_scales_updates_and_rolls_back(client, namesp
     finally:
         sampling.cancel()
         await asyncio.gather(sampling, return_exceptions=True)
-    assert sampler.samples > 10
+    assert sampler.samples >= 3 and sampler.max_total > REPLICAS, "the sampler did not see the rollout"
     assert sampler.min_available >= REPLICAS - UNAVAILABLE, sampler.min_available
     assert sampler.max_total <= REPLICAS + SURGE, sampler.max_total
 
