@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from kpy_components.apiserver.kubelet import KubeletClientConfig
-from kpy_components.component.config import ConfigError, Reader, load_yaml
+from kpy_components.component.config import ConfigError, Reader, load_yaml, unreadable
 
 AUTHORIZATION_MODES = ("Node", "RBAC")  # what kpy implements; both are always on
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -177,11 +177,4 @@ def missing_files(config: ServerConfig) -> list[str]:
     if config.kubelet_client is not None:
         wanted += [(f"kubelet_client.{name}", getattr(config.kubelet_client, name))
                    for name in ("cert_file", "key_file", "ca_file") if getattr(config.kubelet_client, name)]
-    problems = []
-    for name, path in wanted:
-        try:
-            with Path(path).open("rb"):
-                pass
-        except OSError as error:
-            problems.append(f"{name}: cannot read {path}: {error.strerror}")
-    return problems
+    return unreadable(wanted)

@@ -32,6 +32,20 @@ def load_yaml(path: str | Path) -> Any:
         raise ConfigError([f"is not valid YAML: {error}"], str(path)) from error
 
 
+def unreadable(files: list[tuple[str, Path | str | None]]) -> list[str]:
+    """`<field>: cannot read <path>: <reason>` for each (field, path) whose file cannot be read (None: not set)."""
+    problems = []
+    for name, path in files:
+        if path is None:
+            continue
+        try:
+            with Path(path).open("rb"):
+                pass
+        except OSError as error:
+            problems.append(f"{name}: cannot read {path}: {error.strerror}")
+    return problems
+
+
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 

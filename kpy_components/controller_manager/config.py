@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kpy_components.component.config import (ConfigError, LeaderElectionSettings, Reader, load_yaml,
-                                             parse_client_connection, parse_leader_election)
+                                             parse_client_connection, parse_leader_election, unreadable)
 
 from . import controllers
 
@@ -162,17 +162,8 @@ def load(path: str | None, args: argparse.Namespace | None = None) -> Controller
 def unreadable_files(config: ControllerManagerConfig) -> list[str]:
     """`<field>: cannot read <path>: <reason>` for each configured file that cannot be read (checked at start, so a
     bad path stops the binary with exit 2 instead of failing a controller later)."""
-    problems = []
-    for name, path in (("serviceAccount.privateKeyFile", config.service_account.private_key_file),
-                       ("serviceAccount.rootCAFile", config.service_account.root_ca_file)):
-        if path is None:
-            continue
-        try:
-            with Path(path).open("rb"):
-                pass
-        except OSError as error:
-            problems.append(f"{name}: cannot read {path}: {error.strerror}")
-    return problems
+    return unreadable([("serviceAccount.privateKeyFile", config.service_account.private_key_file),
+                       ("serviceAccount.rootCAFile", config.service_account.root_ca_file)])
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
