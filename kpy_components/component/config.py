@@ -6,6 +6,7 @@ durations ("15s", "1m30s"); `parse_leader_election` reads their shared `leaderEl
 """
 from __future__ import annotations
 
+import argparse
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,6 +65,24 @@ def parse_duration(value: str) -> float:
     if not text or position != len(text):
         raise ValueError(f"{value!r} is not a duration (like 15s, 1m30s, 500ms)")
     return total
+
+
+def boolean_flag(value: str) -> bool:
+    """argparse type of a true/false flag value (--leader-elect=false)."""
+    lowered = value.lower()
+    if lowered in ("true", "1", "yes"):
+        return True
+    if lowered in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"must be true or false, not {value!r}")
+
+
+def duration_flag(value: str) -> float:
+    """argparse type of a Go duration flag value (--node-monitor-grace-period=40s), in seconds."""
+    try:
+        return parse_duration(value)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 class Reader:

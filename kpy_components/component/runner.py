@@ -28,7 +28,7 @@ from kpy_components.client import (ClientConfig, EventRecorder, KubeconfigError,
                                    RESTClient, SharedInformerFactory, load_default, load_kubeconfig)
 from kpy_components.version import VERSION
 
-from .config import ConfigError, LeaderElectionSettings
+from .config import ConfigError, LeaderElectionSettings, boolean_flag
 from .health import Check
 from .serving import SecureServer, ServingOptions
 
@@ -78,15 +78,6 @@ class Context:
         await asyncio.gather(*(recorder.stop() for recorder in self._recorders))
 
 
-def _boolean(value: str) -> bool:
-    lowered = value.lower()
-    if lowered in ("true", "1", "yes"):
-        return True
-    if lowered in ("false", "0", "no"):
-        return False
-    raise argparse.ArgumentTypeError(f"must be true or false, not {value!r}")
-
-
 def _port(value: str) -> int:
     if not value.isdigit() or not 0 <= int(value) <= 65535:
         raise argparse.ArgumentTypeError(f"must be a port number (0-65535), not {value!r}")
@@ -98,7 +89,7 @@ def parser(component: Component) -> argparse.ArgumentParser:
     result.add_argument("--config", help="configuration file (YAML)")
     result.add_argument("--kubeconfig", help="kubeconfig to reach the API server (overrides the config file's "
                         "clientConnection.kubeconfig; default: $KUBECONFIG, ~/.kube/config, in-cluster)")
-    result.add_argument("--leader-elect", type=_boolean, nargs="?", const=True, metavar="BOOL",
+    result.add_argument("--leader-elect", type=boolean_flag, nargs="?", const=True, metavar="BOOL",
                         help="run only while holding the Lease (overrides leaderElection.leaderElect; default true)")
     result.add_argument("--secure-port", type=_port, default=component.default_port,
                         help=f"HTTPS port for /healthz /readyz /metrics (default {component.default_port}; 0: any)")

@@ -23,8 +23,9 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kpy_components.component.config import (ConfigError, LeaderElectionSettings, Reader, load_yaml,
-                                             parse_client_connection, parse_leader_election, unreadable)
+from kpy_components.component.config import (ConfigError, LeaderElectionSettings, Reader, boolean_flag,
+                                             duration_flag, load_yaml, parse_client_connection,
+                                             parse_leader_election, unreadable)
 
 from . import controllers
 
@@ -171,29 +172,14 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--controllers", type=lambda v: tuple(p.strip() for p in v.split(",") if p.strip()),
                         help="controllers to run: '*' (all), 'foo' enables, '-foo' disables (comma-separated)")
     parser.add_argument("--cluster-cidr", help="pod network, split into a CIDR per node (nodeIPAM.clusterCIDR)")
-    parser.add_argument("--allocate-node-cidrs", type=_boolean, nargs="?", const=True, metavar="BOOL")
+    parser.add_argument("--allocate-node-cidrs", type=boolean_flag, nargs="?", const=True, metavar="BOOL")
     parser.add_argument("--node-cidr-mask-size", type=int)
     parser.add_argument("--service-cluster-ip-range", help="the Service network (serviceCIDR)")
-    parser.add_argument("--node-monitor-grace-period", type=_duration,
+    parser.add_argument("--node-monitor-grace-period", type=duration_flag,
                         help="how long a node may go without a Lease renewal before it is marked not ready (40s)")
-    parser.add_argument("--use-service-account-credentials", type=_boolean, nargs="?", const=True, metavar="BOOL",
+    parser.add_argument("--use-service-account-credentials", type=boolean_flag, nargs="?", const=True, metavar="BOOL",
                         help="each controller writes as its own service account in kube-system (as kubeadm runs "
                         "kube-controller-manager)")
     parser.add_argument("--service-account-private-key-file", type=Path)
     parser.add_argument("--root-ca-file", type=Path)
     parser.add_argument("--terminated-pod-gc-threshold", type=int)
-
-
-def _boolean(value: str) -> bool:
-    if value.lower() not in ("true", "false"):
-        raise argparse.ArgumentTypeError(f"must be true or false, not {value!r}")
-    return value.lower() == "true"
-
-
-def _duration(value: str) -> float:
-    from kpy_components.component.config import parse_duration
-
-    try:
-        return parse_duration(value)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
