@@ -1,1 +1,2 @@
-"""The runtime every kpy component binary shares: config reading, health/metrics serving over TLS, leader election and the command line."""
+"""The runtime every kpy component binary shares: config reading, health/metrics serving over TLS, leader election
+and the command line."""
