@@ -111,11 +111,17 @@ def running_apiserver(directory: Path, port: int, *arguments: str):
             process.wait()
 
 
-@pytest.fixture(scope="session")
-def apiserver(tmp_path_factory) -> APIServerProcess:
-    directory = tmp_path_factory.mktemp("apiserver")
+@contextlib.contextmanager
+def dev_apiserver(directory: Path):
+    """`kpy-apiserver --dev directory` on a free port, ready; stopped when the block ends."""
     port = free_port()
     with running_apiserver(directory, port, "--dev", str(directory), "--secure-port", str(port)) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def apiserver(tmp_path_factory) -> APIServerProcess:
+    with dev_apiserver(tmp_path_factory.mktemp("apiserver")) as server:
         yield server
 
 

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # simnodes, for the test modules beside this file
 
-from apiserver.conftest import APIServerProcess, free_port, running_apiserver  # noqa: E402
+from apiserver.conftest import APIServerProcess, dev_apiserver  # noqa: E402
 from kpy_components.client import (RESTClient, SharedInformerFactory, is_already_exists,  # noqa: E402
                                    is_not_found, load_kubeconfig)
 from kpy_components.component.runner import Context  # noqa: E402
@@ -37,9 +37,7 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> APIServerProcess:
-    directory = tmp_path_factory.mktemp("controlloops-apiserver")
-    port = free_port()
-    with running_apiserver(directory, port, "--dev", str(directory), "--secure-port", str(port)) as server:
+    with dev_apiserver(tmp_path_factory.mktemp("controlloops-apiserver")) as server:
         yield server
 
 
