@@ -28,6 +28,7 @@ LINES = [f"line {n}" for n in range(1, 6)]
 class _KubeletLogs(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.0"  # the body ends when the connection closes, as a followed log does
     seen: list[tuple[str, dict, str]] = []
+    last_line_written = 0.0  # time.monotonic() when the last line of a response went out
 
     def do_GET(self):  # noqa: N802 - the stdlib's name
         url = urllib.parse.urlsplit(self.path)
@@ -46,6 +47,7 @@ class _KubeletLogs(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             if query.get("follow") == "true":
                 time.sleep(0.2)
+        type(self).last_line_written = time.monotonic()
 
     def log_message(self, *args):
         pass
@@ -116,11 +118,19 @@ def test_log_options_are_passed_on(kubectl, logs_pods):
 
 
 def test_follow_streams_as_lines_come(kubectl, logs_pods):
-    started = time.monotonic()
-    result = kubectl("logs", "-n", logs_pods, "web", "-c", "app", "-f")
-    assert result.stdout.splitlines() == [f"{line} (app)" for line in LINES]
+    """The first line reaches kubectl while the kubelet is still writing the later ones (relayed, not buffered)."""
+    follow = subprocess.Popen(kubectl.command("logs", "-n", logs_pods, "web", "-c", "app", "-f"),
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        first = follow.stdout.readline()
+        first_arrived = time.monotonic()
+        rest = follow.stdout.read()
+        assert follow.wait(timeout=30) == 0
+    finally:
+        follow.kill()
+    assert (first + rest).splitlines() == [f"{line} (app)" for line in LINES]
     assert _KubeletLogs.seen[-1][1] == {"follow": "true"}
-    assert time.monotonic() - started >= 0.2 * (len(LINES) - 1)  # it followed the kubelet's pace
+    assert first_arrived < _KubeletLogs.last_line_written
 
 
 def test_errors_are_worded_as_kubernetes_words_them(kubectl, logs_pods, apiserver):
