@@ -100,6 +100,9 @@ _COLUMNS: dict[str, tuple[Col, ...]] = {
                         _str("Node Selector", "NodeSelector is a selector which must be true for the pod to fit on "
                              "a node."), _AGE, _CONTAINERS, _IMAGES, _SELECTOR),
     "statefulsets.apps": (_NAME, _str("Ready", "Number of the pod with ready state"), _AGE, _CONTAINERS, _IMAGES),
+    "controllerrevisions.apps": (_NAME, _str("Controller", "Controller of the object"),
+                                 _str("Revision", "Revision indicates the revision of the state represented by "
+                                      "Data."), _AGE),
     "jobs.batch": (_NAME, _str("Status", "Status of the job."),
                    _str("Completions", "The number of pods which reached phase Succeeded."),
                    _str("Duration", "Time required to complete the job."), _AGE, _CONTAINERS, _IMAGES, _SELECTOR),
@@ -231,6 +234,7 @@ def resources() -> list[ResourceInfo]:
         _r("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), _ALL),
         _r("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), _ALL),
         _r("apps", "v1", "StatefulSet", "statefulsets", True, ("sts",), _ALL),
+        _r("apps", "v1", "ControllerRevision", "controllerrevisions", True),
         _r("batch", "v1", "Job", "jobs", True, (), _ALL),
         _r("batch", "v1", "CronJob", "cronjobs", True, ("cj",), _ALL),
         _r("coordination.k8s.io", "v1", "Lease", "leases", True),

@@ -401,6 +401,17 @@ def _pdb(obj: dict, now: datetime) -> list:
             _get(obj, "status", "disruptionsAllowed", default=0), _age(obj, now)]
 
 
+def _controller_revision(obj: dict, now: datetime) -> list:
+    """CONTROLLER is the controller ownerReference as `<kind>.<group>/<name>` in lower case (`daemonset.apps/web`)."""
+    controller = next((r for r in _get(obj, "metadata", "ownerReferences", default=()) if r.get("controller")), None)
+    shown = "<none>"
+    if controller is not None:
+        group = str(controller.get("apiVersion", "")).rpartition("/")[0]
+        kind = f"{controller.get('kind', '')}.{group}" if group else controller.get("kind", "")
+        shown = f"{kind.lower()}/{controller.get('name', '')}"
+    return [name_of(obj), shown, obj.get("revision", 0), _age(obj, now)]
+
+
 def _binding(obj: dict, now: datetime) -> list:
     role = obj.get("roleRef") or {}
     subjects = obj.get("subjects") or []
@@ -432,6 +443,7 @@ _PRINTERS: dict[str, Printer] = {
     "replicasets.apps": _replica_set,
     "daemonsets.apps": _daemon_set,
     "statefulsets.apps": _stateful_set,
+    "controllerrevisions.apps": _controller_revision,
     "jobs.batch": _job,
     "cronjobs.batch": _cron_job,
     "leases.coordination.k8s.io": lambda o, now: [name_of(o), _get(o, "spec", "holderIdentity", default=""),

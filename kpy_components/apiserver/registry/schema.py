@@ -78,6 +78,7 @@ _TOP_LEVEL: dict[str, str] = {
     "ClusterRoleBinding": "subjects roleRef",
     "Eviction": "deleteOptions",
     "Binding": "target",
+    "ControllerRevision": "data revision",
 }
 _CORE_EVENT = ("involvedObject reason message source firstTimestamp lastTimestamp count type eventTime series action "
                "related reportingComponent reportingInstance")

@@ -5,7 +5,7 @@ from kpy_components.api.resources import ResourceInfo
 
 from ..allocators import ClusterIPAllocator, NodePortAllocator
 from ..strategy import Strategy
-from . import core, others, services, workloads
+from . import controllerrevisions, core, others, services, workloads
 
 _BY_RESOURCE: dict[str, type[Strategy]] = {
     "pods": core.PodStrategy,
@@ -23,6 +23,7 @@ _BY_RESOURCE: dict[str, type[Strategy]] = {
     "replicasets.apps": workloads.ReplicaSetStrategy,
     "daemonsets.apps": workloads.DaemonSetStrategy,
     "statefulsets.apps": workloads.StatefulSetStrategy,
+    "controllerrevisions.apps": controllerrevisions.ControllerRevisionStrategy,
     "jobs.batch": workloads.JobStrategy,
     "cronjobs.batch": workloads.CronJobStrategy,
     "leases.coordination.k8s.io": others.LeaseStrategy,
