@@ -3,10 +3,9 @@ taints the pods do not tolerate — with the tolerations Kubernetes adds to ever
 with node affinity `matchFields metadata.name` (the scheduler binds it); RollingUpdate replaces outdated pods at
 most maxUnavailable nodes at a time, OnDelete only when the user deletes them.
 
-Revisions: kpy's API server serves no ControllerRevisions, so a pod's template version is the label
-`controller-revision-hash` holding the hash of the DaemonSet's template (the same key Kubernetes uses, a different
-value); `kubectl rollout status daemonset` works, `rollout history|undo daemonset` (which read ControllerRevisions)
-do not. RollingUpdate maxSurge is not implemented (an outdated pod is deleted before its replacement starts).
+Revisions: a ControllerRevision per distinct template (history.py); the pods carry its hash in the label
+`controller-revision-hash`, so `kubectl rollout history|undo daemonset` work as on Kubernetes. RollingUpdate
+maxSurge is not implemented (an outdated pod is deleted before its replacement starts).
 """
 from __future__ import annotations
 
@@ -17,10 +16,11 @@ from kpy_components.client import key_of
 from kpy_components.api.nodeaffinity import RequiredAffinity
 from kpy_components.api.taints import NO_EXECUTE, NO_SCHEDULE, first_untolerated
 
+from . import history
 from . import pods as podutil
 from .podowner import PodOwnerController
 
-REVISION_LABEL = "controller-revision-hash"
+REVISION_LABEL = history.HASH_LABEL
 _EXISTS = "Exists"
 # AddOrUpdateDaemonPodTolerations: daemons keep running on nodes that are not ready, under pressure or cordoned.
 DEFAULT_TOLERATIONS = (
@@ -81,11 +81,13 @@ def daemon_pod(ds: dict, node_name: str, revision: str) -> dict:
     return pod
 
 
-def plan(ds: dict, nodes: list[dict], pods: list[dict], now: float | None = None):
-    """(nodes needing a pod, pods to delete, status). Pods: the DaemonSet's own, finished ones included."""
+def plan(ds: dict, nodes: list[dict], pods: list[dict], now: float | None = None, revision: str | None = None):
+    """(nodes needing a pod, pods to delete, status). Pods: the DaemonSet's own, finished ones included;
+    `revision`: the hash of the current template's ControllerRevision (by default the hash it would have)."""
     spec = ds.get("spec") or {}
     min_ready = spec.get("minReadySeconds") or 0
-    revision = podutil.template_hash(spec.get("template"))
+    if revision is None:
+        revision = history.revision_hash(ds, (ds.get("status") or {}).get("collisionCount"))
     by_node: dict[str, list[dict]] = {}
     doomed = []
     for pod in pods:
@@ -160,6 +162,7 @@ class DaemonSetController(PodOwnerController):
 
     def setup(self) -> None:
         super().setup()
+        self.history = history.RevisionHistory(self, self.kind)
         self.nodes = self.informer("nodes")
         self.nodes.add_handler(on_add=self._node_changed, on_update=self._node_updated,
                                on_delete=self._node_changed)
@@ -184,17 +187,23 @@ class DaemonSetController(PodOwnerController):
             self.expectations.forget(key)
             return
         pods = await self.claimed_pods(ds, include_inactive=True)
+        deleting = podutil.is_terminating(ds)
+        synced = None if deleting else await self.history.sync(ds)
         try:
-            create, doomed, status = plan(ds, self.nodes.store.list(), pods)
+            create, doomed, status = plan(ds, self.nodes.store.list(), pods, revision=synced and synced.hash)
         except podutil.IntOrPercentError as error:
             self.recorder.event(ds, "Warning", "InvalidStrategy", f"spec.updateStrategy.rollingUpdate: {error}")
             return
-        if self.expectations.satisfied(key) and not podutil.is_terminating(ds):
+        if synced is not None and synced.collision_count is not None:
+            status["collisionCount"] = synced.collision_count
+        if self.expectations.satisfied(key) and not deleting:
             if doomed:
                 await self.delete_pods(ds, key, doomed)
             elif create:
-                revision = podutil.template_hash((ds.get("spec") or {}).get("template"))
-                error = await self.create_pods(ds, key, [daemon_pod(ds, node, revision) for node in create])
+                error = await self.create_pods(ds, key, [daemon_pod(ds, node, synced.hash) for node in create])
                 if error is not None:
                     raise error
+            running = {meta.labels_of(pod).get(REVISION_LABEL) for pod in pods}
+            await self.history.trim(ds, synced, {meta.name_of(r) for r in synced.revisions
+                                                 if meta.labels_of(r).get(REVISION_LABEL) in running})
         await self.write_status(ds, status)

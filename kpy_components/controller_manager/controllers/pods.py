@@ -40,13 +40,13 @@ def safe_encode(number: int) -> str:
 def template_hash(template: dict | None, collision_count: int | None = None) -> str:
     """ComputeHash: FNV-32a of the template (canonical JSON here; Go hashes its printed struct, so the values differ
     from Kubernetes' but are as stable) and the collision count, safe-encoded."""
-    data = json.dumps(_normalized(template), sort_keys=True, separators=(",", ":")).encode()
+    data = json.dumps(normalized_template(template), sort_keys=True, separators=(",", ":")).encode()
     if collision_count:
         data += str(collision_count).encode()
     return safe_encode(_fnv32a(data))
 
 
-def _normalized(template: dict | None) -> dict:
+def normalized_template(template: dict | None) -> dict:
     """A copy without null metadata fields: clients built on Go structs send `creationTimestamp: null` (kubectl
     rollout undo does), which Kubernetes' typed comparison treats as absent."""
     copy = meta.deep_copy(template or {})
@@ -61,7 +61,7 @@ def _normalized(template: dict | None) -> dict:
 
 def template_without_hash(template: dict | None) -> dict:
     """A normalized copy of a pod template without the pod-template-hash label (to compare ReplicaSets')."""
-    copy = _normalized(template)
+    copy = normalized_template(template)
     labels = (copy.get("metadata") or {}).get("labels")
     if labels:
         labels.pop(POD_TEMPLATE_HASH, None)

@@ -3,11 +3,11 @@ created in order 0..N-1 each waiting for the one before to be Running and Ready 
 (Parallel), removed in reverse order when scaled down, and replaced highest ordinal first on a RollingUpdate down
 to `partition` (OnDelete: only when the user deletes them).
 
-Revisions: kpy's API server serves no ControllerRevisions, so the revision is `<set>-<hash of the template>`, in
-the pods' `controller-revision-hash` label and status.currentRevision/updateRevision (the shape Kubernetes uses;
-`kubectl rollout status statefulset` works, `rollout history|undo statefulset` do not). volumeClaimTemplates are
-ignored: no PersistentVolumeClaims are created (kpy serves no PVCs yet). maxUnavailable for rolling updates is not
-implemented (one pod at a time, as Kubernetes' default).
+Revisions: a ControllerRevision per distinct template (history.py), named `<set>-<hash>`; that name is in the
+pods' `controller-revision-hash` label and status.currentRevision/updateRevision, so `kubectl rollout
+history|undo statefulset` work as on Kubernetes. volumeClaimTemplates are ignored: no PersistentVolumeClaims are
+created (kpy serves no PVCs yet). maxUnavailable for rolling updates is not implemented (one pod at a time, as
+Kubernetes' default).
 """
 from __future__ import annotations
 
@@ -15,16 +15,19 @@ import re
 
 from kpy_components.api import meta
 
+from . import history
 from . import pods as podutil
 from .podowner import PodOwnerController
 
-REVISION_LABEL = "controller-revision-hash"
+REVISION_LABEL = history.HASH_LABEL
 POD_NAME_LABEL = "statefulset.kubernetes.io/pod-name"
 POD_INDEX_LABEL = "apps.kubernetes.io/pod-index"
 
 
 def update_revision(sts: dict) -> str:
-    return f"{meta.name_of(sts)}-{podutil.template_hash((sts.get('spec') or {}).get('template'))}"
+    """The name the ControllerRevision of the set's current template has (unless it collided since)."""
+    collision_count = (sts.get("status") or {}).get("collisionCount")
+    return history.revision_name(meta.name_of(sts), history.revision_hash(sts, collision_count))
 
 
 def ordinal_of(sts: dict, pod: dict) -> int | None:
@@ -47,13 +50,15 @@ def _healthy(pod: dict) -> bool:
     return podutil.phase(pod) == "Running" and podutil.is_ready(pod) and not podutil.is_terminating(pod)
 
 
-def plan(sts: dict, pods: list[dict], now: float | None = None) -> tuple[list[int], list[dict], dict]:
-    """(ordinals to create, pods to delete, status) for one sync; `pods` are the set's own (finished included)."""
+def plan(sts: dict, pods: list[dict], now: float | None = None,
+         revision: str | None = None) -> tuple[list[int], list[dict], dict]:
+    """(ordinals to create, pods to delete, status) for one sync; `pods` are the set's own (finished included);
+    `revision`: the name of the update revision (by default `update_revision`)."""
     spec = sts.get("spec") or {}
     replicas = spec.get("replicas", 1)
     start = (spec.get("ordinals") or {}).get("start", 0)
     parallel = spec.get("podManagementPolicy") == "Parallel"
-    revision = update_revision(sts)
+    revision = revision or update_revision(sts)
     by_ordinal = {ordinal: pod for pod in pods if (ordinal := ordinal_of(sts, pod)) is not None}
     wanted = range(start, start + replicas)
     create, delete = [], []
@@ -121,19 +126,29 @@ class StatefulSetController(PodOwnerController):
     kind, plural, group = "StatefulSet", "statefulsets", "apps"
     workers = 5  # kube-controller-manager --concurrent-statefulset-syncs
 
+    def setup(self) -> None:
+        super().setup()
+        self.history = history.RevisionHistory(self, self.kind)
+
     async def reconcile(self, key: str) -> None:
         sts = self.owners.store.get(key)
         if sts is None:
             self.expectations.forget(key)
             return
         pods = await self.claimed_pods(sts, include_inactive=True)  # a terminating pod still holds its name
-        create, delete, status = plan(sts, pods)
-        if self.expectations.satisfied(key) and not podutil.is_terminating(sts):
+        deleting = podutil.is_terminating(sts)
+        synced = None if deleting else await self.history.sync(sts)
+        revision = meta.name_of(synced.update) if synced else None
+        create, delete, status = plan(sts, pods, revision=revision)
+        if synced is not None and synced.collision_count is not None:
+            status["collisionCount"] = synced.collision_count
+        if self.expectations.satisfied(key) and not deleting:
             if delete:
                 await self.delete_pods(sts, key, delete)
             elif create:
-                revision = update_revision(sts)
                 error = await self.create_pods(sts, key, [stateful_pod(sts, o, revision) for o in create])
                 if error is not None:
                     raise error
+            live = {meta.labels_of(pod).get(REVISION_LABEL) for pod in pods} | {status["currentRevision"]}
+            await self.history.trim(sts, synced, live)
         await self.write_status(sts, status)
