@@ -304,7 +304,8 @@ class Store:
             self.strategy.validate(new)
         self._invalid(new, self.strategy.validate_metadata(new) + checks)
         await self.strategy.allocate(ctx, new, current)
-        patching.track_update(ctx, current, new, subresource)
+        if subresource != "binding":  # as upstream, binding writes the pod without the field manager
+            patching.track_update(ctx, current, new, subresource)
         return new
 
     async def _cached(self, key: str) -> dict | None:
