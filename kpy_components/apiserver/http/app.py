@@ -108,8 +108,10 @@ def _record(metrics: health.Metrics, request: web.Request, info: RequestInfo, us
     metrics.requests.labels(verb, resource, str(code)).inc()
     if info.verb != "watch":
         metrics.duration.labels(verb, resource).observe(seconds)
-    # Successful reads are the bulk of the traffic: logged at debug; writes and failures at info.
-    level = logging.DEBUG if code < 400 and request.method in ("GET", "HEAD") else logging.INFO
+    # Like kube-apiserver's httplog (-v=3): every served request at debug; failures also at info.
+    level = logging.DEBUG if code < 400 else logging.INFO
+    if not log.isEnabledFor(level):
+        return
     log.log(level, "Served request verb=%s resource=%s subresource=%s namespace=%s name=%s path=%s code=%d "
             "user=%s ms=%.1f", verb, resource or "-", info.subresource or "-", info.namespace or "-",
             info.name or "-", request.path, code, user.name if user else "-", seconds * 1000)
