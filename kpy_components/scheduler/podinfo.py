@@ -10,6 +10,7 @@ containers that request nothing (100m, 200Mi), used only for scoring so that emp
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -24,6 +25,11 @@ DEFAULT_PRIORITY = 0
 def amount(name: str, text) -> int:
     """The integer amount of a quantity: millicores for cpu, units rounded up otherwise; 0 if unparseable (the
     API server validated the object, so this only guards against surprises)."""
+    return _amount(name, text) if isinstance(text, (str, int, float)) else 0
+
+
+@functools.lru_cache(maxsize=4096)  # pods repeat a handful of quantities; parsing one costs ~10 us
+def _amount(name: str, text: str | int | float) -> int:
     try:
         value = Quantity.parse(text).value
     except QuantityError:
