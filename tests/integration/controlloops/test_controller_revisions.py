@@ -4,7 +4,8 @@ kubectl 1.27 and 1.33 (each with a fresh cache) doing what users do:
 
 - `rollout history` lists a DaemonSet's / StatefulSet's revisions with their change causes, `--revision=N` shows
   that revision's template; `set image` adds a revision; `rollout undo` puts the old template back, the pods roll
-  back to it, and the old revision is renumbered as the newest (as on Kubernetes);
+  back to it, and the old revision is renumbered as the newest (as on Kubernetes); `--to-revision=N` picks one,
+  an unknown N is refused;
 - `get controllerrevisions` prints NAME CONTROLLER REVISION AGE;
 - the API refuses a revision without data, a negative revision and a change of data, worded as Kubernetes;
 - a revision name taken by another template bumps status.collisionCount; revisionHistoryLimit trims old
@@ -136,6 +137,15 @@ async def test_daemonset_history_and_undo(client, namespace, controllers, kubect
         2: "image web:2", 3: "create web:1"}
     assert [r["metadata"]["name"] for r in await owned_revisions(client, namespace, ds)] == [
         second["metadata"]["name"], first["metadata"]["name"]]
+
+    missing = await run(kubectl, "-n", namespace, "rollout", "undo", "daemonset/web", "--to-revision=9", check=False)
+    assert missing.returncode == 1 and "unable to find specified revision 9 in history" in missing.stderr
+    await run(kubectl, "-n", namespace, "rollout", "undo", "daemonset/web", "--to-revision=2")
+    await rolled_out(kubectl, namespace, "daemonset/web")
+    await eventually(lambda: pods_are(client, namespace, "web", ("web:2", second["metadata"]["labels"][
+        history.HASH_LABEL]), 2), timeout=30, message="both daemon pods on web:2 again")
+    assert history_rows((await run(kubectl, "-n", namespace, "rollout", "history", "daemonset/web")).stdout) == {
+        3: "create web:1", 4: "image web:2"}
 
     await run(kubectl, "-n", namespace, "delete", "daemonset/web", "--wait=true")
     await eventually(lambda: no_revisions(client, namespace), timeout=30, message="revisions garbage-collected")
