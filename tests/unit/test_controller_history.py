@@ -54,6 +54,9 @@ def test_a_revision_is_named_labelled_and_owned_as_upstream():
 
 def test_a_new_template_gets_the_next_number():
     assert history.choose(owner("web:1"), []) == ("create", None, 1)
+    foreign = [{"metadata": {"name": "x"}, "data": {"spec": "not an object"}, "revision": 4},
+               {"metadata": {"name": "y"}, "data": "text", "revision": "five"}]  # adopted, written by someone else
+    assert history.choose(owner("web:1"), foreign) == ("create", None, 5)
     action, found, number = history.choose(owner("web:3"), [revision("web:1", 1), revision("web:2", 2)])
     assert (action, found, number) == ("create", None, 3)
 

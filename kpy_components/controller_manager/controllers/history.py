@@ -35,8 +35,11 @@ _PREFIX_MAX = 223  # ControllerRevisionName: 223 + "-" + hash stays within a 253
 
 def _template(obj: dict) -> dict:
     """A comparable copy of an owner's spec.template (or of a revision's data): normalized as pods' templates are
-    for hashing, without the `$patch` directive."""
-    template = podutil.normalized_template(((obj.get("spec") or {}).get("template")) or {})
+    for hashing, without the `$patch` directive. Anything but an object there (a revision someone else wrote)
+    counts as an empty template."""
+    spec = obj.get("spec")
+    template = spec.get("template") if isinstance(spec, dict) else None
+    template = podutil.normalized_template(template if isinstance(template, dict) else {})
     template.pop("$patch", None)
     return template
 
