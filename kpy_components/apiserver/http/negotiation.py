@@ -5,12 +5,12 @@ fail the command (kubectl-contract §5).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import yaml
 
 from kpy_components.api import errors
+from kpy_components.apiserver.storage.codec import loads
 
 JSON = "application/json"
 YAML = "application/yaml"
@@ -98,8 +98,8 @@ def decode_body(content_type: str | None, body: bytes) -> dict:
 
 def _decode_json(body: bytes):
     try:
-        return json.loads(body or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
+        return loads(body or b"null")
+    except ValueError as exc:  # orjson's JSONDecodeError, also for bytes that are not UTF-8
         raise errors.bad_request(f"the request body is not valid JSON: {exc}") from exc
 
 
