@@ -17,6 +17,7 @@ from kpy_components.api import errors, meta, selectors
 from kpy_components.api.errors import Cause
 from kpy_components.api.resources import ResourceInfo
 from kpy_components.apiserver.storage.interface import Conflict, Event, KeyNotFound, Preconditions, Storage
+from kpy_components.apiserver.storage.cache import WatchCache
 
 from . import patching, schema
 from .context import WriteContext, storage_errors
@@ -30,7 +31,7 @@ _PROPAGATION_FINALIZERS = {"Orphan": "orphan", "Foreground": "foregroundDeletion
 
 
 class Store:
-    def __init__(self, info: ResourceInfo, strategy: Strategy, storage: Storage, *, cache: Storage | None = None,
+    def __init__(self, info: ResourceInfo, strategy: Strategy, storage: Storage, *, cache: WatchCache | None = None,
                  namespaces: Store | None = None):
         """`cache` (a watch cache over the same storage) serves watches and resourceVersion=0 lists; `namespaces`
         is the namespace store used to check that a namespace exists before creating in it."""
@@ -309,13 +310,9 @@ class Store:
         return new
 
     async def _cached(self, key: str) -> dict | None:
-        """The watch cache's copy of `key`, for a write to try instead of reading first (None: not cached)."""
-        if self.cache is self.storage:
-            return None
-        try:
-            return await self.cache.get(key, 0)
-        except KeyNotFound:
-            return None
+        """The watch cache's object at `key`, for a write to try instead of reading first (None: not cached). Not
+        a copy: guaranteed_update only reads a suggestion (its update function gets a copy)."""
+        return None if self.cache is self.storage else await self.cache.peek(key)
 
     async def _finish_deletion(self, stored: dict) -> dict:
         """An object being deleted whose last finalizer went away (and whose grace period is over) is removed."""

@@ -217,6 +217,11 @@ class WatchCache:
                 return clone(obj)
         return await self.storage.get(key, resource_version)
 
+    async def peek(self, key: str) -> dict | None:
+        """The cache's own object at `key` (None: not cached), not a copy: read it, never change it."""
+        resource = await self._resource(key)
+        return resource.objects.get(key) if resource is not None else None
+
     async def list(self, prefix: str, *, revision: int | None = None, limit: int = 0,
                    continue_token: str | None = None) -> ListResult:
         """revision 0 (without a continue token): from memory, at the cache's revision; its continue token is

@@ -34,6 +34,12 @@ def without_resource_version(obj: dict) -> dict:
     return {**obj, "metadata": metadata}
 
 
+def stamped(obj: dict, revision: int) -> dict:
+    """What a write of `obj` stored at `revision`, without decoding it again: a copy of the top level and of the
+    metadata with resourceVersion set; nested values are shared with `obj` (the writer's own object)."""
+    return {**obj, "metadata": {**(obj.get("metadata") or {}), "resourceVersion": str(revision)}}
+
+
 def with_resource_version(obj: dict, revision: int) -> dict:
     """`obj` (changed in place and returned) with metadata.resourceVersion set to `revision`."""
     metadata = obj.get("metadata")
@@ -46,8 +52,8 @@ def with_resource_version(obj: dict, revision: int) -> dict:
 class ObjectCodec:
     """dict <-> bytes at rest for one storage; `transformer` (optional) encrypts the JSON.
 
-    The steps are public so a backend can reuse the plain JSON of one write for several objects (the stored
-    object it returns and the event it publishes) without encoding twice."""
+    The steps are public so a backend encodes a write's plain JSON once for what it stores and for the event it
+    publishes."""
 
     def __init__(self, transformer: Transformer | None = None):
         self.transformer = transformer

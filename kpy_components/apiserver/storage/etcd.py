@@ -15,6 +15,7 @@ from kpy_components.apiserver.storage.codec import (
     decode_continue,
     encode_continue,
     prefix_end,
+    stamped,
     with_resource_version,
 )
 from kpy_components.apiserver.storage.interface import (
@@ -117,7 +118,7 @@ class EtcdStorage(CompareAndSwapStorage):
                                                ignore_lease=keep_lease)], [GetOp(key)])
         if not txn.succeeded:
             return Raced(self._current(key, txn.responses[0].kvs))
-        return self.codec.load(key, plain, txn.revision)
+        return stamped(obj, txn.revision)
 
     async def _delete_if(self, key: str, current: Current) -> dict | Raced:
         with etcd_errors():

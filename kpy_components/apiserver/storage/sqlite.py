@@ -34,6 +34,7 @@ from kpy_components.apiserver.storage.codec import (
     decode_continue,
     encode_continue,
     prefix_end,
+    stamped,
     with_resource_version,
 )
 from kpy_components.apiserver.storage.fanout import Broker
@@ -282,7 +283,7 @@ class SqliteStorage(CompareAndSwapStorage):
         self._db.execute("INSERT OR REPLACE INTO current VALUES (?, ?, ?)", (key, revision, expires))
         event_type = "ADDED" if create_revision == revision else "MODIFIED"
         self._after_commit(key, Event(event_type, self.codec.load(key, plain, revision), revision, previous, key))
-        return self.codec.load(key, plain, revision)
+        return stamped(obj, revision)
 
     def _after_commit(self, key: str, event: Event) -> None:
         """Publish `event` once the running write transaction commits (a rollback raises before this runs)."""
