@@ -9,6 +9,7 @@
       etcd_ca_file, etcd_cert_file, etcd_key_file
       sqlite_path: /var/lib/kpy/apiserver.db
       encryption_config_file: /etc/kpy/encryption-config.yaml
+      compaction_interval: 5m        # history older than this is compacted away; "0" never compacts
     service_cluster_ip_range: 10.96.0.0/12
     service_node_port_range: 30000-32767
     service_account: {key_files: [...], signing_key_file, issuer}
@@ -46,6 +47,7 @@ class StorageConfig:
     etcd_cert_file: Path | None = None
     etcd_key_file: Path | None = None
     encryption_config_file: Path | None = None
+    compaction_interval: float = 300.0  # seconds, as kube-apiserver's --etcd-compaction-interval; 0: never
 
 
 @dataclass(frozen=True)
@@ -91,14 +93,15 @@ def _node_port_range(reader: Reader) -> tuple[int, int]:
 
 def _storage(data: Any, problems: list[str]) -> StorageConfig:
     known = ("backend", "sqlite_path", "etcd_servers", "etcd_ca_file", "etcd_cert_file", "etcd_key_file",
-             "encryption_config_file")
+             "encryption_config_file", "compaction_interval")
     reader = Reader(data, "storage.", problems, known)
     backend = reader.string("backend", "sqlite", ("sqlite", "etcd"))
     servers = reader.strings("etcd_servers", ())
     config = StorageConfig(backend=backend or "sqlite", sqlite_path=reader.path("sqlite_path"),
                            etcd_servers=servers, etcd_ca_file=reader.path("etcd_ca_file"),
                            etcd_cert_file=reader.path("etcd_cert_file"), etcd_key_file=reader.path("etcd_key_file"),
-                           encryption_config_file=reader.path("encryption_config_file"))
+                           encryption_config_file=reader.path("encryption_config_file"),
+                           compaction_interval=reader.duration("compaction_interval", 300.0))
     if config.backend == "etcd":
         if not servers:
             reader.problem("etcd_servers", "is required with backend etcd (a list of https:// URLs)")

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from kpy_components import systemd
 from kpy_components.api import catalog
+from kpy_components.apiserver.compactor import run_compactor
 from kpy_components.apiserver.storage.cache import CacheSettings, WatchCache
 from kpy_components.apiserver.storage.interface import Compacted, Storage, StorageError
 
@@ -128,6 +129,9 @@ class APIServer:
         await site.start()
         log.info("Started serving address=%s port=%d storage=%s", config.bind_address, config.secure_port,
                  config.storage.backend)
+        if config.storage.compaction_interval > 0:
+            self._tasks.append(asyncio.create_task(run_compactor(self.storage, config.storage.compaction_interval),
+                                                   name="apiserver-compactor"))
         self._tasks.append(asyncio.create_task(self._prepare(api, security), name="apiserver-bootstrap"))
 
     async def _prepare(self, api: API, security: Security) -> None:

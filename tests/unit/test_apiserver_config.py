@@ -28,6 +28,9 @@ def test_a_complete_config_parses():
     assert parsed.storage.backend == "etcd" and parsed.storage.etcd_servers == ("https://10.0.0.11:2379",)
     assert parsed.service_node_port_range == (30000, 32767)
     assert str(parsed.service_account.signing_key_file) == "/etc/kpy/pki/sa.key"
+    assert parsed.storage.compaction_interval == 300.0  # kube-apiserver's --etcd-compaction-interval default
+    assert config.parse({**VALID, "storage": {**VALID["storage"], "compaction_interval": "1m30s"}}
+                        ).storage.compaction_interval == 90.0
 
 
 def test_every_problem_is_reported_at_once():
@@ -36,6 +39,7 @@ def test_every_problem_is_reported_at_once():
     broken["bind_address"] = "not-an-ip"
     broken["storage"]["etcd_servers"] = ["http://10.0.0.11:2379"]
     del broken["storage"]["etcd_key_file"]
+    broken["storage"]["compaction_interval"] = "5 minutes"
     broken["service_cluster_ip_range"] = "10.32.0.0/33"
     broken["authorization_modes"] = ["RBAC", "AlwaysAllow"]
     broken["colour"] = "blue"
@@ -48,6 +52,7 @@ def test_every_problem_is_reported_at_once():
     assert ("storage.etcd_servers: 'http://10.0.0.11:2379' must be an https:// URL (etcd is reached over TLS)"
             in problems)
     assert "storage.etcd_key_file: is required with backend etcd" in problems
+    assert "storage.compaction_interval: '5 minutes' is not a duration (like 15s, 1m30s, 500ms)" in problems
     assert "tls.client_ca_file: is required" in problems
     assert any(p.startswith("colour: unknown field") for p in problems)
     assert any(p.startswith("service_cluster_ip_range: must be a network in CIDR form") for p in problems)

@@ -5,7 +5,8 @@ import sqlite3
 
 import pytest
 
-from kpy_components.apiserver.storage.interface import Unavailable
+from kpy_components.apiserver.storage import sqlite as sqlite_module
+from kpy_components.apiserver.storage.interface import Compacted, Unavailable
 from kpy_components.apiserver.storage.sqlite import SqliteStorage
 
 pytestmark = pytest.mark.anyio
@@ -96,6 +97,53 @@ async def test_compaction_removes_old_rows_but_keeps_the_state_at_the_revision(s
     assert (await store.list("/registry/pods/", revision=revision)).items[0]["n"] == 9
     await store.compact(revision - 5)  # older than the last compaction: nothing to do
     assert (await store.get("/registry/pods/ns/a"))["n"] == 9
+
+
+async def test_compaction_in_small_batches_leaves_what_one_big_delete_would(tmp_path, monkeypatch):
+    async def history(storage: SqliteStorage) -> int:
+        for n in range(12):
+            key = f"/registry/pods/ns/p{n % 4}"
+            if n < 4:
+                await storage.create(key, {"metadata": {"name": f"p{n}"}, "n": n})
+            elif n % 3 == 0:
+                await storage.delete(key)
+                await storage.create(key, {"metadata": {"name": key[-2:]}, "n": n})
+            else:
+                await storage.guaranteed_update(key, lambda o, n=n: {**o, "n": n})
+        await storage.delete("/registry/pods/ns/p1")  # a deletion before the compaction revision
+        await storage.guaranteed_update("/registry/pods/ns/p3", lambda o: {**o, "n": 98})
+        middle = await storage.current_revision()
+        await storage.guaranteed_update("/registry/pods/ns/p2", lambda o: {**o, "n": 99})
+        return middle
+
+    seen_between_batches = []  # what a list at the compacted revision shows after each batch
+
+    def pruning(self, low, high, revision):
+        prune(self, low, high, revision)
+        seen_between_batches.append(self._db_list("/registry/pods/", revision, "/registry/pods/", 0).items)
+
+    prune = SqliteStorage._db_prune
+    monkeypatch.setattr(SqliteStorage, "_db_prune", pruning)
+    results = []
+    for batch in (1_000_000, 2):
+        monkeypatch.setattr(sqlite_module, "COMPACT_BATCH", batch)
+        storage = SqliteStorage(tmp_path / f"{batch}.sqlite")
+        try:
+            middle = await history(storage)
+            before = (await storage.list("/registry/pods/", revision=middle)).items
+            seen_between_batches.clear()
+            await storage.compact(middle)
+            after = (await storage.list("/registry/pods/", revision=middle)).items
+            assert after == before and "p1" not in [i["metadata"]["name"] for i in after]
+            assert len(seen_between_batches) == 1 if batch > middle else len(seen_between_batches) > 3
+            assert all(seen == before for seen in seen_between_batches)
+            with pytest.raises(Compacted):
+                await storage.list("/registry/pods/", revision=middle - 1)
+            results.append(sqlite3.connect(tmp_path / f"{batch}.sqlite").execute(
+                "SELECT revision, key FROM revisions ORDER BY revision").fetchall())
+        finally:
+            await storage.close()
+    assert results[0] == results[1] and len(results[0]) < 20
 
 
 async def test_a_database_that_cannot_be_opened_is_unavailable_naming_the_file(tmp_path):

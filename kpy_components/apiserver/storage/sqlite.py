@@ -85,6 +85,7 @@ _COMPACT = """DELETE FROM revisions WHERE revision < :r AND (value IS NULL OR EX
 log = logging.getLogger(__name__)
 
 HISTORY_BATCH = 500  # events read per query when a watch replays history
+COMPACT_BATCH = 2_000  # revisions pruned per write when compacting
 CHECKPOINT_WRITES = 200  # writes between WAL checkpoints (about SQLite's default of 1,000 pages)
 
 
@@ -380,17 +381,30 @@ class SqliteStorage(CompareAndSwapStorage):
         finally:
             self._broker.unsubscribe(subscriber)
 
-    def _db_compact(self, revision: int) -> None:
+    def _db_compact(self, revision: int) -> int | None:
+        """Reads before `revision` fail from now on; the first stored revision (where pruning starts), None when
+        already compacted there."""
         latest, compact_revision = self._state("revision"), self._state("compact_revision")
         if revision > latest:
             raise FutureRevision(revision, latest)
         if revision <= compact_revision:
-            return
-        self._db.execute(_COMPACT, {"r": revision})
+            return None
         self._db.execute("UPDATE state SET value = ? WHERE name = 'compact_revision'", (revision,))
+        return self._db.execute("SELECT min(revision) FROM revisions").fetchone()[0]
+
+    def _db_prune(self, low: int, high: int, revision: int) -> None:
+        self._db.execute(_COMPACT + " AND revision >= :low AND revision < :high",
+                         {"r": revision, "low": low, "high": high})
 
     async def compact(self, revision: int) -> None:
-        await self._run_write(self._db_compact, revision)
+        """Compaction is marked first, then the superseded rows go in batches of COMPACT_BATCH revisions (oldest
+        first, so a key whose last row is a deletion never shows an older row again), each its own write: the
+        event loop never waits for one long delete."""
+        first = await self._run_write(self._db_compact, revision)
+        if first is None:
+            return
+        for low in range(first, revision, COMPACT_BATCH):
+            await self._run_write(self._db_prune, low, min(low + COMPACT_BATCH, revision), revision)
 
     async def close(self) -> None:
         if self._closed:
