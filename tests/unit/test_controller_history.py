@@ -74,6 +74,14 @@ def test_a_rollback_renumbers_the_old_revision_as_the_newest():
     assert history.choose(owner("web:1"), [old, twin, revision("web:3", 5)])[:2] == ("renumber", twin)
 
 
+def test_a_number_shared_with_another_revision_is_renumbered():
+    # the second of two quick template changes was numbered from a cache without the first one's revision
+    first, second, third = revision("web:1", 1), revision("web:2", 2), revision("web:3", 2)
+    for order in ([first, second, third], [first, third, second]):
+        assert history.choose(owner("web:3"), order) == ("renumber", third, 3)
+    assert history.choose(owner("web:3"), [first, second, revision("web:3", 3)])[0] == "keep"
+
+
 def test_the_history_is_trimmed_oldest_first_never_a_live_revision():
     revisions = [revision(f"web:{n}", n) for n in range(1, 6)]
     names = [r["metadata"]["name"] for r in revisions]

@@ -86,13 +86,15 @@ def choose(owner: dict, revisions: list[dict]) -> tuple[str, dict | None, int]:
     """What the owner's current template needs, as (action, revision, number):
     ("keep", r, n)       the newest revision already holds it;
     ("renumber", r, n)   an older one does (a rollback): it becomes number n, the newest;
-    ("create", None, n)  none does: a new revision numbered n."""
+    ("create", None, n)  none does: a new revision numbered n.
+    A revision holding it that shares the highest number with another one is renumbered too: two quick template
+    changes can number two revisions alike when the second sync's cache has not shown the first's new revision."""
     ordered = sorted(revisions, key=number_of)
     newest = number_of(ordered[-1]) if ordered else 0
     equal = [r for r in ordered if holds_template(r, owner)]
     if not equal:
         return "create", None, newest + 1
-    if equal[-1] is ordered[-1]:
+    if number_of(equal[-1]) == newest and sum(1 for r in ordered if number_of(r) == newest) == 1:
         return "keep", equal[-1], newest
     return "renumber", equal[-1], newest + 1
 

@@ -250,12 +250,22 @@ async def test_collision_bumps_collision_count_and_limit_trims(client, namespace
         await client.patch(daemonsets, "clash", patch, namespace, patch_type="strategic")
         await eventually(lambda image=image: newest_holds(client, namespace, ds, image), timeout=30,
                          message=f"a revision of {image}")
+        # rolled out before the next change, so that the oldest revision is the one no pod runs when trimming
+        await eventually(lambda image=image: only_image(client, namespace, "clash", image, 2), timeout=30,
+                         message=f"both pods on {image}")
 
     async def trimmed():
         kept = await owned_revisions(client, namespace, ds)
-        return [r["revision"] for r in kept] == [2, 3] and kept
-    kept = await eventually(trimmed, timeout=30, message="revision 1 trimmed (revisionHistoryLimit 1)")
+        seen = [(r["revision"], r["data"]["spec"]["template"]["spec"]["containers"][0]["image"]) for r in kept]
+        return kept if seen == [(2, "clash:2"), (3, "clash:3")] else None
+    kept = await eventually(trimmed, timeout=30, message="revisions 2 (clash:2) and 3 (clash:3) only: revision 1 "
+                            "trimmed (revisionHistoryLimit 1), each numbered once")
     assert expected not in [r["metadata"]["name"] for r in kept]
+
+
+async def only_image(client, namespace: str, app: str, image: str, count: int) -> bool:
+    found = await pod_images(client, namespace, app)
+    return len(found) == count and {image for image, _ in found.values()} == {image}
 
 
 async def newest_holds(client, namespace: str, ds: dict, image: str) -> bool:
