@@ -103,6 +103,16 @@ _COLUMNS: dict[str, tuple[Col, ...]] = {
     "controllerrevisions.apps": (_NAME, _str("Controller", "Controller of the object"),
                                  _str("Revision", "Revision indicates the revision of the state represented by "
                                       "Data."), _AGE),
+    "priorityclasses.scheduling.k8s.io": (
+        _NAME, _int("Value", "value represents the integer value of this priority class. This is the actual priority "
+                    "that pods receive when they have the name of this class in their pod spec."),
+        Col("Global-Default", type="boolean", description="globalDefault specifies whether this PriorityClass should "
+            "be considered as the default priority for pods that do not have any priority class. Only one "
+            "PriorityClass can be marked as `globalDefault`. However, if more than one PriorityClasses exists with "
+            "their `globalDefault` field set to true, the smallest value of such global default PriorityClasses will "
+            "be used as the default priority."), _AGE,
+        _str("PreemptionPolicy", "preemptionPolicy is the Policy for preempting pods with lower priority. One of "
+             "Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset.")),
     "jobs.batch": (_NAME, _str("Status", "Status of the job."),
                    _str("Completions", "The number of pods which reached phase Succeeded."),
                    _str("Duration", "Time required to complete the job."), _AGE, _CONTAINERS, _IMAGES, _SELECTOR),
@@ -239,6 +249,7 @@ def resources() -> list[ResourceInfo]:
         _r("batch", "v1", "CronJob", "cronjobs", True, ("cj",), _ALL),
         _r("coordination.k8s.io", "v1", "Lease", "leases", True),
         _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
+        _r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
         _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",)),
         _r("events.k8s.io", "v1", "Event", "events", True, ("ev",)),
         _r(_RBAC, "v1", "Role", "roles", True),

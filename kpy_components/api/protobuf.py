@@ -4,8 +4,8 @@ JSON would carry.
 A body is `k8s\\x00` + runtime.Unknown {1: TypeMeta{1 apiVersion, 2 kind}, 2: raw message, 3: contentEncoding,
 4: contentType}. Messages are decoded with the field numbers of k8s.io/api's generated.proto for the kinds kubectl
 sends: Namespace, ConfigMap, Secret, ServiceAccount, Deployment, Job, CronJob, Role/ClusterRole(Binding), Service,
-PodDisruptionBudget, ResourceQuota, SelfSubjectAccessReview, SubjectAccessReview, SelfSubjectRulesReview,
-SelfSubjectReview, TokenRequest, DeleteOptions (and Pod). Unknown fields are skipped.
+PodDisruptionBudget, PriorityClass, ResourceQuota, SelfSubjectAccessReview, SubjectAccessReview,
+SelfSubjectRulesReview, SelfSubjectReview, TokenRequest, DeleteOptions (and Pod). Unknown fields are skipped.
 
 Go writes every non-pointer field even when empty, while JSON omits empty ones: zero values are dropped unless the
 field is a pointer (marked `P`), whose presence is meaningful (`replicas: 0`, `gracePeriodSeconds: 0`).
@@ -129,6 +129,9 @@ MESSAGES: dict[str, dict[int, tuple]] = {
     "PodDisruptionBudgetSpec": {1: _f("minAvailable", INT_OR_STR, P), 2: _f("selector", "LabelSelector", P),
                                 3: _f("maxUnavailable", INT_OR_STR, P),
                                 4: _f("unhealthyPodEvictionPolicy", STR, P)},
+    # scheduling.k8s.io/v1 (value 0 and globalDefault false are dropped like every zero: JSON has the same meaning)
+    "PriorityClass": {1: _METADATA, 2: _f("value", INT), 3: _f("globalDefault", BOOL), 4: _f("description", STR),
+                      5: _f("preemptionPolicy", STR, P)},
     # rbac.authorization.k8s.io/v1
     "Role": {1: _METADATA, 2: _f("rules", "PolicyRule", R)},
     "ClusterRole": {1: _METADATA, 2: _f("rules", "PolicyRule", R), 3: _f("aggregationRule", "AggregationRule", P)},
@@ -160,7 +163,7 @@ MESSAGES: dict[str, dict[int, tuple]] = {
 }
 # ClusterRoleBinding/RoleBinding JSON always carries roleRef; top-level kinds decode from these names.
 KINDS = {"Namespace", "ConfigMap", "Secret", "ServiceAccount", "Pod", "Service", "ResourceQuota", "Deployment", "Job",
-         "CronJob", "PodDisruptionBudget", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding",
+         "CronJob", "PodDisruptionBudget", "PriorityClass", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding",
          "SelfSubjectAccessReview", "SubjectAccessReview", "SelfSubjectRulesReview", "SelfSubjectReview",
          "TokenRequest", "DeleteOptions"}
 

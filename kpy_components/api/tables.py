@@ -412,6 +412,11 @@ def _controller_revision(obj: dict, now: datetime) -> list:
     return [name_of(obj), shown, obj.get("revision", 0), _age(obj, now)]
 
 
+def _priority_class(obj: dict, now: datetime) -> list:
+    return [name_of(obj), obj.get("value", 0), bool(obj.get("globalDefault")), _age(obj, now),
+            obj.get("preemptionPolicy") or ""]
+
+
 def _binding(obj: dict, now: datetime) -> list:
     role = obj.get("roleRef") or {}
     subjects = obj.get("subjects") or []
@@ -450,6 +455,7 @@ _PRINTERS: dict[str, Printer] = {
                                                   _age(o, now)],
     "endpointslices.discovery.k8s.io": _endpoint_slice,
     "poddisruptionbudgets.policy": _pdb,
+    "priorityclasses.scheduling.k8s.io": _priority_class,
     "rolebindings.rbac.authorization.k8s.io": _binding,
     "clusterrolebindings.rbac.authorization.k8s.io": _binding,
 }

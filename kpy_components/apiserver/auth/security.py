@@ -19,6 +19,7 @@ from kpy_components.apiserver.admission.default_tolerations import DefaultTolera
 from kpy_components.apiserver.admission.limit_ranger import LimitRanger
 from kpy_components.apiserver.admission.namespace_lifecycle import NamespaceLifecycle
 from kpy_components.apiserver.admission.node_restriction import NodeRestriction
+from kpy_components.apiserver.admission.priority import PriorityAdmission
 from kpy_components.apiserver.admission.rbac_escalation import RBACEscalation
 from kpy_components.apiserver.admission.resource_quota import ResourceQuotaAdmission, WriteStatus
 from kpy_components.apiserver.admission.service_account import ServiceAccountAdmission
@@ -117,10 +118,11 @@ class SecurityRuntime:
         self.reviews = Reviews(self.authorize, self.rules_for, self.authenticator.authenticate_token)
         limit_ranger = LimitRanger(api)
         escalation = RBACEscalation(api, self.authorize, self.rules_for, self._refresh_rbac)
-        self.admission = AdmissionChain(
-            mutating=[NamespaceLifecycle(api), limit_ranger, ServiceAccountAdmission(api),
+        priority = PriorityAdmission(api)
+        self.admission = AdmissionChain(  # kube-apiserver's plugin order
+            mutating=[NamespaceLifecycle(api), limit_ranger, ServiceAccountAdmission(api), priority,
                       DefaultTolerationSeconds()],
-            validating=[limit_ranger, NodeRestriction(api), escalation,
+            validating=[limit_ranger, NodeRestriction(api), priority, escalation,
                         ResourceQuotaAdmission(api, quota_status_writer(api))])
         self.token_issuer = TokenIssuer(signer, config.audiences, lookup)
         self.security = Security(authenticate=self.authenticator.authenticate, authorize=self.authorize,

@@ -1,5 +1,6 @@
-"""What exists in every cluster from the first start: the system namespaces, the `kubernetes` Service (the first
-address of the service CIDR, port 443) and its Endpoints and EndpointSlice listing every live API server.
+"""What exists in every cluster from the first start: the system namespaces, the built-in PriorityClasses
+(system-node-critical, system-cluster-critical), the `kubernetes` Service (the first address of the service CIDR,
+port 443) and its Endpoints and EndpointSlice listing every live API server.
 
 Each API server announces itself with a short-lived storage key /registry/kpy/masterleases/<ip> (TTL 15 s,
 rewritten with a fresh TTL every 10 s), and the endpoints list the addresses with a live key: servers that stop
@@ -11,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from kpy_components.api import errors, meta
+from kpy_components.api import errors, meta, scheduling
 from kpy_components.apiserver.storage.interface import Storage, StorageError
 
 from .api import API
@@ -32,7 +33,8 @@ async def _ensure(api: API, group: str, plural: str, namespace: str, obj: dict) 
 
 
 async def create_defaults(api: API, port: int, security_objects: list[dict]) -> None:
-    """System namespaces, the kubernetes Service, and the objects security asks for (roles, bindings)."""
+    """System namespaces, the kubernetes Service, the system PriorityClasses, and the objects security asks for
+    (roles, bindings)."""
     for name in SYSTEM_NAMESPACES:
         await _ensure(api, "", "namespaces", "", {"apiVersion": "v1", "kind": "Namespace",
                                                   "metadata": {"name": name}})
@@ -41,6 +43,8 @@ async def create_defaults(api: API, port: int, security_objects: list[dict]) -> 
         "metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
         "spec": {"clusterIP": api.cluster_ips.first, "ports": [{"name": "https", "port": 443, "protocol": "TCP",
                                                                 "targetPort": port}]}})
+    for obj in scheduling.system_priority_classes():
+        await _ensure(api, scheduling.GROUP, "priorityclasses", "", obj)
     for obj in security_objects:
         info = api.registry.for_kind(obj.get("apiVersion", ""), obj.get("kind", ""))
         if info is None:

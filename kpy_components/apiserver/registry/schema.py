@@ -79,6 +79,7 @@ _TOP_LEVEL: dict[str, str] = {
     "Eviction": "deleteOptions",
     "Binding": "target",
     "ControllerRevision": "data revision",
+    "PriorityClass": "value globalDefault description preemptionPolicy",
 }
 _CORE_EVENT = ("involvedObject reason message source firstTimestamp lastTimestamp count type eventTime series action "
                "related reportingComponent reportingInstance")

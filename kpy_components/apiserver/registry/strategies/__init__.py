@@ -5,7 +5,7 @@ from kpy_components.api.resources import ResourceInfo
 
 from ..allocators import ClusterIPAllocator, NodePortAllocator
 from ..strategy import Strategy
-from . import controllerrevisions, core, others, services, workloads
+from . import controllerrevisions, core, others, priorityclasses, services, workloads
 
 _BY_RESOURCE: dict[str, type[Strategy]] = {
     "pods": core.PodStrategy,
@@ -29,6 +29,7 @@ _BY_RESOURCE: dict[str, type[Strategy]] = {
     "leases.coordination.k8s.io": others.LeaseStrategy,
     "endpointslices.discovery.k8s.io": others.EndpointSliceStrategy,
     "poddisruptionbudgets.policy": others.PodDisruptionBudgetStrategy,
+    "priorityclasses.scheduling.k8s.io": priorityclasses.PriorityClassStrategy,
     "events.events.k8s.io": others.EventsV1Strategy,
     "roles.rbac.authorization.k8s.io": others.RoleStrategy,
     "clusterroles.rbac.authorization.k8s.io": others.RoleStrategy,

@@ -26,8 +26,8 @@ class PodStrategy(Strategy):
     def default(self, obj):
         podspec.default_pod_spec(obj.setdefault("spec", {}))
         obj["spec"].setdefault("enableServiceLinks", True)
-        obj["spec"].setdefault("priority", 0)
-        obj["spec"].setdefault("preemptionPolicy", "PreemptLowerPriority")
+        # spec.priority and spec.preemptionPolicy come from the Priority admission plugin (it refuses a pod whose
+        # client-given values disagree with its class, so defaulting them here, before admission, would be wrong).
 
     def prepare_for_create(self, obj):
         super().prepare_for_create(obj)
