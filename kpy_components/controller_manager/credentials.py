@@ -32,6 +32,7 @@ ACCOUNTS = {
     "endpointslice": "endpointslice-controller", "nodeipam": "node-controller", "nodelifecycle": "node-controller",
     "garbagecollector": "generic-garbage-collector", "podgc": "pod-garbage-collector",
     "disruption": "disruption-controller", "root-ca-cert-publisher": "root-ca-cert-publisher",
+    "ttl-after-finished": "ttl-after-finished-controller",
 }
 # serviceaccount-token signs tokens into Secrets itself and runs as the manager (as upstream's does).
 

@@ -28,6 +28,7 @@ CONTROLLERS: dict[str, str] = {
     "podgc": "podgc:PodGCController",
     "disruption": "disruption:DisruptionController",
     "root-ca-cert-publisher": "rootcacertpublisher:RootCACertPublisher",
+    "ttl-after-finished": "ttlafterfinished:TTLAfterFinishedController",
 }
 
 

@@ -4,7 +4,8 @@ REAL kpy-apiserver and simulated nodes, driven by the real kubectl where users w
 - a Deployment of 20 replicas rolls out (`kubectl rollout status` finishes), scales, rolls to a new template while
   availability is sampled and never drops below replicas - maxUnavailable (nor the ReplicaSets' sizes above
   replicas + maxSurge), and rolls back with `kubectl rollout undo` (1.33, then 1.27 with --to-revision);
-- a Job completes, and one that keeps failing stops at its backoffLimit;
+- a Job completes, and one that keeps failing stops at its backoffLimit; a finished Job with
+  ttlSecondsAfterFinished is deleted with its pods once the TTL has run out;
 - a DaemonSet runs one pod per node it tolerates and rolls to a new template (`kubectl rollout status`);
 - a StatefulSet creates <name>-0..N-1 in order, scales down from the highest ordinal and rolls its pods;
 - a CronJob starts a Job at its next minute;
@@ -25,7 +26,7 @@ from conftest import cm_config, eventually, run_component
 from prometheus_client import CollectorRegistry
 
 from kpy_components.api import meta
-from kpy_components.client import EventRecorder, RESTClient, SharedInformerFactory, load_kubeconfig
+from kpy_components.client import EventRecorder, RESTClient, SharedInformerFactory, is_not_found, load_kubeconfig
 from kpy_components.controller_manager import manager
 from kpy_components.controller_manager.controller import ControllerContext
 from kpy_components.controller_manager.controllers.replicaset import ReplicaSetController
@@ -36,7 +37,8 @@ pytestmark = pytest.mark.anyio
 KUBECTL_VERSION = "1.33"
 REPLICAS, SURGE, UNAVAILABLE = 20, 5, 5  # 25% of 20 each
 _node_names = itertools.count()
-WORKLOAD_CONTROLLERS = ("deployment", "replicaset", "daemonset", "statefulset", "job", "cronjob")
+WORKLOAD_CONTROLLERS = ("deployment", "replicaset", "daemonset", "statefulset", "job", "cronjob", "ttl-after-finished",
+                        "garbagecollector")
 
 
 @pytest.fixture
@@ -200,6 +202,34 @@ async def test_job_fails_after_its_backoff_limit(client, namespace, workloads, k
     pods = (await client.list(client.resource("pods"), namespace, label_selector="job-name=crash"))["items"]
     created = sorted(meta.parse_rfc3339(pod["metadata"]["creationTimestamp"]).timestamp() for pod in pods)
     assert len(created) == 2 and created[1] - created[0] >= 9  # the replacement waited out the 10 s backoff
+
+
+async def test_a_finished_job_goes_with_its_pods_after_ttl_seconds_after_finished(client, namespace, workloads):
+    jobs, pods = client.resource("jobs", "batch"), client.resource("pods")
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "brief"},
+           "spec": {"ttlSecondsAfterFinished": 3, "template": {
+               "metadata": {"annotations": {"sim.kpy.io/exit-after": "0.2"}},
+               "spec": {"restartPolicy": "Never", "containers": [{"name": "brief", "image": "busybox"}]}}}}
+    await client.create(jobs, job, namespace)
+
+    async def finished() -> dict | None:
+        status = (await client.get(jobs, "brief", namespace)).get("status") or {}
+        return next((c for c in status.get("conditions") or () if c["type"] == "Complete"), None)
+    complete = await eventually(finished, timeout=60)
+    assert (await client.list(pods, namespace, label_selector="job-name=brief"))["items"]  # kept for the TTL
+
+    async def gone() -> bool:
+        try:
+            await client.get(jobs, "brief", namespace)
+        except Exception as error:
+            if is_not_found(error):
+                return True
+            raise
+        return False
+    await eventually(gone, timeout=30)
+    deleted_after = time.time() - meta.parse_rfc3339(complete["lastTransitionTime"]).timestamp()
+    assert deleted_after >= 3 - 1  # not before the TTL (the condition's time has whole seconds)
+    assert not (await client.list(pods, namespace, label_selector="job-name=brief"))["items"]
 
 
 def containers(image: str) -> list[dict]:
