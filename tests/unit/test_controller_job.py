@@ -1,10 +1,11 @@
 """The Job controller's decisions (job.plan): how many pods to run, the counts, and when the Job is Complete or
-Failed (BackoffLimitExceeded, DeadlineExceeded)."""
+Failed (BackoffLimitExceeded, DeadlineExceeded), and which indexes an Indexed Job runs."""
 from __future__ import annotations
 
 from kpy_components.controller_manager.controllers import pods as podutil
-from kpy_components.controller_manager.controllers.job import (backoff_remaining, is_finished, plan,
-                                                              restarts_exceed_limit)
+from kpy_components.controller_manager.controllers.job import (INDEX_KEY, backoff_remaining, format_indexes,
+                                                              indexed_pod, indexes_to_start, is_finished,
+                                                              parse_indexes, plan, restarts_exceed_limit)
 
 NOW = 1_700_000_000.0
 
@@ -97,3 +98,44 @@ def test_container_restarts_of_on_failure_pods_count_against_the_backoff_limit()
     assert want == 0 and reason(status, "Failed") == "BackoffLimitExceeded"
     never = job(backoffLimit=2, template={"spec": {"restartPolicy": "Never"}})
     assert not restarts_exceed_limit(never, [twice])
+
+
+# --- Indexed completion mode ------------------------------------------------------------------------------------
+
+def indexed_pods(*entries: tuple[int, str]) -> list[dict]:
+    return [{"metadata": {"name": f"p{i}", "annotations": {INDEX_KEY: str(index)}}, "status": {"phase": phase}}
+            for i, (index, phase) in enumerate(entries)]
+
+
+def test_completed_indexes_read_and_written_as_upstream_intervals():
+    assert format_indexes({0, 1, 2, 4, 6, 7}) == "0-2,4,6-7" and format_indexes(set()) == ""
+    assert parse_indexes("0-2,4,6-7") == {0, 1, 2, 4, 6, 7} and parse_indexes("x,3") == {3}
+    assert parse_indexes(None) == set()
+
+
+def test_an_indexed_job_completes_when_every_index_succeeded_once():
+    indexed = job(completionMode="Indexed", completions=3, parallelism=2)
+    status, want = plan(indexed, indexed_pods((0, "Succeeded"), (0, "Succeeded"), (5, "Succeeded")), NOW)
+    assert want == 2 and status["succeeded"] == 1 and status["completedIndexes"] == "0"  # 0 twice, 5 out of range
+    assert indexes_to_start(indexed, indexed_pods((0, "Succeeded"), (1, "Running")), 2) == [2]
+    assert indexes_to_start(indexed, indexed_pods((1, "Failed")), 2) == [0, 1]  # a failed index runs again
+    status, want = plan(indexed, indexed_pods((0, "Succeeded"), (1, "Succeeded"), (2, "Succeeded")), NOW)
+    assert want == 0 and status["completedIndexes"] == "0-2" and reason(status, "Complete") == "CompletionsReached"
+    indexed["status"] = {"completedIndexes": "0-1"}  # pods of finished indexes gone (pod GC): still counted
+    status, want = plan(indexed, indexed_pods((2, "Succeeded")), NOW)
+    assert status["succeeded"] == 3 and reason(status, "Complete") == "CompletionsReached"
+
+
+def test_an_indexed_pod_knows_its_index():
+    indexed = {"apiVersion": "batch/v1", "kind": "Job", **job(completionMode="Indexed")}
+    indexed["metadata"]["uid"] = "u1"
+    template = {"spec": {"subdomain": "svc", "containers": [{"name": "a", "env": [{"name": "X", "value": "1"}]}],
+                         "initContainers": [{"name": "i"}]}}
+    pod = indexed_pod(template, indexed, 2)
+    assert pod["metadata"]["generateName"] == "pi-2-"
+    assert pod["metadata"]["annotations"][INDEX_KEY] == pod["metadata"]["labels"][INDEX_KEY] == "2"
+    assert (pod["spec"]["hostname"], pod["spec"]["subdomain"]) == ("pi-2", "svc")
+    for container in [*pod["spec"]["containers"], *pod["spec"]["initContainers"]]:
+        assert {"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
+            "fieldPath": f"metadata.annotations['{INDEX_KEY}']"}}} in container["env"]
+    assert template["spec"]["containers"][0]["env"] == [{"name": "X", "value": "1"}]  # the template is untouched

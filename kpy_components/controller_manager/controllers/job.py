@@ -4,8 +4,11 @@ the Job after more than `backoffLimit` failed pods or after `activeDeadlineSecon
 Counts come from the Job's pods (labelled job-name / batch.kubernetes.io/job-name and controller-uid by the API
 server's template defaults) and never go down: a finished pod removed later (pod GC) stays counted. After a
 failure, new pods wait 10 s, doubling with each failure since the last success, at most 6 minutes (Kubernetes'
-pod failure backoff); container restarts of OnFailure pods count against backoffLimit. Not done (yet): Indexed
-completion, pod failure and success policies, and ttlSecondsAfterFinished.
+pod failure backoff); container restarts of OnFailure pods count against backoffLimit. With completionMode
+Indexed, pod i runs index i (annotation and label batch.kubernetes.io/job-completion-index, env JOB_COMPLETION_INDEX,
+hostname <job>-<i>) and the Job completes when every index below `completions` succeeded, as listed in
+status.completedIndexes. Not done (yet): pod failure and success policies, backoffLimitPerIndex. Deletion after
+ttlSecondsAfterFinished is the ttl-after-finished controller's.
 """
 from __future__ import annotations
 
@@ -75,12 +78,87 @@ def restarts_exceed_limit(job: dict, active: list[dict]) -> bool:
     return restarts > 0 if limit == 0 else restarts >= limit
 
 
+# --- Indexed completion mode: pod i of `completions` runs index i; the Job completes when every index succeeded --
+
+INDEX_KEY = "batch.kubernetes.io/job-completion-index"  # annotation and label of an Indexed Job's pods
+
+
+def completion_index(pod: dict) -> int | None:
+    try:
+        index = int((pod["metadata"].get("annotations") or {}).get(INDEX_KEY))
+    except (TypeError, ValueError):
+        return None
+    return index if index >= 0 else None
+
+
+def parse_indexes(text: str | None) -> set[int]:
+    """status.completedIndexes ("1,3-5") as a set; what cannot be read counts as nothing."""
+    indexes: set[int] = set()
+    for part in (text or "").split(","):
+        first, _, last = part.partition("-")
+        if first.isdigit() and (not last or last.isdigit()):
+            indexes.update(range(int(first), int(last or first) + 1))
+    return indexes
+
+
+def format_indexes(indexes: set[int]) -> str:
+    """Sorted intervals as upstream writes completedIndexes: "1,3-5,7"."""
+    parts, ordered = [], sorted(indexes)
+    start = 0
+    for position in range(1, len(ordered) + 1):
+        if position == len(ordered) or ordered[position] != ordered[position - 1] + 1:
+            first, last = ordered[start], ordered[position - 1]
+            parts.append(str(first) if first == last else f"{first}-{last}")
+            start = position
+    return ",".join(parts)
+
+
+def completed_indexes(job: dict, pods: list[dict]) -> set[int]:
+    completions = (job.get("spec") or {}).get("completions") or 0
+    done = {index for pod in pods if podutil.phase(pod) == "Succeeded"
+            and (index := completion_index(pod)) is not None}
+    return {index for index in done | parse_indexes((job.get("status") or {}).get("completedIndexes"))
+            if index < completions}
+
+
+def indexes_to_start(job: dict, pods: list[dict], count: int) -> list[int]:
+    """The `count` lowest indexes that neither succeeded nor have an active pod."""
+    taken = completed_indexes(job, pods) | {completion_index(pod) for pod in pods if podutil.is_active(pod)}
+    free = (index for index in range((job.get("spec") or {}).get("completions") or 0) if index not in taken)
+    return [index for index, _ in zip(free, range(count))]
+
+
+def indexed_pod(template: dict, job: dict, index: int) -> dict:
+    """An Indexed Job's pod for `index`: the annotation and label, JOB_COMPLETION_INDEX in every container, the
+    hostname <job>-<index> (with the template's subdomain, a stable DNS name), generateName <job>-<index>-."""
+    pod = podutil.pod_from_template(template, job, labels={INDEX_KEY: str(index)},
+                                    annotations={INDEX_KEY: str(index)})
+    pod["metadata"]["generateName"] = f"{meta.name_of(job)}-{index}-"
+    spec = pod["spec"]
+    spec.setdefault("hostname", f"{meta.name_of(job)}-{index}")
+    variable = {"name": "JOB_COMPLETION_INDEX",
+                "valueFrom": {"fieldRef": {"fieldPath": f"metadata.annotations['{INDEX_KEY}']"}}}
+    for container in [*(spec.get("initContainers") or ()), *(spec.get("containers") or ())]:
+        env = container.setdefault("env", [])
+        if not any(item.get("name") == variable["name"] for item in env):
+            env.append(dict(variable))
+    return pod
+
+
+def is_indexed(job: dict) -> bool:
+    return (job.get("spec") or {}).get("completionMode") == "Indexed"
+
+
 def plan(job: dict, pods: list[dict], now: float) -> tuple[dict, int]:
     """(the Job's new status, how many active pods it should have) from its pods (the owned ones, finished
     included)."""
     spec, old = job.get("spec") or {}, job.get("status") or {}
     active = [pod for pod in pods if podutil.is_active(pod)]
-    succeeded = max(old.get("succeeded", 0), sum(1 for pod in pods if podutil.phase(pod) == "Succeeded"))
+    if is_indexed(job):
+        done = completed_indexes(job, pods)
+        succeeded = len(done)
+    else:
+        succeeded = max(old.get("succeeded", 0), sum(1 for pod in pods if podutil.phase(pod) == "Succeeded"))
     failed = max(old.get("failed", 0), sum(1 for pod in pods if podutil.phase(pod) == "Failed"))
     status = {key: value for key, value in old.items()
               if key not in ("active", "succeeded", "failed", "ready", "terminating")}
@@ -117,6 +195,8 @@ def plan(job: dict, pods: list[dict], now: float) -> tuple[dict, int]:
     kept = want if not is_finished({"status": {"conditions": conditions}}) else 0
     counts = {"active": min(len(active), kept), "succeeded": succeeded, "failed": failed}
     status.update({key: value for key, value in counts.items() if value})
+    if is_indexed(job):
+        status["completedIndexes"] = format_indexes(done)
     status["ready"] = ready if kept else 0
     status["conditions"] = conditions
     if not conditions:
@@ -148,9 +228,13 @@ class JobController(PodOwnerController):
             self.queue.add_after(key, wait + 0.1)
         elif len(active) < want and not podutil.is_terminating(job):
             template = (job.get("spec") or {}).get("template") or {}
-            await self.create_pods(job, key, [podutil.pod_from_template(template, job)
-                                              for _ in range(want - len(active))])
-            status["active"] = want
+            if is_indexed(job):
+                created = [indexed_pod(template, job, index)
+                           for index in indexes_to_start(job, pods, want - len(active))]
+            else:
+                created = [podutil.pod_from_template(template, job) for _ in range(want - len(active))]
+            await self.create_pods(job, key, created)
+            status["active"] = len(active) + len(created)
         elif len(active) > want:
             await self.delete_pods(job, key, podutil.pods_to_delete(active, len(active) - want))
         written = await self.write_status(job, status)

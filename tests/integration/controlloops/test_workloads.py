@@ -5,7 +5,7 @@ REAL kpy-apiserver and simulated nodes, driven by the real kubectl where users w
   availability is sampled and never drops below replicas - maxUnavailable (nor the ReplicaSets' sizes above
   replicas + maxSurge), and rolls back with `kubectl rollout undo` (1.33, then 1.27 with --to-revision);
 - a Job completes, and one that keeps failing stops at its backoffLimit; a finished Job with
-  ttlSecondsAfterFinished is deleted with its pods once the TTL has run out;
+  ttlSecondsAfterFinished is deleted with its pods once the TTL has run out; an Indexed Job runs each index once;
 - a DaemonSet runs one pod per node it tolerates and rolls to a new template (`kubectl rollout status`);
 - a StatefulSet creates <name>-0..N-1 in order, scales down from the highest ordinal and rolls its pods;
 - a CronJob starts a Job at its next minute;
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import time
 
 import pytest
@@ -202,6 +203,32 @@ async def test_job_fails_after_its_backoff_limit(client, namespace, workloads, k
     pods = (await client.list(client.resource("pods"), namespace, label_selector="job-name=crash"))["items"]
     created = sorted(meta.parse_rfc3339(pod["metadata"]["creationTimestamp"]).timestamp() for pod in pods)
     assert len(created) == 2 and created[1] - created[0] >= 9  # the replacement waited out the 10 s backoff
+
+
+async def test_an_indexed_job_runs_each_index_once(client, namespace, workloads, kubectl):
+    jobs = client.resource("jobs", "batch")
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "shards"},
+           "spec": {"completionMode": "Indexed", "completions": 3, "parallelism": 2, "template": {
+               "metadata": {"annotations": {"sim.kpy.io/exit-after": "0.3"}},
+               "spec": {"restartPolicy": "Never", "containers": [{"name": "shard", "image": "busybox"}]}}}}
+    await client.create(jobs, job, namespace)
+    await kubectl_run(kubectl, "-n", namespace, "wait", "--for=condition=complete", "job/shards", "--timeout=60s")
+    status = (await client.get(jobs, "shards", namespace))["status"]
+    assert status["succeeded"] == 3 and status["completedIndexes"] == "0-2"
+    pods = (await client.list(client.resource("pods"), namespace, label_selector="job-name=shards"))["items"]
+    index = "batch.kubernetes.io/job-completion-index"
+    assert sorted(pod["metadata"]["annotations"][index] for pod in pods) == ["0", "1", "2"]
+    assert all(pod["metadata"]["name"].startswith(f"shards-{pod['metadata']['labels'][index]}-")
+               and pod["spec"]["hostname"] == f"shards-{pod['metadata']['labels'][index]}" for pod in pods)
+    shown = (await kubectl_run(kubectl, "-n", namespace, "get", "job", "shards")).stdout
+    assert "3/3" in shown.splitlines()[1].split()  # COMPLETIONS
+    broken = {**job, "metadata": {"name": "unbounded"}, "spec": {**job["spec"], "parallelism": 2}}
+    del broken["spec"]["completions"]
+    refused = await asyncio.to_thread(kubectl, "-n", namespace, "create", "-f", "-", input=json.dumps(broken),
+                                      check=False)
+    assert refused.returncode == 1
+    assert ('The Job "unbounded" is invalid: spec.completions: Required value: when completion mode is Indexed'
+            in refused.stderr)
 
 
 async def test_a_finished_job_goes_with_its_pods_after_ttl_seconds_after_finished(client, namespace, workloads):

@@ -136,6 +136,8 @@ class StatefulSetStrategy(_Workload):
 
 
 _JOB_RESTART = ["OnFailure", "Never"]
+_COMPLETION_MODES = ["NonIndexed", "Indexed"]
+_MAX_INDEXED = 100_000  # completions and parallelism of an Indexed Job (upstream's maxParallelismForIndexedJob)
 
 
 def default_job_spec(spec: dict, uid: str | None) -> None:
@@ -177,6 +179,16 @@ class JobStrategy(Strategy):
         causes = []
         for field in ("parallelism", "completions", "backoffLimit", "activeDeadlineSeconds"):
             causes.extend(validation.non_negative(spec.get(field), f"spec.{field}"))
+        mode = spec.get("completionMode", "NonIndexed")
+        if mode not in _COMPLETION_MODES:
+            causes.append(meta.field_not_supported("spec.completionMode", mode, _COMPLETION_MODES))
+        elif mode == "Indexed":
+            if spec.get("completions") is None:
+                causes.append(field_required("spec.completions", "when completion mode is Indexed"))
+            for field in ("completions", "parallelism"):
+                if isinstance(spec.get(field), int) and spec[field] > _MAX_INDEXED:
+                    causes.append(field_invalid(f"spec.{field}", spec[field], f"must be less than or equal to "
+                                                f"{_MAX_INDEXED} when completion mode is Indexed"))
         template_spec = (spec.get("template") or {}).get("spec") or {}
         if template_spec.get("restartPolicy") == "Always":
             causes.append(meta.field_not_supported("spec.template.spec.restartPolicy", "Always", _JOB_RESTART))
