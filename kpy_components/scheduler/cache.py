@@ -78,6 +78,15 @@ class NodeInfo:
                 self.used_ports.pop(port, None)
         self.generation += 1
 
+    def clone(self) -> NodeInfo:
+        """A copy whose pods can be added and removed without touching this one (preemption's dry runs, nominated
+        pods): the node object and labels are shared, the pod accounting is copied."""
+        twin = NodeInfo.__new__(NodeInfo)
+        for slot in NodeInfo.__slots__:
+            setattr(twin, slot, getattr(self, slot))
+        twin.pods, twin.requested, twin.used_ports = dict(self.pods), dict(self.requested), dict(self.used_ports)
+        return twin
+
     def free(self, name: str) -> int:
         return self.allocatable.get(name, 0) - self.requested.get(name, 0)
 

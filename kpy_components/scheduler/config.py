@@ -257,9 +257,17 @@ def _spread_args(args: Reader) -> None:
         args.problem("defaultConstraints", "default topology spread constraints are not supported by kpy-scheduler")
 
 
+def _preemption_args(args: Reader) -> None:
+    """DefaultPreemptionArgs: percentage 0..100, absolute >= 0, not both 0 (ValidateDefaultPreemptionArgs)."""
+    percentage = args.integer("minCandidateNodesPercentage", 10, minimum=0, maximum=100)
+    absolute = args.integer("minCandidateNodesAbsolute", 100, minimum=0)
+    if percentage == 0 and absolute == 0:
+        args.problem("minCandidateNodesAbsolute", "cannot be zero at the same time as minCandidateNodesPercentage")
+
+
 _ARGS = {
     "NodeResourcesFit": (("scoringStrategy", "ignoredResources", "ignoredResourceGroups"), _fit_args),
     "NodeResourcesBalancedAllocation": (("resources",), _resources),
     "PodTopologySpread": (("defaultConstraints", "defaultingType"), _spread_args),
-    "DefaultPreemption": (("minCandidateNodesPercentage", "minCandidateNodesAbsolute"), lambda args: None),
+    "DefaultPreemption": (("minCandidateNodesPercentage", "minCandidateNodesAbsolute"), _preemption_args),
 }

@@ -26,6 +26,9 @@ NODE_ADD, NODE_UPDATE, NODE_DELETE = "NodeAdd", "NodeUpdate", "NodeDelete"
 ASSIGNED_POD_ADD, ASSIGNED_POD_UPDATE, ASSIGNED_POD_DELETE = "AssignedPodAdd", "AssignedPodUpdate", "AssignedPodDelete"
 
 CycleState = dict
+# Set in the cycle state only when no node fitted: the filter checks the cycle ran (its active Filter plugins), for
+# PostFilter plugins to re-run them (preemption's dry runs).
+FILTERS_KEY = "framework/filters"
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,9 @@ class Status:
     code: str = SUCCESS
     reasons: tuple[str, ...] = ()
     plugin: str = ""
+    # PostFilter only (kube-scheduler's PostFilterResult): the node to nominate the pod to, "" to clear its
+    # nomination, None to leave it as it is.
+    nominated_node: str | None = None
 
     @property
     def success(self) -> bool:
@@ -75,7 +81,9 @@ class FilterPlugin(Protocol):
 class PostFilterPlugin(Protocol):
     def post_filter(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo],
                     statuses: dict[str, Status]) -> Status:
-        """Runs when no node fits; a Status whose message explains what was tried (kube-scheduler: preemption)."""
+        """Runs when no node fits. Success (with `nominated_node`) when it made room for the pod; otherwise a
+        Status whose message explains what was tried (kube-scheduler: preemption). `state[FILTERS_KEY]` holds the
+        cycle's filter checks."""
 
 
 @runtime_checkable
@@ -140,9 +148,19 @@ class Profile:
         return [plugin.filter for plugin in self.filters if plugin.name not in skipped]
 
     def run_post_filters(self, state: CycleState, pod: PodInfo, nodes: Sequence[NodeInfo],
-                         statuses: dict[str, Status]) -> str:
-        messages = [plugin.post_filter(state, pod, nodes, statuses).message for plugin in self.post_filters]
-        return " ".join(message for message in messages if message)
+                         statuses: dict[str, Status]) -> Status:
+        """The first successful PostFilter's status (its message empty, as kube-scheduler's), else the plugins'
+        messages joined, with the last nomination change asked for."""
+        messages, nominated = [], None
+        for plugin in self.post_filters:
+            status = plugin.post_filter(state, pod, nodes, statuses)
+            if status.success:
+                return status
+            if status.message:
+                messages.append(status.message)
+            if status.nominated_node is not None:
+                nominated = status.nominated_node
+        return Status(UNSCHEDULABLE, (" ".join(messages),) if messages else (), nominated_node=nominated)
 
     def score_nodes(self, state: CycleState, pod: PodInfo, nodes: list[NodeInfo]) -> list[int]:
         """Weighted sum of every active score plugin's normalised scores, one total per node."""

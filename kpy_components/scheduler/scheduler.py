@@ -7,7 +7,10 @@ pods/NAME/binding) then runs in the background, so the API round trip is off the
 forgets the assumed pod and retries after a backoff.
 
 A pod no node fits gets a `FailedScheduling` Warning event and the PodScheduled=False condition (reason
-Unschedulable) with Kubernetes' message, and waits in the queue for a cluster event that may help it.
+Unschedulable) with Kubernetes' message, and waits in the queue for a cluster event that may help it. Before that
+the PostFilter plugins run: DefaultPreemption may evict lower-priority pods and nominate the pod to their node
+(status.nominatedNodeName); until it is bound, the filters keep its room there (nominator.py), and its next cycle
+tries that node first.
 
 Only pods whose spec.schedulerName names a profile and that have no spec.nodeName are scheduled.
 """
@@ -32,11 +35,13 @@ from kpy_components.client.rest import RESTClient
 from . import messages
 from .cache import NodeInfo, SchedulerCache
 from .config import SchedulerConfig
-from .framework import (ASSIGNED_POD_ADD, ASSIGNED_POD_DELETE, ASSIGNED_POD_UPDATE, NODE_ADD, NODE_DELETE,
-                        NODE_UPDATE, CycleState, Profile, Status)
+from .framework import (ASSIGNED_POD_ADD, ASSIGNED_POD_DELETE, ASSIGNED_POD_UPDATE, FILTERS_KEY, NODE_ADD,
+                        NODE_DELETE, NODE_UPDATE, CycleState, Profile, Status)
 from .metrics import ERROR, SCHEDULED, UNSCHEDULABLE_RESULT, SchedulerMetrics
+from .nominator import Nominator, run_filters, with_nominated
 from .plugins import build_profile
 from .podinfo import PodInfo
+from .preemption_executor import PreemptionExecutor
 from .queue import QueuedPod, SchedulingQueue
 
 log = logging.getLogger(__name__)
@@ -69,9 +74,11 @@ def select_host(nodes: Sequence[NodeInfo], totals: list[int], rng: random.Random
 
 @dataclass(frozen=True)
 class Failure:
-    """A cycle's outcome when no node fits: Kubernetes' message, and the cluster events that may help (None: any)."""
+    """A cycle's outcome when no node fits: Kubernetes' message, the cluster events that may help (None: any),
+    and the pod's new nominated node ("" clears it, None leaves it)."""
     message: str
     retry_on: frozenset[str] | None
+    nominated: str | None = None
 
 
 class Scheduler:
@@ -98,6 +105,14 @@ class Scheduler:
         informers.informer(self.pods).add_handler(self._pod_added, self._pod_updated, self._pod_deleted)
         informers.informer(client.resource("nodes")).add_handler(self._node_added, self._node_updated,
                                                                  self._node_deleted)
+        self.nominator = Nominator()
+        self.preemption = PreemptionExecutor(
+            client, informers.informer(client.resource("poddisruptionbudgets", "policy")), self.recorders,
+            self._spawn, self._writes, self.nominator)
+        for profile, _ in self.profiles.values():
+            for plugin in profile.post_filters:
+                if hasattr(plugin, "bind"):
+                    plugin.bind(self.preemption)
 
     # --- running -------------------------------------------------------------------------------------------------
     async def run(self, synced: asyncio.Event | None = None) -> None:
@@ -140,6 +155,8 @@ class Scheduler:
         elif outcome is not None:
             self.metrics.algorithm_duration.observe(time.perf_counter() - started)
             self.cache.assume_pod(info, outcome.name)
+            if self.nominator.by_node:
+                self.nominator.remove(info.key)
             self.queue.done(info.key)
             self._spawn(self._bind(queued, profile, outcome.name, started))
         await asyncio.sleep(0)  # a full queue must not starve bindings and informers
@@ -154,23 +171,50 @@ class Scheduler:
         status, skipped = profile.run_pre_filters(state, pod, nodes)
         if not status.success:
             statuses = {node.name: status for node in nodes}
-            post = profile.run_post_filters(state, pod, nodes, statuses)
-            return Failure(messages.fit_error(len(nodes), statuses, status, post), self._retry_on(profile, [status]))
+            return self._post_filter(profile, state, pod, nodes, statuses, skipped, status)
+        if self.nominator.by_node:
+            nominated = self._fits_nominated_node(profile, state, pod, skipped)
+            if nominated is not None:
+                return nominated
         feasible, statuses = self.find_feasible(profile, state, pod, nodes, skipped, percentage)
         if not feasible:
-            post = profile.run_post_filters(state, pod, nodes, statuses)
-            return Failure(messages.fit_error(len(nodes), statuses, None, post),
-                           self._retry_on(profile, statuses.values()))
+            return self._post_filter(profile, state, pod, nodes, statuses, skipped, None)
         if len(feasible) == 1:
             return feasible[0]
         return select_host(feasible, profile.score_nodes(state, pod, feasible), self.rng)
+
+    def _post_filter(self, profile: Profile, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
+                     statuses: dict[str, Status], skipped: set, pre_filter: Status | None) -> Failure:
+        """No node fits: run the PostFilter plugins (preemption) and word the failure."""
+        state[FILTERS_KEY] = self._filters(profile, pod, skipped)
+        post = profile.run_post_filters(state, pod, nodes, statuses)
+        retry_on = self._retry_on(profile, [pre_filter] if pre_filter is not None else statuses.values())
+        if post.success and retry_on is not None:
+            retry_on = retry_on | {ASSIGNED_POD_DELETE}  # the victims going away
+        return Failure(messages.fit_error(len(nodes), statuses, pre_filter, post.message), retry_on,
+                       post.nominated_node)
+
+    def _fits_nominated_node(self, profile: Profile, state: CycleState, pod: PodInfo,
+                             skipped: set) -> NodeInfo | None:
+        """kube-scheduler's evaluateNominatedNode: a pod nominated by an earlier preemption takes that node when it
+        fits there now, without scoring."""
+        node = self.cache.nodes.get(self.nominator.node_of(pod.key))
+        if node is None:
+            return None
+        return node if run_filters(self._filters(profile, pod, skipped), state, pod, node) is None else None
+
+    def _filters(self, profile: Profile, pod: PodInfo, skipped: set) -> list:
+        """The cycle's filter checks; while pods are nominated, one check that also keeps their room."""
+        filters = profile.active_filters(skipped)
+        nominated = self.nominator.for_pod(pod)
+        return [with_nominated(filters, nominated)] if nominated else filters
 
     def find_feasible(self, profile: Profile, state: CycleState, pod: PodInfo, nodes: list[NodeInfo],
                       skipped: set, percentage: int) -> tuple[list[NodeInfo], dict[str, Status]]:
         """Filter nodes from `next_start_index` on, round-robin, until enough fit."""
         count = len(nodes)
         wanted = feasible_nodes_to_find(count, percentage)
-        filters = profile.active_filters(skipped)
+        filters = self._filters(profile, pod, skipped)
         start = self.next_start_index % count
         feasible: list[NodeInfo] = []
         statuses: dict[str, Status] = {}
@@ -220,18 +264,28 @@ class Scheduler:
         self.queue.add_unschedulable(queued, failure.retry_on)
         log.info("Unable to schedule pod=%s message=%r", info.key, failure.message)
         self.recorders[info.scheduler_name].event(info.pod, WARNING, "FailedScheduling", failure.message)
+        nominated = failure.nominated
+        if nominated is not None:
+            self.nominator.add(info, nominated)
+            if nominated == ((info.pod.get("status") or {}).get("nominatedNodeName") or ""):
+                nominated = None  # already so
         current = _pod_scheduled_condition(info.pod)
-        if (current.get("status"), current.get("reason"), current.get("message")) != (
+        if nominated is not None or (current.get("status"), current.get("reason"), current.get("message")) != (
                 "False", "Unschedulable", failure.message):
             since = current.get("lastTransitionTime") if current.get("status") == "False" else None
-            self._spawn(self._set_unschedulable_condition(info, failure.message, since or now_rfc3339()))
+            self._spawn(self._set_unschedulable_condition(info, failure.message, since or now_rfc3339(), nominated))
 
-    async def _set_unschedulable_condition(self, info: PodInfo, message: str, since: str) -> None:
+    async def _set_unschedulable_condition(self, info: PodInfo, message: str, since: str,
+                                           nominated: str | None = None) -> None:
+        """PodScheduled=False with `message`; and status.nominatedNodeName set ("" clears it) unless None."""
         condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
                      "lastProbeTime": None, "lastTransitionTime": since}
+        status: dict = {"conditions": [condition]}
+        if nominated is not None:
+            status["nominatedNodeName"] = nominated or None
         try:
             async with self._writes:
-                await self.client.patch(self.pods, info.name, {"status": {"conditions": [condition]}},
+                await self.client.patch(self.pods, info.name, {"status": status},
                                         info.namespace, patch_type="strategic", subresource="status")
         except (APIError, ClientConnectionError) as error:
             if not is_not_found(error):
@@ -259,6 +313,8 @@ class Scheduler:
         info = PodInfo.of(new)
         if info.node_name:
             self.queue.delete(info.key)  # bound (by us, or by someone else)
+            if self.nominator.by_node:
+                self.nominator.remove(info.key)
             if _terminal(new):
                 self.cache.remove_pod(info.key)
                 self.queue.move_on_event(ASSIGNED_POD_DELETE)
@@ -280,12 +336,17 @@ class Scheduler:
             return
         self.queue.gated.discard(info.key)
         self.queue.update(info)
+        nominated = (info.pod.get("status") or {}).get("nominatedNodeName")
+        if nominated or self.nominator.by_node:  # keep the nominator's PodInfo current (or learn a nomination)
+            self.nominator.add(info, nominated or self.nominator.node_of(info.key))
 
     def _pod_deleted(self, pod: dict) -> None:
         meta = pod.get("metadata") or {}
         key = f"{meta.get('namespace', '')}/{meta.get('name', '')}"
         self.queue.delete(key)
         self.queue.gated.discard(key)
+        if self.nominator.by_node:
+            self.nominator.remove(key)
         if (pod.get("spec") or {}).get("nodeName"):
             self.cache.remove_pod(key)
             self.queue.move_on_event(ASSIGNED_POD_DELETE)

@@ -35,7 +35,8 @@ REGISTRY = {
     "NodeResourcesFit": _fit,
     "PodTopologySpread": lambda args: PodTopologySpread(),
     "NodeResourcesBalancedAllocation": lambda args: NodeResourcesBalancedAllocation(_resources(args)),
-    "DefaultPreemption": lambda args: DefaultPreemption(),
+    "DefaultPreemption": lambda args: DefaultPreemption(args.get("minCandidateNodesPercentage", 10),
+                                                         args.get("minCandidateNodesAbsolute", 100)),
 }
 
 # kube-scheduler v1 defaults (pkg/scheduler/apis/config/v1/default_plugins.go), restricted to kpy's plugins: the
