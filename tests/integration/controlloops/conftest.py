@@ -1,6 +1,7 @@
 """Fixtures for the control-loop integration tests: a fresh REAL kpy-apiserver per test module (cluster-scoped
-objects such as Nodes do not leak between modules), an admin REST client, simulated nodes (simnodes.py), and
-components run in-process without leader election:
+objects such as Nodes do not leak between modules), an admin REST client, the real kubectl of each tested version
+(`kubectl`, a fresh discovery cache each), simulated nodes (simnodes.py), and components run in-process without
+leader election:
 
     async with run_component(controller_manager.run, cm_config(["replicaset"]), cluster): ...
 
@@ -20,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # simnodes, for the test modules beside this file
 
-from apiserver.conftest import APIServerProcess, dev_apiserver  # noqa: E402
+from apiserver.conftest import KUBECTL_DIR, KUBECTL_VERSIONS, APIServerProcess, Kubectl, dev_apiserver  # noqa: E402
 from kpy_components.client import (RESTClient, SharedInformerFactory, is_already_exists,  # noqa: E402
                                    is_not_found, load_kubeconfig)
 from kpy_components.component.runner import Context  # noqa: E402
@@ -39,6 +40,14 @@ def anyio_backend() -> str:
 def cluster(tmp_path_factory) -> APIServerProcess:
     with dev_apiserver(tmp_path_factory.mktemp("controlloops-apiserver")) as server:
         yield server
+
+
+@pytest.fixture(params=KUBECTL_VERSIONS, ids=lambda v: f"kubectl-{v}")
+def kubectl(request, cluster, tmp_path) -> Kubectl:
+    """The real kubectl, each version with a fresh discovery cache, as the module's admin."""
+    if not (KUBECTL_DIR / f"kubectl.{request.param}").exists():
+        pytest.fail(f"kubectl {request.param} is missing: the tests need the real kubectl")
+    return Kubectl(request.param, cluster.admin_kubeconfig, tmp_path / "kubectl-cache")
 
 
 @pytest.fixture
