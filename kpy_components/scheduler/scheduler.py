@@ -206,6 +206,8 @@ class Scheduler:
     def _filters(self, profile: Profile, pod: PodInfo, skipped: set) -> list:
         """The cycle's filter checks; while pods are nominated, one check that also keeps their room."""
         filters = profile.active_filters(skipped)
+        if not self.nominator.by_node:
+            return filters
         nominated = self.nominator.for_pod(pod)
         return [with_nominated(filters, nominated)] if nominated else filters
 
