@@ -1,7 +1,8 @@
 """Pod priority and preemption end to end: a REAL kpy-apiserver (PriorityClasses, the Priority admission plugin),
 kpy-scheduler in-process, simulated nodes, and the real kubectl 1.27 and 1.33 (fresh cache each):
 
-- `kubectl get priorityclasses` shows the built-in classes with upstream's columns;
+- `kubectl get priorityclasses` shows the built-in classes with upstream's columns, `create priorityclass` works
+  and refuses a user value above 1000000000, the built-ins cannot be deleted;
 - pods naming a class get its priority; an unknown class is refused with upstream's words through kubectl;
 - a cluster full of low-priority pods, then a high-priority pod: it is nominated to a node, one victim there gets
   the DisruptionTarget condition, is deleted and gets a `Preempted` event, and the high-priority pod is bound to
@@ -62,6 +63,13 @@ async def test_get_priorityclasses_shows_the_builtins_with_upstreams_columns(kub
     assert [row.split()[:3] + row.split()[4:] for row in rows] == [
         ["system-cluster-critical", "2000000000", "false", "PreemptLowerPriority"],
         ["system-node-critical", "2000001000", "false", "PreemptLowerPriority"]]
+    name = f"made-by-{kubectl.version.replace('.', '')}"  # kubectl >= 1.32 sends this create as protobuf
+    made = await run(kubectl, "create", "priorityclass", name, "--value=7", "--preemption-policy=Never")
+    assert made.stdout.strip() == f"priorityclass.scheduling.k8s.io/{name} created", made.stderr
+    shown = await run(kubectl, "get", "pc", name, "-o", "jsonpath={.value} {.globalDefault} {.preemptionPolicy}")
+    assert shown.stdout == "7  Never"
+    too_big = await run(kubectl, "create", "priorityclass", "too-big", "--value=1000000001")
+    assert "value: Forbidden: maximum allowed value of a user defined priority is 1000000000" in too_big.stderr
     refused = await run(kubectl, "delete", "pc", "system-node-critical")
     assert refused.stderr.strip() == ('Error from server (Forbidden): priorityclasses.scheduling.k8s.io '
                                       '"system-node-critical" is forbidden: this is a system priority class and '
