@@ -4,9 +4,9 @@ SchedulerAsyncPreemption): the cycle never awaits, so the API writes run in a ba
 For each victim not already being deleted: the DisruptionTarget condition (reason PreemptionByScheduler, message
 "<scheduler>: preempting to accommodate a higher priority pod") is added to its status, the pod is deleted
 (graceful, its own grace period) and a `Preempted` event says "Preempted by pod <uid> on node <node>". Pods of
-lower priority nominated to the same node lose their nomination (they may no longer fit there). While the
-writes are in flight the victims count as preempted, so the preemptor does not preempt again before the
-informer shows them terminating.
+lower priority nominated to the same node lose their nomination (they may no longer fit there). From the
+decision until the informer shows a victim terminating or gone (`forget`), it counts as being preempted, so the
+preemptor does not preempt again meanwhile (upstream's lastVictimsPendingPreemption).
 """
 from __future__ import annotations
 
@@ -36,39 +36,41 @@ class PreemptionExecutor:
         self.client, self.pods = client, client.resource("pods")
         self._pdbs, self.recorders, self.spawn, self.writes = pdbs, recorders, spawn, writes
         self.nominator = nominator
-        self._victims: set[str] = set()
+        self.victims: set[str] = set()  # keys of victims the informer has not yet shown terminating or gone
 
     def pdbs(self) -> list[dict]:
         return self._pdbs.store.list()
 
     def preempting(self, key: str) -> bool:
-        return key in self._victims
+        return key in self.victims
+
+    def forget(self, key: str) -> None:
+        """The informer shows the pod terminating or gone (or its eviction failed)."""
+        self.victims.discard(key)
 
     def preempt(self, pod: PodInfo, candidate: Candidate) -> None:
         victims = [victim for victim in candidate.victims if not victim.terminating]
         displaced = [other for other in self.nominator.pods_on(candidate.node) if other.priority < pod.priority]
         for other in displaced:
             self.nominator.remove(other.key)
-        self._victims.update(victim.key for victim in victims)
+        self.victims.update(victim.key for victim in victims)
         log.info("Preempting pods=%s node=%s preemptor=%s", [v.key for v in victims], candidate.node, pod.key)
         self.spawn(self._run(pod, candidate.node, victims, displaced))
 
     async def _run(self, pod: PodInfo, node: str, victims: list[PodInfo], displaced: list[PodInfo]) -> None:
-        try:
-            await asyncio.gather(*(self._write(other, "Failed to clear the nominated node",
-                                               self._patch_status, other, {"nominatedNodeName": None})
-                                   for other in displaced),
-                                 *(self._write(victim, "Failed to preempt", self._evict, pod, node, victim)
-                                   for victim in victims))
-        finally:
-            self._victims.difference_update(victim.key for victim in victims)
+        await asyncio.gather(*(self._write(other, "Failed to clear the nominated node",
+                                           self._patch_status, other, {"nominatedNodeName": None})
+                               for other in displaced),
+                             *(self._write(victim, "Failed to preempt", self._evict, pod, node, victim)
+                               for victim in victims))
 
     async def _write(self, target: PodInfo, failure: str, write, *args) -> None:
         try:
             async with self.writes:
                 await write(*args)
         except (APIError, ClientConnectionError) as error:
-            if not is_not_found(error):  # gone already: nothing left to do
+            self.forget(target.key)  # gone already, or not going: the preemptor may try again
+            if not is_not_found(error):
                 log.warning("%s pod=%s error=%s", failure, target.key, error)
 
     async def _evict(self, pod: PodInfo, node: str, victim: PodInfo) -> None:

@@ -317,6 +317,8 @@ class Scheduler:
             self.queue.delete(info.key)  # bound (by us, or by someone else)
             if self.nominator.by_node:
                 self.nominator.remove(info.key)
+            if self.preemption.victims and info.terminating:
+                self.preemption.forget(info.key)
             if _terminal(new):
                 self.cache.remove_pod(info.key)
                 self.queue.move_on_event(ASSIGNED_POD_DELETE)
@@ -349,6 +351,8 @@ class Scheduler:
         self.queue.gated.discard(key)
         if self.nominator.by_node:
             self.nominator.remove(key)
+        if self.preemption.victims:
+            self.preemption.forget(key)
         if (pod.get("spec") or {}).get("nodeName"):
             self.cache.remove_pod(key)
             self.queue.move_on_event(ASSIGNED_POD_DELETE)
