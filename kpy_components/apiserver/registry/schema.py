@@ -7,6 +7,8 @@ strict decoder does: `spec.template.spec.containers[0].imagee`.
 """
 from __future__ import annotations
 
+import functools
+
 
 class LIST_OF:  # noqa: N801 - reads as a schema marker
     def __init__(self, item: dict):
@@ -87,8 +89,10 @@ _EVENTS_EVENT = ("eventTime series reportingController reportingInstance action 
                  "deprecatedSource deprecatedFirstTimestamp deprecatedLastTimestamp deprecatedCount")
 
 
+@functools.lru_cache(maxsize=256)
 def schema_for(api_version: str, kind: str) -> dict:
-    """The known fields of a kind; kinds not described above get `spec`/`status` with anything beneath."""
+    """The known fields of a kind; kinds not described above get `spec`/`status` with anything beneath. Built
+    once per kind (cached): read it, never change it."""
     if kind == "Event":
         top = _EVENTS_EVENT if api_version.startswith("events.k8s.io/") else _CORE_EVENT
         return {"apiVersion": None, "kind": None, "metadata": OBJECT_META, **_fields(top)}

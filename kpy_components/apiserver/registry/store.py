@@ -260,14 +260,18 @@ class Store:
 
     async def write(self, ctx: WriteContext, namespace: str, name: str, desired, subresource: str) -> dict:
         """Read-modify-write: `desired(current)` gives the object the client wants; the strategy and admission turn
-        it into what is stored. A client resourceVersion that differs from the stored one is a 409 Conflict."""
+        it into what is stored. A client resourceVersion that differs from the stored one is a 409 Conflict.
+        `desired` gets a copy of the current object; what it returns is copied again (it may hold parts of a
+        request body, used again when a write races), unless it is that copy, changed in place."""
 
         seen: list[dict] = []
 
         async def update(current: dict) -> dict:
             seen[:] = [current]
-            wanted = meta.deep_copy(desired(meta.deep_copy(current)))
-            return await self._updated(ctx, current, wanted, subresource)
+            mine = meta.deep_copy(current)
+            wanted = desired(mine)
+            return await self._updated(ctx, current, wanted if wanted is mine else meta.deep_copy(wanted),
+                                       subresource)
 
         key = self.key(namespace, name)
         with storage_errors(self.info, name):
