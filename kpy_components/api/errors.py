@@ -63,13 +63,14 @@ def conflict(resource: str, name: str, group: str = "", why: str = "the object h
 
 
 def invalid(kind: str, name: str, causes: list[Cause], group: str = "") -> APIError:
-    """422: `The Deployment "web" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0`."""
+    """422 worded as NewInvalid: `Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1: must be
+    greater than or equal to 0` (kubectl prints `The Deployment "web" is invalid: ...` from the details)."""
     # utilerrors.Aggregate's wording: one error as is, several as "[a, b]".
     parts = [f"{c.field}: {c.message}" for c in causes]
     summary = parts[0] if len(parts) == 1 else "[" + ", ".join(parts) + "]"
     details = {"name": name, "kind": kind, **({"group": group} if group else {}),
                "causes": [{"reason": c.reason, "message": c.message, "field": c.field} for c in causes]}
-    what = f'{kind} "{name}"' if name else kind
+    what = f'{kind}.{group} "{name}"' if group else f'{kind} "{name}"'  # GroupKind.String() and %q
     return APIError(422, "Invalid", f"{what} is invalid: {summary}" if causes else f"{what} is invalid", details)
 
 

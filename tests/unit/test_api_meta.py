@@ -105,8 +105,10 @@ def test_invalid_error_aggregates_causes_as_kubernetes_does():
     from kpy_components.api.errors import invalid
     one = invalid("Deployment", "web", [meta.field_invalid("spec.replicas", -1, "must be greater than or equal to 0")],
                   "apps")
-    assert one.message == ('Deployment "web" is invalid: spec.replicas: Invalid value: -1: must be greater than or '
-                           "equal to 0")
+    assert one.message == ('Deployment.apps "web" is invalid: spec.replicas: Invalid value: -1: must be greater '
+                           "than or equal to 0")
     two = invalid("Pod", "p", [meta.field_required("spec.containers"), meta.field_required("metadata.name")])
     assert two.message == 'Pod "p" is invalid: [spec.containers: Required value, metadata.name: Required value]'
     assert [c["field"] for c in two.details["causes"]] == ["spec.containers", "metadata.name"]
+    assert invalid("PatchOptions", "", [meta.field_required("fieldManager")], "meta.k8s.io").message == \
+        'PatchOptions.meta.k8s.io "" is invalid: fieldManager: Required value'  # an unnamed object: "" as in Go

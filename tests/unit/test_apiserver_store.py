@@ -94,7 +94,7 @@ async def test_duplicates_and_invalid_objects(api):
     error = await raises(422, store.create(CTX(), "app", broken))
     fields = [cause["field"] for cause in error.details["causes"]]
     assert fields == ["metadata.name", "spec.replicas"]
-    assert error.message.startswith('Deployment "Bad_Name" is invalid: ')
+    assert error.message.startswith('Deployment.apps "Bad_Name" is invalid: ')
     assert "spec.replicas: Invalid value: -1: must be greater than or equal to 0" in error.message
 
 

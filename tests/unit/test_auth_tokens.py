@@ -211,8 +211,9 @@ def test_token_request_bound_to_a_pod_records_the_node(issuer):
 
 
 @pytest.mark.parametrize("spec, code, message", [
-    ({"expirationSeconds": 599}, 422, 'TokenRequest "builder" is invalid: spec.expirationSeconds: Invalid value: '
-                                      "599: may not specify a duration less than 10 minutes"),
+    ({"expirationSeconds": 599}, 422, 'TokenRequest.authentication.k8s.io "builder" is invalid: '
+                                      "spec.expirationSeconds: Invalid value: 599: may not specify a duration less "
+                                      "than 10 minutes"),
     ({"expirationSeconds": (1 << 32) + 1}, 422, "may not specify a duration larger than 2^32 seconds"),
     ({"boundObjectRef": {"kind": "Deployment", "name": "x"}}, 422,
      'spec.boundObjectRef.kind: Unsupported value: "Deployment"'),
