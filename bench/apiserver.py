@@ -7,9 +7,10 @@ through the same etcd client in the same run (target >= 50%), and how long a wri
 streams (target p99 <= 50 ms). Bounded in time (about a minute), loopback only.
 
 Where the time goes: the API server's CPU time per call in every phase (from /proc; robust to a busy machine,
-where wall-clock latencies are not), and this process's CPU per API create and per raw etcd put. The 100 watch
-streams are read by a separate process, so that reading and decoding 100 TLS streams does not queue behind the
-writer (or the writer behind them) in one event loop: what is measured is the server's delivery.
+where wall-clock latencies are not), and this process's CPU per API create and per raw etcd put (etcd's counts
+etcd and its kpy-etcd supervisor). The 100 watch streams are read by a separate process, so that reading and
+decoding 100 TLS streams does not queue behind the writer (or the writer behind them) in one event loop: what is
+measured is the server's delivery.
 
 Usage: .venv/bin/python bench/apiserver.py [--samples 60] [--seconds 2] [--writers 16]
 """
@@ -148,7 +149,7 @@ async def paced(samples: int, operation) -> tuple[float, float]:
     return percentiles(durations)
 
 
-async def throughput(server: Server, namespace: str, seconds: float, writers: int, raw_put, etcd_pid: int
+async def throughput(server: Server, namespace: str, seconds: float, writers: int, raw_put, etcd_pids: list[int]
                      ) -> dict:
     """API creates/s and raw etcd puts/s (0 without `raw_put`), alternating in slices so that load changes hit
     both alike; with the CPU ms each process (API server, this client, etcd) spends per create and per raw put."""
@@ -160,7 +161,8 @@ async def throughput(server: Server, namespace: str, seconds: float, writers: in
     cpu = {(kind, process): 0.0 for kind in counts for process in ("server", "client", "etcd")}
 
     def cpu_now() -> dict[str, float]:
-        return {"server": server.cpu(), "client": time.process_time(), "etcd": cpu_seconds(etcd_pid)}
+        return {"server": server.cpu(), "client": time.process_time(),
+                "etcd": sum(cpu_seconds(pid) for pid in etcd_pids)}
 
     async def timed(kind: str, operation) -> None:
         before, started = cpu_now(), time.perf_counter()
@@ -295,7 +297,7 @@ async def fanout(server: Server, namespace: str) -> tuple[float, float, float, f
             reader_cpu * 1000 / FANOUT_WRITES)
 
 
-async def measure(server: Server, samples: int, seconds: float, writers: int, etcd_pid: int, raw_put=None
+async def measure(server: Server, samples: int, seconds: float, writers: int, etcd_pids: list[int], raw_put=None
                   ) -> dict:
     await server.open()
     namespace = "bench"
@@ -315,7 +317,7 @@ async def measure(server: Server, samples: int, seconds: float, writers: int, et
     for label, (count, operation) in phases.items():
         before = server.cpu()
         results[label] = (*await paced(count, operation), (server.cpu() - before) * 1000 / count)
-    results.update(await throughput(server, namespace, seconds, writers, raw_put, etcd_pid))
+    results.update(await throughput(server, namespace, seconds, writers, raw_put, etcd_pids))
     results["fan-out"] = await fanout(server, namespace)
     return results
 
@@ -355,7 +357,7 @@ async def run(args, directory: Path, cluster) -> dict[str, dict]:
             try:
                 raw_put = raw.put if label.startswith("etcd") else None
                 results[label] = await measure(server, args.samples, args.seconds, args.writers,
-                                               cluster.processes["m0"].pid, raw_put)
+                                               cluster.pids("m0"), raw_put)
             finally:
                 await server.close()
     return results

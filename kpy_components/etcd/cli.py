@@ -14,6 +14,7 @@ from kpy_components.etcd.client import EtcdClient
 from kpy_components.etcd.errors import EtcdError
 from kpy_components.etcd.model import EtcdModel, ModelError, load_model
 from kpy_components.etcd.results import Health
+from kpy_components.etcd.supervise import supervise
 from kpy_components.version import VERSION
 
 DEFAULT_CONFIG = "/etc/kpy/etcd/kpy-etcd.yaml"
@@ -39,7 +40,8 @@ def cmd_render_config(model: EtcdModel, args: argparse.Namespace) -> int:
 
 
 def cmd_run(model: EtcdModel, args: argparse.Namespace) -> int:
-    """Render etcd's config, then become etcd (execv) so that systemd supervises etcd itself (Type=notify)."""
+    """Render etcd's config, then run etcd as a child whose log is relayed minus per-request noise (supervise.py);
+    etcd itself tells systemd when it is ready (Type=notify, NotifyAccess=all)."""
     problems = model.tls.missing_files()
     if not os.access(model.etcd_binary, os.X_OK):
         problems.append(f"etcd_binary: {model.etcd_binary} is not an executable file")
@@ -47,8 +49,7 @@ def cmd_run(model: EtcdModel, args: argparse.Namespace) -> int:
         raise ModelError(problems, args.config)
     config.write_atomically(model.etcd_config_file, config.render(model), mode=0o600)
     sys.stdout.flush()
-    os.execv(model.etcd_binary, [str(model.etcd_binary), "--config-file", str(model.etcd_config_file)])
-    return EXIT_FAILED  # not reached
+    return supervise([str(model.etcd_binary), "--config-file", str(model.etcd_config_file)])
 
 
 def _health_round(model: EtcdModel) -> list[tuple[str, Health]]:
@@ -113,7 +114,7 @@ def _parser() -> argparse.ArgumentParser:
 
     render = command("render-config", cmd_render_config, "print etcd's config file rendered from the model")
     render.add_argument("--output", "-o", help="write it to this file instead of standard output")
-    command("run", cmd_run, "render etcd's config, then exec etcd with it (for the systemd unit)")
+    command("run", cmd_run, "render etcd's config, then run etcd with it (for the systemd unit)")
     health = command("health", cmd_health, "check every member's /health; exit 0 only if all are healthy")
     health.add_argument("--wait", type=float, default=0, metavar="SECONDS",
                         help="keep checking up to this long until all members are healthy")

@@ -139,6 +139,12 @@ class EtcdCluster:
                 stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         self.wait_healthy(names or self.names)
 
+    def pids(self, name: str) -> list[int]:
+        """The member's `kpy-etcd run` process and its etcd child (for CPU accounting)."""
+        pid = self.processes[name].pid
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        return [pid, *map(int, children)]
+
     def wait_healthy(self, names: list[str]) -> None:
         """Poll each member's plain-HTTP /health on its metrics port (independent of the client under test)."""
         deadline = time.monotonic() + START_TIMEOUT
