@@ -164,18 +164,23 @@ def path_string(path: Path) -> str:
 # --- fieldsV1 <-> sets -------------------------------------------------------------------------------------------
 
 def to_fields_v1(paths: set[Path]) -> dict:
-    """The fieldsV1 tree of a set ("." first where a member also has members below it, as Kubernetes writes it)."""
-    def build(members: list[Path], depth: int) -> dict:
-        here = [p for p in members if len(p) > depth]
-        tree = {".": {}} if here and len(here) < len(members) else {}
-        groups: dict[str, list[Path]] = {}
-        for path in here:
-            groups.setdefault(path[depth], []).append(path)
-        for token in sorted(groups):
-            tree[token] = build(groups[token], depth + 1)
+    """The fieldsV1 tree of a set ("." first where a member also has members below it, as Kubernetes writes it;
+    tokens in order). One pass over the paths builds the tree; a second orders it and adds the "." marks."""
+    root: dict = {}
+    members: set[int] = set()  # ids of the tree nodes that are members themselves
+    for path in paths:
+        node = root
+        for token in path:
+            node = node.setdefault(token, {})
+        members.add(id(node))
+
+    def marked(node: dict) -> dict:
+        tree = {".": {}} if node and id(node) in members else {}
+        for token in sorted(node):
+            tree[token] = marked(node[token])
         return tree
 
-    return build(sorted(paths), 0)
+    return marked(root)
 
 
 def from_fields_v1(tree: dict, prefix: Path = ()) -> set[Path]:

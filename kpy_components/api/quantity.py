@@ -3,6 +3,7 @@ the canonical text Kubernetes prints in messages (`Quantity.String()`): `2000m` 
 `0.5` → `500m`. Values are exact fractions, rounded up to nano units like Kubernetes."""
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -31,18 +32,10 @@ class Quantity:
             raise QuantityError(f"quantities must match the regular expression: {text!r}")
         if isinstance(text, (int, float)):
             text = repr(text) if isinstance(text, float) else str(text)
-        match = _TEXT.match(text.strip()) if isinstance(text, str) else None
-        if not match:
+        if not isinstance(text, str):
             raise QuantityError(f"quantities must match the regular expression "
                                 f"'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {text!r}")
-        number, suffix = Fraction(match.group(1)), match.group(2) or ""
-        if suffix in _BINARY:
-            value, fmt = number * 1024 ** _BINARY[suffix], "BinarySI"
-        elif suffix in _DECIMAL:
-            value, fmt = number * Fraction(10) ** (3 * _DECIMAL[suffix]), "DecimalSI"
-        else:
-            value, fmt = number * Fraction(10) ** int(suffix[1:]), "DecimalExponent"
-        return cls(_round_up_to_nano(value), fmt)
+        return _parse_text(text)
 
     def __add__(self, other: Quantity) -> Quantity:
         """The sum prints in the first operand's format, or the second's when adding to zero (as quota sums)."""
@@ -109,3 +102,20 @@ def resource_list(values: dict | None) -> dict[str, Quantity]:
 def pretty(values: dict[str, Quantity]) -> str:
     """`cpu=500m,memory=1Gi`: keys sorted, as quota messages print resource lists."""
     return ",".join(f"{name}={values[name]}" for name in sorted(values))
+
+
+@functools.lru_cache(maxsize=4096)  # objects repeat a few quantities; a parse costs ~10 us of Fraction arithmetic
+def _parse_text(text: str) -> Quantity:
+    """Quantity.parse of a string (a Quantity is immutable, so one parse serves every caller)."""
+    match = _TEXT.match(text.strip())
+    if not match:
+        raise QuantityError(f"quantities must match the regular expression "
+                            f"'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {text!r}")
+    number, suffix = Fraction(match.group(1)), match.group(2) or ""
+    if suffix in _BINARY:
+        value, fmt = number * 1024 ** _BINARY[suffix], "BinarySI"
+    elif suffix in _DECIMAL:
+        value, fmt = number * Fraction(10) ** (3 * _DECIMAL[suffix]), "DecimalSI"
+    else:
+        value, fmt = number * Fraction(10) ** int(suffix[1:]), "DecimalExponent"
+    return Quantity(_round_up_to_nano(value), fmt)

@@ -89,7 +89,8 @@ class Store:
         """404 when the namespace is missing; 403 when it is terminating (NamespaceLifecycle's wording)."""
         if not self.info.namespaced or self.namespaces is None:
             return
-        current = await self.namespaces.get("", namespace, resource_version="0")
+        current = await self.namespaces.peek("", namespace) or await self.namespaces.get("", namespace,
+                                                                                      resource_version="0")
         if (current.get("metadata") or {}).get("deletionTimestamp"):
             raise errors.APIError(403, "Forbidden", f'{self.info.qualified} "{name}" is forbidden: unable to '
                                   f"create new content in namespace {namespace} because it is being terminated",
@@ -312,6 +313,10 @@ class Store:
         if subresource != "binding":  # as upstream, binding writes the pod without the field manager
             patching.track_update(ctx, current, new, subresource)
         return new
+
+    async def peek(self, namespace: str, name: str) -> dict | None:
+        """The watch cache's own object (None: not there, or no cache), for a read-only look: never change it."""
+        return await self._cached(self.key(namespace, name))
 
     async def _cached(self, key: str) -> dict | None:
         """The watch cache's object at `key`, for a write to try instead of reading first (None: not cached). Not
