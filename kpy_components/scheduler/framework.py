@@ -177,8 +177,7 @@ class Profile:
                 score = plugin.score
                 scores = [score(state, pod, node) for node in nodes]
             plugin.normalize(state, pod, nodes, scores)
-            for index, value in enumerate(scores):
-                totals[index] += value * weight
+            totals = [total + value * weight for total, value in zip(totals, scores)]
         return totals
 
     def run_reserve(self, state: CycleState, pod: PodInfo, node: str) -> Status:

@@ -1,6 +1,6 @@
 """Property: for arbitrary nodes (capacity, pods already bound, labels, taints) and an arbitrary pod (requests,
 tolerations, preferred affinity, spread constraints), every score plugin's normalised scores stay within 0..100,
-and so the weighted total stays within 0..100 x the sum of the weights."""
+and so the weighted total stays within 0..100 x the sum of the weights; batch scores equal per-node scores."""
 from __future__ import annotations
 
 from hypothesis import given, settings
@@ -81,3 +81,15 @@ def test_normalised_scores_stay_within_0_and_100(candidates, pod, strategy):
         assert all(0 <= score <= MAX_NODE_SCORE for score in scores), (plugin.name, scores)
     totals = profile.score_nodes({}, pod, candidates)
     assert all(0 <= total <= MAX_NODE_SCORE * sum(weight for _, weight in profile.scores) for total in totals)
+
+
+@settings(max_examples=300, deadline=None)
+@given(nodes(), pods(), st.sampled_from(["LeastAllocated", "MostAllocated"]))
+def test_the_batch_scores_equal_the_per_node_scores(candidates, pod, strategy):
+    """score_all (the hot path, one loop over the nodes) gives exactly what score gives node by node."""
+    args = {"NodeResourcesFit": {"scoringStrategy": {"type": strategy}}}
+    profile = build_profile(PROFILE.scheduler_name, PROFILE.points, args)
+    batched = [plugin for plugin, _ in profile.scores if hasattr(plugin, "score_all")]
+    assert {plugin.name for plugin in batched} >= {"NodeResourcesFit", "NodeResourcesBalancedAllocation"}
+    for plugin in batched:
+        assert plugin.score_all({}, pod, candidates) == [plugin.score({}, pod, node) for node in candidates]
