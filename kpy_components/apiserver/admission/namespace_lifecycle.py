@@ -31,7 +31,7 @@ class NamespaceLifecycle:
             return
         if not attributes.namespace or (info.api_group, info.resource) in _ACCESS_REVIEWS:
             return
-        namespace = await self.api.get("", "namespaces", "", attributes.namespace)  # 404 when missing
+        namespace = await self.api.peek("", "namespaces", "", attributes.namespace)  # 404 when missing
         if attributes.operation == "CREATE" and terminating(namespace):
             name = attributes.namespace
             raise forbidden(attributes, f"unable to create new content in namespace {name} because it is being "

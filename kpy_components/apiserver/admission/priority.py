@@ -43,7 +43,7 @@ class PriorityAdmission:
         name = spec.get("priorityClassName") or ""
         if name:
             try:
-                found = await self.api.get(*_CLASSES, "", name)
+                found = await self.api.peek(*_CLASSES, "", name)
             except APIError as error:
                 if error.code == 404:
                     raise forbidden(attributes, f"no PriorityClass with name {name} was found") from None

@@ -61,7 +61,7 @@ class ServiceAccountAdmission:
 
     async def _account(self, attributes: Attributes, name: str) -> dict:
         try:
-            return await self.api.get("", "serviceaccounts", attributes.namespace, name)
+            return await self.api.peek("", "serviceaccounts", attributes.namespace, name)
         except APIError as error:
             if error.code != 404:
                 raise

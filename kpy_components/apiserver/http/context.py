@@ -78,6 +78,9 @@ class InternalAPI(Protocol):
     async def get(self, group: str, plural: str, namespace: str, name: str) -> dict:
         """May be served from the watch cache (slightly stale, never missing an object storage has)."""
 
+    async def peek(self, group: str, plural: str, namespace: str, name: str) -> dict:
+        """As get, without copying the watch cache's object: the caller only reads it, never changes it."""
+
     async def list(self, group: str, plural: str, namespace: str = "", label_selector: str = "",
                    field_selector: str = "", resource_version: str = "") -> list[dict]:
         """A quorum read; resource_version="0" accepts the watch cache's (possibly slightly stale) state."""

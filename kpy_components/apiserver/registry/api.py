@@ -49,6 +49,11 @@ class API:
         token checks read through listers in Kubernetes."""
         return await self.store(group, plural).get(namespace, name, resource_version="0")
 
+    async def peek(self, group: str, plural: str, namespace: str, name: str) -> dict:
+        """get, but the watch cache's own object when it has it, not a copy: for lookups that only read."""
+        store = self.store(group, plural)
+        return await store.peek(namespace, name) or await store.get(namespace, name, resource_version="0")
+
     async def list(self, group: str, plural: str, namespace: str = "", label_selector: str = "",
                    field_selector: str = "", resource_version: str = "") -> list[dict]:
         """A quorum list by default (authorizers re-list before denying); resource_version="0" reads the cache."""
