@@ -15,6 +15,7 @@ import logging
 import signal
 import sys
 
+from kpy_components.component import collector
 from kpy_components.version import VERSION
 
 from . import config as config_module
@@ -85,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s %(message)s")
     if args.dev:
         print(f"kpy-apiserver: admin kubeconfig at {args.dev}/{dev.ADMIN_KUBECONFIG}", file=sys.stderr, flush=True)
+    collector.tune()
     try:
         asyncio.run(_serve(APIServer(configured, allow_all=args.insecure_allow_all)))
     except OSError as error:  # the port is taken, a certificate cannot be read, ...

@@ -28,6 +28,7 @@ from kpy_components.client import (ClientConfig, EventRecorder, KubeconfigError,
                                    RESTClient, SharedInformerFactory, load_default, load_kubeconfig)
 from kpy_components.version import VERSION
 
+from . import collector
 from .config import ConfigError, LeaderElectionSettings, boolean_flag
 from .health import Check
 from .serving import SecureServer, ServingOptions
@@ -198,6 +199,7 @@ def main(component: Component, argv: list[str] | None = None) -> int:
         print(f"{component.name}: {error}", file=sys.stderr)
         return EXIT_BAD_CONFIG
     leader_elect = config.leader_election.leader_elect if args.leader_elect is None else args.leader_elect
+    collector.tune()
 
     async def run() -> int:
         stop = asyncio.Event()
