@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from kpy_components.api.errors import unauthorized
-from kpy_components.apiserver.auth.authn import Authenticator, bearer_token, user_from_certificate
+from kpy_components.apiserver.auth.authn import TOKEN_CACHE_SECONDS, Authenticator, bearer_token, user_from_certificate
 from kpy_components.apiserver.auth.bootstrap_tokens import BootstrapTokenAuthenticator
 from kpy_components.apiserver.auth.tokens import (InvalidToken, ServiceAccountTokenSigner,
                                                   ServiceAccountTokenValidator, load_public_keys)
@@ -189,3 +189,27 @@ def test_the_clusters_service_account_key_pair_signs_and_verifies(pki_generated)
     token, _ = signer.sign("default", "default", "u", [ISSUER], 3600)
     user = asyncio.run(Authenticator(validator).authenticate(Request(authorization=f"Bearer {token}")))
     assert user.name == "system:serviceaccount:default:default"
+
+
+def test_an_authenticated_token_is_remembered_for_ten_seconds_and_never_past_its_expiry():
+    key = keys.private_pem(keys.generate("ecdsa-p256"))
+    store = {("serviceaccounts", "ci", "builder"): {"metadata": {"name": "builder", "namespace": "ci", "uid": "u1"}}}
+    now = [NOW]
+    clock = lambda: now[0]  # noqa: E731 - one clock for the validator and the cache
+    authenticator = Authenticator(ServiceAccountTokenValidator(load_public_keys([key]), (ISSUER,), (ISSUER,),
+                                                               _lookup(store), clock), clock=clock)
+    token, expires = ServiceAccountTokenSigner(key, ISSUER, clock).sign("ci", "builder", "u1", [ISSUER], 3600)
+    request = Request(authorization=f"Bearer {token}")
+    user = _authenticate(authenticator, request)
+    assert user.name == "system:serviceaccount:ci:builder"
+    del store[("serviceaccounts", "ci", "builder")]  # the account goes: the cache still answers for a while
+    now[0] += TOKEN_CACHE_SECONDS - 1
+    assert _authenticate(authenticator, request) == user
+    now[0] += 2
+    assert _authenticate(authenticator, request) is None
+    store[("serviceaccounts", "ci", "builder")] = {"metadata": {"name": "builder", "namespace": "ci", "uid": "u1"}}
+    now[0] = expires - 3  # remembered until the token's exp only, not 10 s beyond it
+    assert _authenticate(authenticator, request) == user
+    del store[("serviceaccounts", "ci", "builder")]
+    now[0] = expires + 1
+    assert _authenticate(authenticator, request) is None  # validated again (and refused), not remembered

@@ -2,11 +2,13 @@
 once (re-list before a denial, forwarded events) and revocations by the periodic re-list, the Node authorizer's
 graph, TokenRequest tokens authenticating, reviews and admission wired in."""
 import asyncio
+import time
 
 import pytest
 from test_admission_chain import anyio_backend, api, pod, request  # noqa: F401
 
 from kpy_components.api.errors import APIError
+from kpy_components.apiserver.auth.authn import TOKEN_CACHE_SECONDS
 from kpy_components.apiserver.auth.policy_cache import _Source
 from kpy_components.apiserver.auth.security import SecurityConfig, SecurityConfigError, SecurityRuntime
 from kpy_components.apiserver.http.context import User
@@ -91,7 +93,7 @@ async def test_node_sees_secrets_of_a_pod_bound_to_it_once_the_pod_exists(runtim
     assert await runtime.authorize(node, secret) == (True, "")
 
 
-async def test_issued_tokens_authenticate_until_the_pod_is_gone(runtime, api):
+async def test_issued_tokens_authenticate_until_the_pod_is_gone_and_the_token_cache_forgot(runtime, api):
     account = await api.get("", "serviceaccounts", "app", "default")
     created = await api.create("", "pods", "app", pod("job"))
     answer = await runtime.security.issue_token(account, {"spec": {"boundObjectRef": {
@@ -100,6 +102,9 @@ async def test_issued_tokens_authenticate_until_the_pod_is_gone(runtime, api):
     assert user.name == "system:serviceaccount:app:default"
     assert user.extra["authentication.kubernetes.io/pod-name"] == ("job",)
     await api.storage.delete("/registry/pods/app/job")
+    # remembered for the token cache's 10 s, as kube-apiserver does; refused once that has passed
+    assert await runtime.security.authenticate(BearerRequest(answer["status"]["token"])) == user
+    runtime.authenticator.clock = lambda: time.time() + TOKEN_CACHE_SECONDS + 1
     assert await runtime.security.authenticate(BearerRequest(answer["status"]["token"])) is None
     assert await runtime.security.authenticate(BearerRequest("abcdef.0123456789abcdef")) is None
 

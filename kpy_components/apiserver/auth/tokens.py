@@ -102,6 +102,7 @@ class ServiceAccountTokenSigner:
 class TokenResult:
     user: User
     audiences: tuple[str, ...]
+    expires: float | None = None  # the token's exp (epoch seconds), when it has one
 
 
 @dataclass
@@ -170,7 +171,7 @@ class ServiceAccountTokenValidator:
         await self._check_bound(namespace, account, private)
         token_audiences = claims["aud"] if isinstance(claims["aud"], list) else [claims["aud"]]
         return TokenResult(self._user(namespace, account, private, claims),
-                           tuple(a for a in wanted if a in token_audiences))
+                           tuple(a for a in wanted if a in token_audiences), float(claims["exp"]))
 
     async def _validate_legacy(self, token: str, audiences: tuple[str, ...]) -> TokenResult:
         """A token from a kubernetes.io/service-account-token Secret (legacyValidator): valid while that Secret
