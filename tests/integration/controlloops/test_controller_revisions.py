@@ -20,7 +20,7 @@ import itertools
 import json
 
 import pytest
-from apiserver.conftest import KUBECTL_DIR, KUBECTL_VERSIONS, Kubectl
+from apiserver.conftest import Kubectl
 from conftest import cm_config, eventually, run_component
 
 from kpy_components.controller_manager import manager
@@ -31,13 +31,6 @@ from kpy_components.scheduler import config as scheduler_config
 pytestmark = pytest.mark.anyio
 CAUSE = "kubernetes.io/change-cause"
 _node_names = itertools.count()
-
-
-@pytest.fixture(params=KUBECTL_VERSIONS, ids=lambda v: f"kubectl-{v}")
-def kubectl(request, cluster, tmp_path) -> Kubectl:
-    if not (KUBECTL_DIR / f"kubectl.{request.param}").exists():
-        pytest.fail(f"kubectl {request.param} is missing: the tests need the real kubectl")
-    return Kubectl(request.param, cluster.admin_kubeconfig, tmp_path / "kubectl-cache")
 
 
 @pytest.fixture
