@@ -217,6 +217,19 @@ class RESTClient:
             options["dryRun"] = ["All"]
         return await self._json("DELETE", self._named(info, namespace, name, None), body=options)
 
+    async def delete_exactly(self, info: ResourceInfo, obj: dict, *, propagation_policy: str | None = None) -> bool:
+        """Delete `obj` itself, with its uid as a precondition: whether it was deleted (False: it was already gone,
+        or its name now belongs to a newer object, which is left alone)."""
+        metadata = obj.get("metadata") or {}
+        try:
+            await self.delete(info, metadata.get("name", ""), metadata.get("namespace") or None,
+                              propagation_policy=propagation_policy, preconditions={"uid": metadata.get("uid")})
+        except APIError as error:
+            if error.code in (404, 409):
+                return False
+            raise
+        return True
+
     def watch(self, info: ResourceInfo, namespace: str | None = None, *, name: str | None = None,
               resource_version: str | None = None, label_selector: str = "", field_selector: str = "",
               allow_bookmarks: bool = True, timeout_seconds: int | None = None):

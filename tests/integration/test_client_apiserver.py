@@ -101,6 +101,20 @@ async def test_verbs_patch_types_and_errors(client, namespace):
     assert is_not_found(raised.value) and raised.value.message == 'configmaps "app" not found'
 
 
+async def test_delete_exactly_deletes_that_object_and_never_its_successor(client, namespace):
+    cms = client.resource("configmaps")
+    first = await client.create(cms, configmap("once"), namespace)
+    await client.delete(cms, "once", namespace)
+    successor = await client.create(cms, configmap("once", new="yes"), namespace)
+    assert await client.delete_exactly(cms, first) is False  # same name, another uid: left alone
+    assert (await client.get(cms, "once", namespace))["metadata"]["uid"] == successor["metadata"]["uid"]
+    assert await client.delete_exactly(cms, successor) is True
+    assert await client.delete_exactly(cms, successor) is False  # already gone
+    with pytest.raises(APIError) as raised:
+        await client.get(cms, "once", namespace)
+    assert is_not_found(raised.value)
+
+
 # --- informers -----------------------------------------------------------------------------------------------------
 
 def recording_informer(client, namespace) -> tuple[Informer, list]:

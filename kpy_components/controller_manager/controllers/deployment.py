@@ -263,12 +263,7 @@ class DeploymentController(Controller):
     async def _cleanup(self, deployment: dict, old_rss: list[dict]) -> None:
         """Delete old ReplicaSets beyond revisionHistoryLimit (empty ones, lowest revision first)."""
         for rs in rollout.cleanup_candidates(deployment, old_rss):
-            try:
-                await self.client.delete(self.replicasets_info, meta.name_of(rs), meta.namespace_of(rs),
-                                         preconditions={"uid": meta.metadata(rs).get("uid")})
-            except APIError as error:
-                if not (is_not_found(error) or error.code == 409):
-                    raise
+            await self.client.delete_exactly(self.replicasets_info, rs)
 
     async def _write(self, deployment: dict, status: dict, annotations: dict | None = None) -> dict:
         """The Deployment's status (and revision annotation) through /status, when they changed."""

@@ -184,12 +184,7 @@ class RevisionHistory:
     async def trim(self, owner: dict, synced: Synced, live: set[str]) -> None:
         """Delete the revisions `expired` names (a revision already gone counts as deleted)."""
         for revision in expired(synced.revisions, synced.update, live, history_limit(owner)):
-            try:
-                await self.client.delete(self.info, meta.name_of(revision), meta.namespace_of(revision),
-                                         preconditions={"uid": meta.metadata(revision).get("uid")})
-            except APIError as error:
-                if not (is_not_found(error) or error.code == 409):
-                    raise
+            await self.client.delete_exactly(self.info, revision)
 
     async def _patch(self, revision: dict, patch: dict) -> dict:
         return await self.client.patch(self.info, meta.name_of(revision), patch, meta.namespace_of(revision))

@@ -10,7 +10,7 @@ import logging
 import time
 
 from kpy_components.api import meta
-from kpy_components.client import is_conflict, is_not_found
+from kpy_components.client import is_not_found
 
 from ..controller import Controller
 from .job import COMPLETE, FAILED
@@ -49,15 +49,12 @@ class TTLAfterFinishedController(Controller):
         jobs = self.client.resource("jobs", "batch")
         try:
             fresh = await self.client.get(jobs, name, namespace)  # the cache may be behind a TTL change
-            if not self._due(key, fresh):
-                return
-            await self.client.delete(jobs, name, namespace, propagation_policy="Foreground",
-                                     preconditions={"uid": fresh["metadata"]["uid"]})
         except Exception as error:
-            if is_not_found(error) or is_conflict(error):  # gone already, or replaced by a new Job
+            if is_not_found(error):
                 return
             raise
-        log.info("Deleted finished Job after its TTL job=%s", key)
+        if self._due(key, fresh) and await self.client.delete_exactly(jobs, fresh, propagation_policy="Foreground"):
+            log.info("Deleted finished Job after its TTL job=%s", key)
 
     def _due(self, key: str, job: dict) -> bool:
         """Whether `job` is to be deleted now; when due later, look again then."""
