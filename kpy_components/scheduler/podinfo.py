@@ -10,7 +10,6 @@ containers that request nothing (100m, 200Mi), used only for scoring so that emp
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass, field
 
@@ -25,13 +24,8 @@ DEFAULT_PRIORITY = 0
 def amount(name: str, text) -> int:
     """The integer amount of a quantity: millicores for cpu, units rounded up otherwise; 0 if unparseable (the
     API server validated the object, so this only guards against surprises)."""
-    return _amount(name, text) if isinstance(text, (str, int, float)) else 0
-
-
-@functools.lru_cache(maxsize=4096)  # pods repeat a handful of quantities; parsing one costs ~10 us
-def _amount(name: str, text: str | int | float) -> int:
     try:
-        value = Quantity.parse(text).value
+        value = Quantity.parse(text).value  # cached per text
     except QuantityError:
         return 0
     return math.ceil(value * 1000) if name == CPU else math.ceil(value)
