@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from kpy_components.api.errors import APIError
+from kpy_components.api.meta import parse_rfc3339
 from kpy_components.api.selectors import label_selector_from_dict
 
 from .cache import NodeInfo
@@ -45,13 +46,10 @@ class Candidate:
 
 def start_time(info: PodInfo) -> datetime:
     """status.startTime; a pod that has not started counts as starting now (upstream's GetPodStartTime)."""
-    text = (info.pod.get("status") or {}).get("startTime")
-    if text:
-        try:
-            return datetime.fromisoformat(text.replace("Z", "+00:00"))
-        except ValueError:
-            pass
-    return datetime.now(timezone.utc)
+    try:
+        return parse_rfc3339((info.pod.get("status") or {}).get("startTime") or "")
+    except ValueError:
+        return datetime.now(timezone.utc)
 
 
 def importance(info: PodInfo) -> tuple:
