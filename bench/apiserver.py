@@ -12,7 +12,12 @@ etcd and its kpy-etcd supervisor). The 100 watch streams are read by a separate 
 decoding 100 TLS streams does not queue behind the writer (or the writer behind them) in one event loop: what is
 measured is the server's delivery.
 
-Usage: .venv/bin/python bench/apiserver.py [--samples 60] [--seconds 2] [--writers 16]
+The floor: bench/bare_front.py, a bare Python HTTPS front doing one etcd create txn per POST and nothing else, is
+driven through the same throughput phase, so the creates/s ratio can be read against what no Python server on
+this etcd client can exceed. etcd's and SQLite's files live in memory unless --disk is given (bench/storage.py's
+MEMORY says why).
+
+Usage: .venv/bin/python bench/apiserver.py [--samples 60] [--seconds 2] [--writers 16] [--disk]
 """
 from __future__ import annotations
 
@@ -50,6 +55,7 @@ START_TIMEOUT = 30.0
 IDLE_SECONDS = 2.0  # the server's CPU while idle (TTL sweeps, leases, timers), measured before the phases
 LOG_LEVEL = "info"  # as deployed (kube_apiserver_log_level): what each request logs is part of its cost
 TICKS = os.sysconf("SC_CLK_TCK")
+FLOOR = "bare front"  # bench/bare_front.py's results
 
 
 def cpu_seconds(pid: int) -> float:
@@ -340,9 +346,19 @@ def etcd_config(directory: Path, port: int, cluster) -> Path:
     return path
 
 
+def bare_front(directory: Path, port: int, cluster) -> Server:
+    """bench/bare_front.py on `cluster`: the floor under any Python API server's creates (see its docstring)."""
+    dev.prepare(directory, port)
+    tls = cluster.tls
+    return Server("bare front", directory, port, [sys.executable, str(REPO / "bench" / "bare_front.py"),
+                                                  str(directory), str(port), cluster.endpoints[0],
+                                                  str(tls.ca_file), str(tls.cert_file), str(tls.key_file)])
+
+
 async def run(args, directory: Path, cluster) -> dict[str, dict]:
+    """Results per kpy-apiserver, and under FLOOR the bare front's creates (throughput only)."""
     binary = str(Path(sys.executable).parent / "kpy-apiserver")
-    ports = storage_bench.etcd_test_harness().free_ports(2)
+    ports = storage_bench.etcd_test_harness().free_ports(3)
     sqlite_dir, etcd_dir = directory / "sqlite", directory / "etcd-server"
     dev.prepare(sqlite_dir, ports[0])  # the PKI the bench's client uses; the --dev server keeps it
     servers = {
@@ -360,10 +376,17 @@ async def run(args, directory: Path, cluster) -> dict[str, dict]:
                                                cluster.pids("m0"), raw_put)
             finally:
                 await server.close()
+        floor = bare_front(directory / "bare-front", ports[2], cluster)
+        try:
+            await floor.open()
+            results[FLOOR] = await throughput(floor, "bench", args.seconds, args.writers, raw.put, cluster.pids("m0"))
+        finally:
+            await floor.close()
     return results
 
 
 def report(results: dict[str, dict], args) -> str:
+    floor = results.pop(FLOOR)
     names = list(results)
     raw = results["etcd (TLS)"]["raw puts/s"]
     lines = [f"apiserver bench: latencies at {RATE:g} req/s ({args.samples} creates/gets/updates, "
@@ -392,6 +415,12 @@ def report(results: dict[str, dict], args) -> str:
                                              for n in names])
     row("  CPU ms per write: server / watchers", [f"{results[n]['fan-out'][2]:.1f} / {results[n]['fan-out'][3]:.1f}"
                                                   for n in names])
+    floor_cpu = " / ".join(f"{floor['cpu ms']['creates', p]:.2f}" for p in ("server", "client", "etcd"))
+    lines.append("floor: bench/bare_front.py, a bare Python HTTPS front on the same etcd (one create txn per POST, "
+                 "no Kubernetes work):")
+    lines.append(f"  {floor['creates/s']:.0f} creates/s = {floor['creates/s'] / floor['raw puts/s']:.0%} of the "
+                 f"{floor['raw puts/s']:.0f} raw etcd puts/s of its slices; CPU ms per create front/client/etcd "
+                 f"{floor_cpu}")
     etcd = results["etcd (TLS)"]
     misses = [f"{n}: single-object p99 above {TARGET_P99_MS:g} ms" for n in names
               if max(results[n][k][1] for k in ("create", "get", "update")) > TARGET_P99_MS]
@@ -408,11 +437,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=60, help="requests per latency phase (at 20/s)")
     parser.add_argument("--seconds", type=float, default=2.0, help="length of the throughput phase")
     parser.add_argument("--writers", type=int, default=16, help="concurrent clients in the throughput phase")
+    storage_bench.add_data_argument(parser)
     args = parser.parse_args()
     if not 10 <= args.samples <= 600 or not 0 < args.seconds <= 10 or not 0 < args.writers <= 256:
         parser.error("--samples must be in 10..600, --seconds in (0, 10], --writers in 1..256")
     harness = storage_bench.etcd_test_harness()
-    with tempfile.TemporaryDirectory(prefix="kpy-bench-apiserver-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="kpy-bench-apiserver-", dir=storage_bench.data_root(args)) as tmp:
         directory = Path(tmp)
         cluster = harness.EtcdCluster(directory / "etcd", harness.ThrowawayCA(directory), 1, token="kpy-bench")
         started = time.perf_counter()
@@ -422,6 +452,7 @@ def main() -> None:
         finally:
             cluster.stop()
         print(report(results, args))
+        print(storage_bench.data_label(args))
         print(f"(ran {time.perf_counter() - started:.1f} s)")
 
 
