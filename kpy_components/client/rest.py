@@ -217,13 +217,15 @@ class RESTClient:
             options["dryRun"] = ["All"]
         return await self._json("DELETE", self._named(info, namespace, name, None), body=options)
 
-    async def delete_exactly(self, info: ResourceInfo, obj: dict, *, propagation_policy: str | None = None) -> bool:
+    async def delete_exactly(self, info: ResourceInfo, obj: dict, *, propagation_policy: str | None = None,
+                             grace_period_seconds: int | None = None) -> bool:
         """Delete `obj` itself, with its uid as a precondition: whether it was deleted (False: it was already gone,
-        or its name now belongs to a newer object, which is left alone)."""
+        or its name now belongs to a newer object, which is left alone). Other API errors raise."""
         metadata = obj.get("metadata") or {}
         try:
             await self.delete(info, metadata.get("name", ""), metadata.get("namespace") or None,
-                              propagation_policy=propagation_policy, preconditions={"uid": metadata.get("uid")})
+                              propagation_policy=propagation_policy, grace_period_seconds=grace_period_seconds,
+                              preconditions={"uid": metadata.get("uid")})
         except APIError as error:
             if error.code in (404, 409):
                 return False

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 from kpy_components.api.errors import APIError
 from kpy_components.api.resources import ResourceInfo
-from kpy_components.client import ClientConnectionError, Informer, is_conflict, is_not_found, run_workers
+from kpy_components.client import ClientConnectionError, Informer, is_not_found, run_workers
 
 from ..controller import Controller
 from .pods import is_terminating
@@ -208,13 +208,8 @@ class GarbageCollector(Controller):
 
     async def _delete(self, key: Key, obj: dict, policy: str) -> None:
         info = self.by_kind[key[:2]].info
-        try:
-            await self.client.delete(info, key[3], key[2] or None, propagation_policy=policy,
-                                     preconditions={"uid": obj["metadata"]["uid"]})
-        except APIError as error:
-            if is_not_found(error) or is_conflict(error):  # gone already, or a new object under the same name
-                return
-            raise
+        if not await self.client.delete_exactly(info, obj, propagation_policy=policy):
+            return  # gone already, or a new object under the same name
         log.info("Deleted dependent resource=%s namespace=%s name=%s propagation=%s", info.qualified, key[2],
                  key[3], policy)
 

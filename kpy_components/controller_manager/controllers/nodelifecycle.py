@@ -213,12 +213,12 @@ class NodeLifecycleController(Controller):
                 "type": "DisruptionTarget", "status": "True", "reason": "DeletionByTaintManager",
                 "message": "Taint manager: deleting due to NoExecute taint", "lastTransitionTime": now_rfc3339()}]}},
                 metadata["namespace"], patch_type="strategic", subresource="status")
-            await self.client.delete(self.pods.info, metadata["name"], metadata["namespace"],
-                                     preconditions={"uid": metadata["uid"]})
         except APIError as error:
-            if is_not_found(error) or is_conflict(error):
+            if is_not_found(error):
                 return
             raise
+        if not await self.client.delete_exactly(self.pods.info, pod):
+            return
         log.info("Evicted pod from a NoExecute-tainted node namespace=%s pod=%s node=%s", metadata["namespace"],
                  metadata["name"], pod["spec"].get("nodeName"))
         self.recorder.event(pod, "Normal", "TaintManagerEviction",

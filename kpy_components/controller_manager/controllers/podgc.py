@@ -14,7 +14,7 @@ import time
 
 from kpy_components.api.errors import APIError
 from kpy_components.api.meta import now_rfc3339
-from kpy_components.client import is_conflict, is_not_found
+from kpy_components.client import is_not_found
 
 from ..controller import Controller
 from .pods import condition, is_terminating, phase
@@ -111,11 +111,6 @@ class PodGCController(Controller):
 
     async def _force_delete(self, pod: dict, why: str) -> None:
         metadata = pod["metadata"]
-        try:
-            await self.client.delete(self.pods.info, metadata["name"], metadata["namespace"], grace_period_seconds=0,
-                                     preconditions={"uid": metadata["uid"]})
-        except APIError as error:
-            if is_not_found(error) or is_conflict(error):
-                return
-            raise
+        if not await self.client.delete_exactly(self.pods.info, pod, grace_period_seconds=0):
+            return
         log.info("Deleted pod namespace=%s pod=%s reason=%r", metadata["namespace"], metadata["name"], why)

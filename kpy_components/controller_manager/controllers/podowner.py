@@ -147,14 +147,14 @@ class PodOwnerController(Controller):
 
     async def _delete_pod(self, owner: dict, key: str, pod: dict) -> APIError | None:
         try:
-            await self.client.delete(self.pods_info, meta.name_of(pod), meta.namespace_of(pod),
-                                     preconditions={"uid": meta.metadata(pod).get("uid")})
+            deleted = await self.client.delete_exactly(self.pods_info, pod)
         except APIError as error:
             self.expectations.deletion_observed(key, key_of(pod))
-            if is_not_found(error) or error.code == 409:
-                return None
             self.recorder.event(owner, "Warning", "FailedDelete", f"Error deleting: {error.message}")
             return error
+        if not deleted:  # gone already, or its name belongs to a newer pod: no deletion to wait for
+            self.expectations.deletion_observed(key, key_of(pod))
+            return None
         self.recorder.event(owner, "Normal", "SuccessfulDelete", f"Deleted pod: {meta.name_of(pod)}")
         return None
 

@@ -150,12 +150,7 @@ class TokenController(Controller):
 
     async def _delete(self, secret: dict) -> None:
         metadata = secret["metadata"]
-        try:
-            await self.client.delete(self.secrets.info, metadata["name"], metadata["namespace"],
-                                     preconditions={"uid": metadata["uid"]})
-        except APIError as error:
-            if not (is_not_found(error) or is_conflict(error)):
-                raise
+        if not await self.client.delete_exactly(self.secrets.info, secret):
             return
         log.info("Deleted token secret of a missing service account namespace=%s secret=%s",
                  metadata["namespace"], metadata["name"])
