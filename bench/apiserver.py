@@ -42,9 +42,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.append(str(REPO / "tests" / "integration"))  # the integration tests' helpers, shared with the benches
 
 from kpy_components.apiserver import dev  # noqa: E402
 from kpy_components.etcd import AsyncEtcdClient  # noqa: E402
+from processes import stop_process  # noqa: E402
 
 RATE = 20.0  # requests per second for the latency phases
 WATCHERS, FANOUT_WRITES = 100, 40
@@ -131,11 +133,7 @@ class Server:
     async def close(self) -> None:
         if self.session is not None:
             await self.session.close()
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_process(self.process, timeout=15)
 
 
 def config_map(name: str) -> dict:

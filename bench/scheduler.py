@@ -34,6 +34,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.append(str(REPO / "tests" / "integration"))  # the integration tests' helpers, shared with the benches
 
 from prometheus_client import CollectorRegistry  # noqa: E402
 
@@ -43,6 +44,7 @@ from kpy_components.client import (ClientConfig, EventRecorder, RESTClient, Shar
 from kpy_components.scheduler import config  # noqa: E402
 from kpy_components.scheduler.podinfo import PodInfo  # noqa: E402
 from kpy_components.scheduler.scheduler import Scheduler  # noqa: E402
+from processes import stop_process  # noqa: E402
 
 TARGET_PODS_PER_SECOND, TARGET_BURST_SECONDS = 300.0, 2.0
 START_TIMEOUT, ROUND_TIMEOUT = 60.0, 300.0
@@ -122,12 +124,7 @@ class Processes:
 
     def stop(self) -> None:
         for process in (self.scheduler, self.apiserver):
-            process.terminate()
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(process, timeout=15)
 
 
 async def in_parallel(count: int, writers: int, make) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.append(str(REPO / "tests" / "integration"))  # the integration tests' helpers, shared with the benches
 
 from kpy_components.apiserver.storage.cache import WatchCache  # noqa: E402
 from kpy_components.apiserver.storage.codec import dumps  # noqa: E402

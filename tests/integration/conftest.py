@@ -25,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from kpy_components.etcd import EtcdClient, TLSFiles
+from processes import stop_process
 
 ETCD = shutil.which("etcd") or "/usr/bin/etcd"  # scripts/setup installs etcd-server
 START_TIMEOUT = 20.0  # seconds for a cluster to report healthy
@@ -166,13 +167,7 @@ class EtcdCluster:
 
     def stop(self, names: list[str] | None = None) -> None:
         for name in names or list(self.processes):
-            process = self.processes.pop(name)
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop_process(self.processes.pop(name), timeout=10)
 
 
 @pytest.fixture(scope="session")

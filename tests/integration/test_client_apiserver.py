@@ -19,6 +19,7 @@ from kpy_components.client.informer import Informer
 from kpy_components.client.kubeconfig import load_kubeconfig
 from kpy_components.client.leaderelection import LeaderElectionConfig, LeaderElector
 from kpy_components.client.rest import RESTClient
+from processes import stop_process
 
 pytestmark = pytest.mark.anyio
 _names = itertools.count()
@@ -36,8 +37,7 @@ def server(apiserver):  # noqa: F811 - the imported fixture
     original = apiserver.process
     yield apiserver
     if apiserver.process is not original:
-        apiserver.process.terminate()
-        apiserver.process.wait(timeout=15)
+        stop_process(apiserver.process, timeout=15)
 
 
 def restart(server: APIServerProcess) -> None:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from kpy_components.apiserver import dev
+from processes import stop_process
 
 KUBECTL_DIR = Path(os.path.realpath(shutil.which("kubectl") or "/usr/bin/kubectl")).parent
 KUBECTL_VERSIONS = ("1.27", "1.33")
@@ -103,12 +104,7 @@ def running_apiserver(directory: Path, port: int, *arguments: str):
         _wait_ready(server)
         yield server
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=15)
 
 
 @contextlib.contextmanager
