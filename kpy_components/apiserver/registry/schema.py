@@ -1,5 +1,6 @@
 """Known fields per kind, for `fieldValidation=Strict|Warn`: the top level, metadata, spec and the pod template's
-containers, taken from the upstream Go types (k8s.io/api). Deeper structures are not checked (kept small on purpose).
+containers (and a Job's failure and success policy rules), taken from the upstream Go types (k8s.io/api). Deeper
+structures are not checked (kept small on purpose).
 
 A schema is a dict of field name -> sub-schema, where a sub-schema is another dict (an object whose fields are
 known), `LIST_OF(dict)` (a list of such objects) or None (anything). `unknown_fields` reports paths as Kubernetes'
@@ -50,7 +51,11 @@ _SPECS: dict[str, dict] = {
                            template=POD_TEMPLATE),
     "Job": _fields("parallelism completions activeDeadlineSeconds podFailurePolicy successPolicy backoffLimit "
                    "backoffLimitPerIndex maxFailedIndexes selector manualSelector ttlSecondsAfterFinished "
-                   "completionMode suspend podReplacementPolicy managedBy", template=POD_TEMPLATE),
+                   "completionMode suspend podReplacementPolicy managedBy", template=POD_TEMPLATE,
+                   podFailurePolicy={"rules": LIST_OF(_fields(
+                       "action", onExitCodes=_fields("containerName operator values"),
+                       onPodConditions=LIST_OF(_fields("type status"))))},
+                   successPolicy={"rules": LIST_OF(_fields("succeededIndexes succeededCount"))}),
     "CronJob": _fields("schedule timeZone startingDeadlineSeconds concurrencyPolicy suspend jobTemplate "
                        "successfulJobsHistoryLimit failedJobsHistoryLimit"),
     "Service": _fields("selector clusterIP clusterIPs type externalIPs sessionAffinity loadBalancerIP "
