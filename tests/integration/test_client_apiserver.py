@@ -26,11 +26,6 @@ _names = itertools.count()
 DEADLINE = 10.0  # seconds for anything the server should do "soon"
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def server(apiserver):  # noqa: F811 - the imported fixture
     """The API server process; a test may restart it, and the restarted process is stopped here."""

@@ -91,11 +91,6 @@ def etcd_cluster(request, backend_kind):
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def backend(backend_kind, etcd_cluster, tmp_path) -> AsyncIterator[Backend]:
     async with open_backend(backend_kind, etcd_cluster, tmp_path) as opened:
         yield opened

@@ -16,11 +16,6 @@ ALICE = User("alice", ("system:authenticated",))
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 async def api(tmp_path):
     storage = SqliteStorage(tmp_path / "db.sqlite")
     api = API(default_registry(), storage, storage, "10.32.0.0/16")

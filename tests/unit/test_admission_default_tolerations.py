@@ -1,7 +1,7 @@
 """DefaultTolerationSeconds admission: pods get 300 s NoExecute tolerations for not-ready and unreachable nodes
 unless they tolerate those taints already; only pod creates are touched."""
 import pytest
-from test_admission_chain import ALICE, anyio_backend, pod, request  # noqa: F401
+from test_admission_chain import ALICE, pod, request  # noqa: F401
 
 from kpy_components.apiserver.admission.chain import AdmissionChain
 from kpy_components.apiserver.admission.default_tolerations import DefaultTolerationSeconds

@@ -1,7 +1,7 @@
 """LimitRanger: defaults from LimitRange objects (with LimitRange defaulting), the annotation recording them, and
 min/max/ratio per Container and per Pod refused with upstream's 403 wording; quantities as Kubernetes prints them."""
 import pytest
-from test_admission_chain import ALICE, anyio_backend, api, create_through_registry, pod, request  # noqa: F401
+from test_admission_chain import ALICE, api, create_through_registry, pod, request  # noqa: F401
 
 from kpy_components.api.errors import APIError
 from kpy_components.apiserver.admission.chain import AdmissionChain

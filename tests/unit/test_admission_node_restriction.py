@@ -1,7 +1,7 @@
 """NodeRestriction: a node may modify only its own Node (never its taints or restricted labels), only mirror pods
 and pods bound to it, tokens only for its pods, only its own lease; other users are untouched."""
 import pytest
-from test_admission_chain import ALICE, anyio_backend, api, pod, request  # noqa: F401
+from test_admission_chain import ALICE, api, pod, request  # noqa: F401
 
 from kpy_components.api.errors import APIError
 from kpy_components.apiserver.admission.chain import AdmissionChain

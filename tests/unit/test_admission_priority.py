@@ -3,7 +3,7 @@ the global default's, or 0), unknown classes and disagreeing values are refused 
 class is the global default, the system classes cannot be deleted, and class validation (system- prefix, the
 user-definable maximum, immutable value and preemptionPolicy)."""
 import pytest
-from test_admission_chain import ALICE, anyio_backend, api, create_through_registry, pod, request  # noqa: F401
+from test_admission_chain import ALICE, api, create_through_registry, pod, request  # noqa: F401
 
 from kpy_components.api import scheduling
 from kpy_components.api.catalog import default_registry

@@ -1,7 +1,7 @@
 """RBAC escalation prevention: roles and bindings may grant only what the writer holds, unless they may `escalate`
 or `bind`; aggregation rules need full authority; system:masters is exempt; upstream's refusal wording."""
 import pytest
-from test_admission_chain import anyio_backend, api, request  # noqa: F401
+from test_admission_chain import api, request  # noqa: F401
 
 from kpy_components.api.errors import APIError
 from kpy_components.apiserver.admission.chain import AdmissionChain

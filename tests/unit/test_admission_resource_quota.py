@@ -1,7 +1,7 @@
 """ResourceQuota: counts and compute against hard limits with upstream's 403 wording, "must specify" for compute
 quotas, scopes, usage counted from live objects, and quota status written back — through the real registry."""
 import pytest
-from test_admission_chain import ALICE, anyio_backend, api, create_through_registry, pod, request  # noqa: F401
+from test_admission_chain import ALICE, api, create_through_registry, pod, request  # noqa: F401
 
 from kpy_components.api.errors import APIError
 from kpy_components.apiserver.admission.chain import AdmissionChain

@@ -1,7 +1,7 @@
 """ServiceAccount admission: default account, the kube-api-access projected volume and mounts as upstream, opt-outs,
 image pull secrets, refusal of a missing account, and a real create through the registry."""
 import pytest
-from test_admission_chain import ALICE, anyio_backend, api, create_through_registry, pod, request  # noqa: F401
+from test_admission_chain import ALICE, api, create_through_registry, pod, request  # noqa: F401
 
 from kpy_components.api.errors import APIError
 from kpy_components.apiserver.admission.chain import AdmissionChain

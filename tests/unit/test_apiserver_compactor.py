@@ -10,11 +10,6 @@ from kpy_components.apiserver.storage.sqlite import SqliteStorage
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 async def test_each_interval_compacts_to_the_revision_seen_one_interval_before(tmp_path):
     storage = SqliteStorage(tmp_path / "db.sqlite")
     created = await storage.create("/registry/configmaps/ns/a", {"metadata": {"name": "a"}, "n": 0})

@@ -12,11 +12,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 async def storage(tmp_path):
     storage = SqliteStorage(tmp_path / "db.sqlite")
     yield storage

@@ -23,11 +23,6 @@ pytestmark = pytest.mark.anyio
 TABLE = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json"
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

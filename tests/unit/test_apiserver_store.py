@@ -18,11 +18,6 @@ CTX = WriteContext
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 async def api(tmp_path):
     storage = SqliteStorage(tmp_path / "db.sqlite")
     cache = WatchCache(storage)

@@ -15,11 +15,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 async def api(tmp_path):
     storage = SqliteStorage(tmp_path / "db.sqlite")
     api = API(default_registry(), storage, storage, "10.96.0.0/29")  # 6 usable addresses: fills up fast

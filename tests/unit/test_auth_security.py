@@ -5,7 +5,7 @@ import asyncio
 import time
 
 import pytest
-from test_admission_chain import anyio_backend, api, pod, request  # noqa: F401
+from test_admission_chain import api, pod, request  # noqa: F401
 
 from kpy_components.api.errors import APIError
 from kpy_components.apiserver.auth.authn import TOKEN_CACHE_SECONDS

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from kpy_components.client.events import EventRecorder, object_reference
-from test_client_fake_api import Fault, anyio_backend, fake_api  # noqa: F401
+from test_client_fake_api import Fault, fake_api  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 POD = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-0", "namespace": "shop", "uid": "u-1",

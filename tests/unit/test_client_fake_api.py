@@ -292,11 +292,6 @@ def configmap(name: str, namespace: str = "default", **data) -> dict:
             "data": dict(data)}
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 @pytest.fixture(scope="session")
 def pki(tmp_path_factory):
     """A dev PKI (kpy-apiserver --dev's): ca.crt, apiserver.crt/.key for 127.0.0.1, admin.crt/.key (CN admin),

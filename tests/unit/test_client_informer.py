@@ -10,7 +10,7 @@ import pytest
 from kpy_components.client.backoff import Backoff
 from kpy_components.client.cache import field_index
 from kpy_components.client.informer import Informer, SharedInformerFactory
-from test_client_fake_api import Fault, anyio_backend, configmap, eventually, fake_api  # noqa: F401
+from test_client_fake_api import Fault, configmap, eventually, fake_api  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 

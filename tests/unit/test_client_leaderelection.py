@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from kpy_components.client.leaderelection import LeaderElectionConfig, LeaderElector
-from test_client_fake_api import Fault, anyio_backend, eventually, fake_api  # noqa: F401
+from test_client_fake_api import Fault, eventually, fake_api  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 LEASE = ("coordination.k8s.io", "v1", "leases", "kube-system", "kpy-test")

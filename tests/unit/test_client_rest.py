@@ -12,7 +12,7 @@ from kpy_components.api.errors import APIError
 from kpy_components.client.errors import ClientConnectionError, is_already_exists, is_conflict, is_gone
 from kpy_components.client.kubeconfig import ClientConfig, load_kubeconfig
 from kpy_components.client.rest import PATCH_TYPES, RESTClient, RetryPolicy
-from test_client_fake_api import Fault, FakeAPIServer, anyio_backend, configmap, fake_api, pki  # noqa: F401
+from test_client_fake_api import Fault, FakeAPIServer, configmap, fake_api, pki  # noqa: F401
 
 pytestmark = pytest.mark.anyio
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.02)

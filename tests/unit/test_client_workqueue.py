@@ -13,7 +13,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from kpy_components.client.ratelimit import ExponentialBackoff, MaxOf, TokenBucket, default_controller_rate_limiter
 from kpy_components.client.workqueue import QueueEmpty, ShutDown, WorkQueue, run_workers
-from test_client_fake_api import anyio_backend, eventually  # noqa: F401
+from test_client_fake_api import eventually  # noqa: F401
 
 KEYS = st.sampled_from(["a", "b", "c", "d"])
 

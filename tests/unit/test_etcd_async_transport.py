@@ -17,11 +17,6 @@ from kpy_components.etcd.transport import RequestNotSent, translated_aiohttp_err
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 def _refused_connection() -> aiohttp.ClientConnectorError:
     key = aiohttp.client_reqrep.ConnectionKey("e", 2379, True, True, None, None, None)
     return aiohttp.ClientConnectorError(key, OSError(111, "Connection refused"))

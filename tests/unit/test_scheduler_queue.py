@@ -13,11 +13,6 @@ from kpy_components.scheduler.queue import ACTIVE, BACKOFF, GATED, UNSCHEDULABLE
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
 class Clock:
     def __init__(self):
         self.now = 1000.0

@@ -13,11 +13,6 @@ PODS = "/registry/pods/"
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 async def cache(tmp_path):
     opened = WatchCache(SqliteStorage(tmp_path / "db.sqlite"))
     yield opened

@@ -19,11 +19,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 async def unreachable():
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -13,11 +13,6 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def anyio_backend():
-    return "asyncio"
-
-
-@pytest.fixture
 async def store(tmp_path):
     storage = SqliteStorage(tmp_path / "db.sqlite", ttl_sweep_interval=0.05)
     yield storage

@@ -31,11 +31,6 @@ from simnodes import SimulatedNodes  # noqa: E402
 _names = itertools.count()
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> APIServerProcess:
     with dev_apiserver(tmp_path_factory.mktemp("controlloops-apiserver")) as server:
