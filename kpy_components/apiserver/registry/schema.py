@@ -72,6 +72,15 @@ _SPECS: dict[str, dict] = {
     "LimitRange": _fields("limits"),
 }
 _SPECS["CronJob"]["jobTemplate"] = {"metadata": OBJECT_META, "spec": _SPECS["Job"]}
+_SPECS["PersistentVolumeClaim"] = _fields("accessModes selector resources volumeName storageClassName volumeMode "
+                                          "dataSource dataSourceRef volumeAttributesClassName")
+_SPECS["PersistentVolume"] = _fields(
+    "capacity accessModes claimRef persistentVolumeReclaimPolicy storageClassName mountOptions volumeMode nodeAffinity "
+    "volumeAttributesClassName hostPath gcePersistentDisk awsElasticBlockStore glusterfs flocker nfs rbd quobyte "
+    "cephfs iscsi cinder fc flexVolume azureFile vsphereVolume photonPersistentDisk portworxVolume azureDisk scaleIO "
+    "local storageos csi")
+_SPECS["StatefulSet"]["volumeClaimTemplates"] = LIST_OF(_fields("apiVersion kind status", metadata=OBJECT_META,
+                                                                spec=_SPECS["PersistentVolumeClaim"]))
 
 _TOP_LEVEL: dict[str, str] = {
     "ConfigMap": "data binaryData immutable",
@@ -87,6 +96,8 @@ _TOP_LEVEL: dict[str, str] = {
     "Binding": "target",
     "ControllerRevision": "data revision",
     "PriorityClass": "value globalDefault description preemptionPolicy",
+    "StorageClass": "provisioner parameters reclaimPolicy mountOptions allowVolumeExpansion volumeBindingMode "
+                    "allowedTopologies",
 }
 _CORE_EVENT = ("involvedObject reason message source firstTimestamp lastTimestamp count type eventTime series action "
                "related reportingComponent reportingInstance")
