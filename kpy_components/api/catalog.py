@@ -113,6 +113,45 @@ _COLUMNS: dict[str, tuple[Col, ...]] = {
             "be used as the default priority."), _AGE,
         _str("PreemptionPolicy", "preemptionPolicy is the Policy for preempting pods with lower priority. One of "
              "Never, PreemptLowerPriority. Defaults to PreemptLowerPriority if unset.")),
+    "persistentvolumeclaims": (
+        _NAME, _str("Status", "phase represents the current phase of PersistentVolumeClaim."),
+        _str("Volume", "volumeName is the binding reference to the PersistentVolume backing this claim."),
+        _str("Capacity", "capacity represents the actual resources of the underlying volume."),
+        _str("Access Modes", "accessModes contains the actual access modes the volume backing the PVC has. More "
+             "info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#access-modes-1"),
+        _str("StorageClass", "StorageClass of the pvc"),
+        _str("VolumeAttributesClass", "VolumeAttributesClass of the pvc"), _AGE,
+        _str("VolumeMode", "volumeMode defines what type of volume is required by the claim. Value of Filesystem is "
+             "implied when not included in claim spec.", 1)),
+    "persistentvolumes": (
+        _NAME, _str("Capacity", "capacity is the description of the persistent volume's resources and capacity. More "
+                    "info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#capacity"),
+        _str("Access Modes", "accessModes contains all ways the volume can be mounted. More info: "
+             "https://kubernetes.io/docs/concepts/storage/persistent-volumes#access-modes"),
+        _str("Reclaim Policy", "persistentVolumeReclaimPolicy defines what happens to a persistent volume when "
+             "released from its claim. Valid options are Retain (default for manually created PersistentVolumes), "
+             "Delete (default for dynamically provisioned PersistentVolumes), and Recycle (deprecated). Recycle must "
+             "be supported by the volume plugin underlying this PersistentVolume. More info: "
+             "https://kubernetes.io/docs/concepts/storage/persistent-volumes#reclaiming"),
+        _str("Status", "phase indicates if a volume is available, bound to a claim, or released by a claim. More "
+             "info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#phase"),
+        _str("Claim", "claimRef is part of a bi-directional binding between PersistentVolume and "
+             "PersistentVolumeClaim. Expected to be non-nil when bound. claim.VolumeName is the authoritative bind "
+             "between PV and PVC. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#binding"),
+        _str("StorageClass", "StorageClass of the pv"), _str("VolumeAttributesClass", "VolumeAttributesClass of the pv"),
+        _str("Reason", "reason is a brief CamelCase string that describes any failure and is meant for machine "
+             "parsing and tidy display in the CLI."), _AGE,
+        _str("VolumeMode", "volumeMode defines if a volume is intended to be used with a formatted filesystem or to "
+             "remain in raw block state. Value of Filesystem is implied when not included in spec.", 1)),
+    "storageclasses.storage.k8s.io": (
+        _NAME, _str("Provisioner", "provisioner indicates the type of the provisioner."),
+        _str("ReclaimPolicy", "reclaimPolicy controls the reclaimPolicy for dynamically provisioned "
+             "PersistentVolumes of this storage class. Defaults to Delete."),
+        _str("VolumeBindingMode", "volumeBindingMode indicates how PersistentVolumeClaims should be provisioned and "
+             "bound.  When unset, VolumeBindingImmediate is used. This field is only honored by servers that enable "
+             "the VolumeScheduling feature."),
+        _str("AllowVolumeExpansion", "allowVolumeExpansion shows whether the storage class allow volume expand."),
+        _AGE),
     "jobs.batch": (_NAME, _str("Status", "Status of the job."),
                    _str("Completions", "The number of pods which reached phase Succeeded."),
                    _str("Duration", "Time required to complete the job."), _AGE, _CONTAINERS, _IMAGES, _SELECTOR),
@@ -192,6 +231,8 @@ _SUBRESOURCES: dict[str, tuple[Subresource, ...]] = {
              Subresource("portforward", "PodPortForwardOptions", ("create", "get")),
              _status("Pod")),
     "nodes": (_status("Node"),),
+    "persistentvolumeclaims": (_status("PersistentVolumeClaim"),),
+    "persistentvolumes": (_status("PersistentVolume"),),
     "namespaces": (Subresource("finalize", "Namespace", ("update",)), _status("Namespace")),
     "services": (_status("Service"),),
     "serviceaccounts": (Subresource("token", "TokenRequest", ("create",), group="authentication.k8s.io",
@@ -240,6 +281,8 @@ def resources() -> list[ResourceInfo]:
         _r("", "v1", "ResourceQuota", "resourcequotas", True, ("quota",)),
         _r("", "v1", "LimitRange", "limitranges", True, ("limits",)),
         _r("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",), _ALL),
+        _r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",)),
+        _r("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",)),
         _r("apps", "v1", "Deployment", "deployments", True, ("deploy",), _ALL),
         _r("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), _ALL),
         _r("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), _ALL),
@@ -250,6 +293,7 @@ def resources() -> list[ResourceInfo]:
         _r("coordination.k8s.io", "v1", "Lease", "leases", True),
         _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
         _r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
+        _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
         _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",)),
         _r("events.k8s.io", "v1", "Event", "events", True, ("ev",)),
         _r(_RBAC, "v1", "Role", "roles", True),

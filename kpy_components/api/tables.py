@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime, timezone
 
+from . import storage
 from .errors import bad_request
 from .meta import labels_of, name_of, parse_rfc3339
 from .resources import PrinterColumn, ResourceInfo
@@ -417,6 +418,38 @@ def _priority_class(obj: dict, now: datetime) -> list:
             obj.get("preemptionPolicy") or ""]
 
 
+def _storage_text(values: dict | None) -> str:
+    quantity = storage.storage_quantity(values)
+    return str(quantity) if quantity is not None else "0"
+
+
+def _persistent_volume(obj: dict, now: datetime) -> list:
+    spec = obj.get("spec") or {}
+    claim = spec.get("claimRef")
+    phase = "Terminating" if _get(obj, "metadata", "deletionTimestamp") else _get(obj, "status", "phase", default="")
+    return [name_of(obj), _storage_text(spec.get("capacity")), storage.access_modes_text(spec.get("accessModes")),
+            spec.get("persistentVolumeReclaimPolicy") or "", phase,
+            f"{claim.get('namespace', '')}/{claim.get('name', '')}" if claim else "", storage.volume_class(obj),
+            spec.get("volumeAttributesClassName") or "<unset>", _get(obj, "status", "reason", default=""),
+            _age(obj, now), spec.get("volumeMode") or "<unset>"]
+
+
+def _persistent_volume_claim(obj: dict, now: datetime) -> list:
+    """CAPACITY and ACCESS MODES come from status, and only once the claim names its volume."""
+    spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    phase = "Terminating" if _get(obj, "metadata", "deletionTimestamp") else status.get("phase", "")
+    bound = bool(spec.get("volumeName"))
+    return [name_of(obj), phase, spec.get("volumeName") or "", _storage_text(status.get("capacity")) if bound else "",
+            storage.access_modes_text(status.get("accessModes")) if bound else "", storage.claim_class(obj),
+            spec.get("volumeAttributesClassName") or "<unset>", _age(obj, now), spec.get("volumeMode") or "<unset>"]
+
+
+def _storage_class(obj: dict, now: datetime) -> list:
+    name = name_of(obj) + (" (default)" if storage.is_default_class(obj) else "")
+    return [name, obj.get("provisioner", ""), obj.get("reclaimPolicy") or "Delete",
+            obj.get("volumeBindingMode") or "Immediate", bool(obj.get("allowVolumeExpansion")), _age(obj, now)]
+
+
 def _binding(obj: dict, now: datetime) -> list:
     role = obj.get("roleRef") or {}
     subjects = obj.get("subjects") or []
@@ -456,6 +489,9 @@ _PRINTERS: dict[str, Printer] = {
     "endpointslices.discovery.k8s.io": _endpoint_slice,
     "poddisruptionbudgets.policy": _pdb,
     "priorityclasses.scheduling.k8s.io": _priority_class,
+    "persistentvolumes": _persistent_volume,
+    "persistentvolumeclaims": _persistent_volume_claim,
+    "storageclasses.storage.k8s.io": _storage_class,
     "rolebindings.rbac.authorization.k8s.io": _binding,
     "clusterrolebindings.rbac.authorization.k8s.io": _binding,
 }
