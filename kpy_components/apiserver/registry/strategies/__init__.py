@@ -5,7 +5,7 @@ from kpy_components.api.resources import ResourceInfo
 
 from ..allocators import ClusterIPAllocator, NodePortAllocator
 from ..strategy import Strategy
-from . import controllerrevisions, core, others, priorityclasses, services, workloads
+from . import controllerrevisions, core, others, persistentvolumes, priorityclasses, services, storageclasses, workloads
 
 _BY_RESOURCE: dict[str, type[Strategy]] = {
     "pods": core.PodStrategy,
@@ -19,6 +19,8 @@ _BY_RESOURCE: dict[str, type[Strategy]] = {
     "resourcequotas": core.ResourceQuotaStrategy,
     "limitranges": core.PlainStrategy,
     "replicationcontrollers": core.ReplicationControllerStrategy,
+    "persistentvolumeclaims": persistentvolumes.PersistentVolumeClaimStrategy,
+    "persistentvolumes": persistentvolumes.PersistentVolumeStrategy,
     "deployments.apps": workloads.DeploymentStrategy,
     "replicasets.apps": workloads.ReplicaSetStrategy,
     "daemonsets.apps": workloads.DaemonSetStrategy,
@@ -30,6 +32,7 @@ _BY_RESOURCE: dict[str, type[Strategy]] = {
     "endpointslices.discovery.k8s.io": others.EndpointSliceStrategy,
     "poddisruptionbudgets.policy": others.PodDisruptionBudgetStrategy,
     "priorityclasses.scheduling.k8s.io": priorityclasses.PriorityClassStrategy,
+    "storageclasses.storage.k8s.io": storageclasses.StorageClassStrategy,
     "events.events.k8s.io": others.EventsV1Strategy,
     "roles.rbac.authorization.k8s.io": others.RoleStrategy,
     "clusterroles.rbac.authorization.k8s.io": others.RoleStrategy,
