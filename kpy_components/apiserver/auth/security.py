@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kpy_components.api.errors import APIError
 from kpy_components.apiserver.admission.chain import AdmissionChain
+from kpy_components.apiserver.admission.default_storage_class import DefaultStorageClass
 from kpy_components.apiserver.admission.default_tolerations import DefaultTolerationSeconds
 from kpy_components.apiserver.admission.limit_ranger import LimitRanger
 from kpy_components.apiserver.admission.namespace_lifecycle import NamespaceLifecycle
@@ -121,7 +122,7 @@ class SecurityRuntime:
         priority = PriorityAdmission(api)
         self.admission = AdmissionChain(  # kube-apiserver's plugin order
             mutating=[NamespaceLifecycle(api), limit_ranger, ServiceAccountAdmission(api), priority,
-                      DefaultTolerationSeconds()],
+                      DefaultTolerationSeconds(), DefaultStorageClass(api)],
             validating=[limit_ranger, NodeRestriction(api), priority, escalation,
                         ResourceQuotaAdmission(api, quota_status_writer(api))])
         self.token_issuer = TokenIssuer(signer, config.audiences, lookup)
