@@ -241,6 +241,16 @@ _CONTROLLER_ROLES: dict[str, list[dict]] = {
         rule(("delete", "get", "list", "patch", "update", "watch"), _CORE, ("nodes",)),
         rule(("patch", "update"), _CORE, ("nodes/status",)), rule(("patch", "update"), _CORE, ("pods/status",)),
         rule(("delete", "get", "list", "watch"), _CORE, ("pods",)), _events()],
+    "persistent-volume-binder": [
+        rule(("create", "delete", "get", "list", "update", "watch"), _CORE, ("persistentvolumes",)),
+        rule(("update",), _CORE, ("persistentvolumes/status",)),
+        rule(("get", "list", "update", "watch"), _CORE, ("persistentvolumeclaims",)),
+        rule(("update",), _CORE, ("persistentvolumeclaims/status",)),
+        rule(("create", "delete", "get", "list", "watch"), _CORE, ("pods",)),
+        rule(READ, _STORAGE, ("storageclasses",)),
+        rule(("create", "delete", "get", "update"), _CORE, ("endpoints",)),
+        rule(("create", "delete", "get"), _CORE, ("services",)), rule(("get",), _CORE, ("secrets",)),
+        rule(("get", "list"), _CORE, ("nodes",)), rule(("watch",), _CORE, ("events",)), _events()],
     "pod-garbage-collector": [
         rule(("delete", "list", "watch"), _CORE, ("pods",)), rule(READ, _CORE, ("nodes",)),
         rule(("patch",), _CORE, ("pods/status",))],
