@@ -209,3 +209,22 @@ def test_default_class_is_the_newest_default():
     assert chosen["metadata"]["name"] == "new"
     tie = storage.default_class([sc("b", "2024-01-01T00:00:00Z"), sc("a", "2024-01-01T00:00:00Z")])
     assert tie["metadata"]["name"] == "a"
+
+
+async def test_statefulset_claim_templates_and_retention_policy(api):
+    def statefulset(name, **spec):
+        return {"metadata": {"name": name}, "spec": {
+            "selector": {"matchLabels": {"app": "db"}}, "serviceName": "db",
+            "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "c", "image": "x"}]}},
+            "volumeClaimTemplates": [{"metadata": {"name": "data"}, "spec": {
+                "accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}], **spec}}
+    created = await create(api, "apps", "statefulsets", statefulset(
+        "db", persistentVolumeClaimRetentionPolicy={"whenScaled": "Delete"}))
+    template = created["spec"]["volumeClaimTemplates"][0]
+    assert (template["apiVersion"], template["kind"], template["spec"]["volumeMode"], template["status"]) == (
+        "v1", "PersistentVolumeClaim", "Filesystem", {"phase": "Pending"})
+    assert created["spec"]["persistentVolumeClaimRetentionPolicy"] == {"whenDeleted": "Retain", "whenScaled": "Delete"}
+    causes = await causes_of(create(api, "apps", "statefulsets", statefulset(
+        "bad", persistentVolumeClaimRetentionPolicy={"whenDeleted": "Keep"})))
+    assert causes == [("spec.persistentVolumeClaimRetentionPolicy.whenDeleted",
+                       'Unsupported value: "Keep": supported values: "Retain", "Delete"')]

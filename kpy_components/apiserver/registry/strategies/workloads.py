@@ -118,7 +118,24 @@ class StatefulSetStrategy(_Workload):
         update.setdefault("type", "RollingUpdate")
         if update["type"] == "RollingUpdate":
             update.setdefault("rollingUpdate", {}).setdefault("partition", 0)
-        spec.setdefault("persistentVolumeClaimRetentionPolicy", {"whenDeleted": "Retain", "whenScaled": "Retain"})
+        policy = spec.setdefault("persistentVolumeClaimRetentionPolicy", {})
+        if isinstance(policy, dict):
+            policy.setdefault("whenDeleted", "Retain")
+            policy.setdefault("whenScaled", "Retain")
+        for template in spec.get("volumeClaimTemplates") or []:
+            if isinstance(template, dict):  # as the embedded PersistentVolumeClaim reads back upstream
+                template.setdefault("apiVersion", "v1")
+                template.setdefault("kind", "PersistentVolumeClaim")
+                if isinstance(template.get("spec"), dict):
+                    template["spec"].setdefault("volumeMode", "Filesystem")
+                template.setdefault("status", {}).setdefault("phase", "Pending")
+
+    def validate(self, obj):
+        policy = (obj.get("spec") or {}).get("persistentVolumeClaimRetentionPolicy") or {}
+        path = "spec.persistentVolumeClaimRetentionPolicy"
+        return super().validate(obj) + [
+            meta.field_not_supported(f"{path}.{when}", policy.get(when), ["Retain", "Delete"])
+            for when in ("whenDeleted", "whenScaled") if policy.get(when) not in ("Retain", "Delete")]
 
     def validate_immutable(self, new, old):
         """Only replicas, template, updateStrategy, minReadySeconds, ordinals and the PVC retention policy change."""
