@@ -31,6 +31,7 @@ def test_runs_parallelism_pods_until_completions_succeeded():
     assert want == 1 and status["succeeded"] == 2 and status["active"] == 1
     status, want = plan(job(), pods("Succeeded", "Succeeded", "Succeeded"), NOW + 3)
     assert want == 0 and reason(status, "Complete") == "CompletionsReached"
+    assert [c["type"] for c in status["conditions"]] == ["SuccessCriteriaMet", "Complete"]  # 1.31: interim first
     assert status["completionTime"] == podutil.now_rfc3339(NOW + 3) and is_finished({"status": status})
 
 
@@ -44,8 +45,15 @@ def test_counts_never_go_down_when_finished_pods_are_removed():
 def test_more_failures_than_the_backoff_limit_fail_the_job():
     status, want = plan(job(backoffLimit=1), pods("Failed", "Running"), NOW)
     assert want == 2 and "conditions" not in status and status["failed"] == 1
-    status, want = plan(job(backoffLimit=1), pods("Failed", "Failed", "Running"), NOW)
-    assert want == 0 and reason(status, "Failed") == "BackoffLimitExceeded"
+    failing = job(backoffLimit=1)
+    status, want = plan(failing, pods("Failed", "Failed", "Running"), NOW)
+    # 1.31: FailureTarget first; the running pod is stopped (and counted failed), then Failed
+    assert want == 0 and reason(status, "FailureTarget") == "BackoffLimitExceeded" and not reason(status, "Failed")
+    assert status["failed"] == 3 and status["terminating"] == 1
+    failing["status"] = status
+    status, want = plan(failing, pods("Failed", "Failed"), NOW + 1)
+    assert reason(status, "Failed") == "BackoffLimitExceeded" and status["failed"] == 3
+    assert status["conditions"][-1]["message"] == "Job has reached the specified backoff limit"
 
 
 def test_active_deadline_fails_the_job():
@@ -53,6 +61,8 @@ def test_active_deadline_fails_the_job():
     running["status"] = {"startTime": podutil.now_rfc3339(NOW)}
     assert plan(running, pods("Running"), NOW + 10)[1] == 2
     status, want = plan(running, pods("Running"), NOW + 30)
+    assert want == 0 and reason(status, "FailureTarget") == "DeadlineExceeded" and not reason(status, "Failed")
+    status, want = plan(running, [], NOW + 31)
     assert want == 0 and reason(status, "Failed") == "DeadlineExceeded"
 
 
@@ -95,7 +105,7 @@ def test_container_restarts_of_on_failure_pods_count_against_the_backoff_limit()
     twice = {**restarting, "status": {"phase": "Running", "containerStatuses": [{"name": "c", "restartCount": 2}]}}
     assert restarts_exceed_limit(on_failure, [twice])
     status, want = plan(on_failure, [twice], NOW)
-    assert want == 0 and reason(status, "Failed") == "BackoffLimitExceeded"
+    assert want == 0 and reason(status, "FailureTarget") == "BackoffLimitExceeded"
     never = job(backoffLimit=2, template={"spec": {"restartPolicy": "Never"}})
     assert not restarts_exceed_limit(never, [twice])
 

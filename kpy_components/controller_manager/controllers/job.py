@@ -7,8 +7,15 @@ failure, new pods wait 10 s, doubling with each failure since the last success, 
 pod failure backoff); container restarts of OnFailure pods count against backoffLimit. With completionMode
 Indexed, pod i runs index i (annotation and label batch.kubernetes.io/job-completion-index, env JOB_COMPLETION_INDEX,
 hostname <job>-<i>) and the Job completes when every index below `completions` succeeded, as listed in
-status.completedIndexes. Not done (yet): pod failure and success policies, backoffLimitPerIndex. Deletion after
-ttlSecondsAfterFinished is the ttl-after-finished controller's.
+status.completedIndexes.
+
+As Kubernetes 1.31 (jobpolicy.py has the rules): spec.podFailurePolicy (FailJob, FailIndex, Ignore, Count on exit
+codes or pod conditions), backoffLimitPerIndex and maxFailedIndexes (status.failedIndexes; reasons FailedIndexes
+and MaxFailedIndexesExceeded), successPolicy (reason SuccessPolicy), and podReplacementPolicy Failed. A Job that
+is done first gets the interim condition FailureTarget or SuccessCriteriaMet, its remaining pods are deleted, and
+once none is left running or terminating it gets Failed (same reason and message) or Complete (with
+completionTime); status.terminating counts pods being deleted. Deletion after ttlSecondsAfterFinished is the
+ttl-after-finished controller's.
 """
 from __future__ import annotations
 
@@ -16,11 +23,14 @@ import time
 
 from kpy_components.api import meta
 
+from . import jobpolicy
 from . import pods as podutil
+from .jobindexes import INDEX_KEY, completed_indexes, completion_index, format_indexes, parse_indexes  # noqa: F401
 from .podowner import PodOwnerController
 
 COMPLETE, FAILED, SUSPENDED = "Complete", "Failed", "Suspended"
-BACKOFF_BASE, BACKOFF_MAX = 10.0, 360.0  # seconds: DefaultJobPodFailureBackOff, MaxJobPodFailureBackOff
+FAILURE_TARGET, SUCCESS_CRITERIA_MET = "FailureTarget", "SuccessCriteriaMet"
+INTERIM = {FAILURE_TARGET: FAILED, SUCCESS_CRITERIA_MET: COMPLETE}  # interim condition -> the terminal one after it
 
 
 def job_condition(kind: str, reason: str, message: str, now: float | None = None, status: str = "True") -> dict:
@@ -41,28 +51,16 @@ def _started(job: dict) -> float | None:
         return None
 
 
-def _finished_at(pod: dict) -> float | None:
-    """When the pod's containers ended (the latest finishedAt), None if it does not say."""
-    times = []
-    for container in (pod.get("status") or {}).get("containerStatuses") or ():
-        finished = ((container.get("state") or {}).get("terminated") or {}).get("finishedAt")
-        try:
-            times.append(meta.parse_rfc3339(finished).timestamp())
-        except ValueError:
-            continue
-    return max(times, default=None)
-
-
 def backoff_remaining(pods: list[dict], now: float) -> float:
     """Seconds before new pods may start: 10 s after the last failure, doubled for each failure since the last
     success, at most 6 minutes; 0 when nothing failed since."""
-    last_success = max((t for p in pods if podutil.phase(p) == "Succeeded" and (t := _finished_at(p))),
+    last_success = max((t for p in pods if podutil.phase(p) == "Succeeded" and (t := jobpolicy.finished_at(p))),
                        default=0.0)
-    failures = [t for p in pods if podutil.phase(p) == "Failed" and (t := _finished_at(p)) and t > last_success]
+    failures = [t for p in pods if podutil.phase(p) == "Failed" and (t := jobpolicy.finished_at(p))
+                and t > last_success]
     if not failures:
         return 0.0
-    delay = min(BACKOFF_BASE * 2 ** (len(failures) - 1), BACKOFF_MAX)
-    return max(0.0, max(failures) + delay - now)
+    return max(0.0, max(failures) + jobpolicy.backoff_delay(len(failures)) - now)
 
 
 def restarts_exceed_limit(job: dict, active: list[dict]) -> bool:
@@ -80,59 +78,34 @@ def restarts_exceed_limit(job: dict, active: list[dict]) -> bool:
 
 # --- Indexed completion mode: pod i of `completions` runs index i; the Job completes when every index succeeded --
 
-INDEX_KEY = "batch.kubernetes.io/job-completion-index"  # annotation and label of an Indexed Job's pods
-
-
-def completion_index(pod: dict) -> int | None:
-    try:
-        index = int((pod["metadata"].get("annotations") or {}).get(INDEX_KEY))
-    except (TypeError, ValueError):
-        return None
-    return index if index >= 0 else None
-
-
-def parse_indexes(text: str | None) -> set[int]:
-    """status.completedIndexes ("1,3-5") as a set; what cannot be read counts as nothing."""
-    indexes: set[int] = set()
-    for part in (text or "").split(","):
-        first, _, last = part.partition("-")
-        if first.isdigit() and (not last or last.isdigit()):
-            indexes.update(range(int(first), int(last or first) + 1))
-    return indexes
-
-
-def format_indexes(indexes: set[int]) -> str:
-    """Sorted intervals as upstream writes completedIndexes: "1,3-5,7"."""
-    parts, ordered = [], sorted(indexes)
-    start = 0
-    for position in range(1, len(ordered) + 1):
-        if position == len(ordered) or ordered[position] != ordered[position - 1] + 1:
-            first, last = ordered[start], ordered[position - 1]
-            parts.append(str(first) if first == last else f"{first}-{last}")
-            start = position
-    return ",".join(parts)
-
-
-def completed_indexes(job: dict, pods: list[dict]) -> set[int]:
-    completions = (job.get("spec") or {}).get("completions") or 0
-    done = {index for pod in pods if podutil.phase(pod) == "Succeeded"
-            and (index := completion_index(pod)) is not None}
-    return {index for index in done | parse_indexes((job.get("status") or {}).get("completedIndexes"))
-            if index < completions}
+def is_terminating_pod(pod: dict) -> bool:
+    """Being deleted and not finished: what status.terminating counts."""
+    return podutil.is_terminating(pod) and podutil.phase(pod) not in ("Succeeded", "Failed")
 
 
 def indexes_to_start(job: dict, pods: list[dict], count: int) -> list[int]:
-    """The `count` lowest indexes that neither succeeded nor have an active pod."""
-    taken = completed_indexes(job, pods) | {completion_index(pod) for pod in pods if podutil.is_active(pod)}
+    """The `count` lowest indexes that neither succeeded, failed (backoffLimitPerIndex) nor have an active pod (or
+    a terminating one, when only failed pods are replaced)."""
+    waiting_for = [pod for pod in pods if podutil.is_active(pod)
+                   or jobpolicy.only_replaces_failed_pods(job) and is_terminating_pod(pod)]
+    taken = completed_indexes(job, pods) | {completion_index(pod) for pod in waiting_for}
+    if jobpolicy.has_backoff_limit_per_index(job):
+        taken |= jobpolicy.failed_indexes(job, pods)
     free = (index for index in range((job.get("spec") or {}).get("completions") or 0) if index not in taken)
     return [index for index, _ in zip(free, range(count))]
 
 
-def indexed_pod(template: dict, job: dict, index: int) -> dict:
+def indexed_pod(template: dict, job: dict, index: int, replaced: dict | None = None) -> dict:
     """An Indexed Job's pod for `index`: the annotation and label, JOB_COMPLETION_INDEX in every container, the
-    hostname <job>-<index> (with the template's subdomain, a stable DNS name), generateName <job>-<index>-."""
-    pod = podutil.pod_from_template(template, job, labels={INDEX_KEY: str(index)},
-                                    annotations={INDEX_KEY: str(index)})
+    hostname <job>-<index> (with the template's subdomain, a stable DNS name), generateName <job>-<index>-. With
+    backoffLimitPerIndex, the failure counts of the index, continued from the failed pod it `replaced`."""
+    annotations = {INDEX_KEY: str(index)}
+    if jobpolicy.has_backoff_limit_per_index(job):
+        counted, ignored = jobpolicy.next_failure_counts(job, replaced)
+        annotations[jobpolicy.FAILURE_COUNT] = str(counted)
+        if ignored:
+            annotations[jobpolicy.IGNORED_FAILURE_COUNT] = str(ignored)
+    pod = podutil.pod_from_template(template, job, labels={INDEX_KEY: str(index)}, annotations=annotations)
     pod["metadata"]["generateName"] = f"{meta.name_of(job)}-{index}-"
     spec = pod["spec"]
     spec.setdefault("hostname", f"{meta.name_of(job)}-{index}")
@@ -149,24 +122,85 @@ def is_indexed(job: dict) -> bool:
     return (job.get("spec") or {}).get("completionMode") == "Indexed"
 
 
+def pods_to_create(job: dict, pods: list[dict], count: int, now: float) -> tuple[list[dict], float]:
+    """Up to `count` new pods that may start now, and, when none may yet, the seconds until one may: the Job's pod
+    failure backoff, or with backoffLimitPerIndex each index's own."""
+    template = (job.get("spec") or {}).get("template") or {}
+    per_index = jobpolicy.has_backoff_limit_per_index(job) and is_indexed(job)
+    wait = 0.0 if per_index else backoff_remaining(pods, now)
+    if wait > 0:
+        return [], wait
+    if not is_indexed(job):
+        return [podutil.pod_from_template(template, job) for _ in range(count)], 0.0
+    indexes = indexes_to_start(job, pods, count)
+    if not per_index:
+        return [indexed_pod(template, job, index) for index in indexes], 0.0
+    finished = completed_indexes(job, pods) | jobpolicy.failed_indexes(job, pods)
+    last_failed = jobpolicy.last_failed_pods(job, pods, finished)
+    waits = {index: jobpolicy.index_backoff_remaining(last_failed.get(index), now) for index in indexes}
+    ready = [index for index in indexes if waits[index] <= 0]
+    if not ready:
+        return [], min(waits.values(), default=0.0)
+    return [indexed_pod(template, job, index, last_failed.get(index)) for index in ready], 0.0
+
+
+def finishing_condition(job: dict, pods: list[dict], *, failed: int, succeeded: int, done: set[int],
+                        failed_indexes: set[int] | None, active: list[dict], now: float) -> dict | None:
+    """The interim condition of a Job that is done (already in its status, or new), in upstream's order:
+    SuccessCriteriaMet kept; FailureTarget kept; a FailJob rule; backoffLimit; the deadline; failed indexes; the
+    success policy; completions reached with nothing running. None while the Job goes on."""
+    spec = job.get("spec") or {}
+    for kind in (SUCCESS_CRITERIA_MET, FAILURE_TARGET):
+        existing = podutil.condition(job, kind)
+        if existing is not None and existing.get("status") == "True":
+            return existing
+    message = jobpolicy.fail_job_message(job, pods)
+    if message is not None:
+        return job_condition(FAILURE_TARGET, "PodFailurePolicy", message, now)
+    started, deadline = _started(job), spec.get("activeDeadlineSeconds")
+    if failed > spec.get("backoffLimit", 6) or restarts_exceed_limit(job, active):
+        return job_condition(FAILURE_TARGET, "BackoffLimitExceeded", "Job has reached the specified backoff limit",
+                             now)
+    if deadline is not None and started is not None and now - started >= deadline:
+        return job_condition(FAILURE_TARGET, "DeadlineExceeded", "Job was active longer than specified deadline",
+                             now)
+    completions = spec.get("completions")
+    if failed_indexes is not None:
+        most = spec.get("maxFailedIndexes")
+        if most is not None and len(failed_indexes) > most:
+            return job_condition(FAILURE_TARGET, "MaxFailedIndexesExceeded",
+                                 "Job has exceeded the specified maximal number of failed indexes", now)
+        if failed_indexes and len(failed_indexes) + len(done) >= (completions or 0):
+            return job_condition(FAILURE_TARGET, "FailedIndexes", "Job has failed indexes", now)
+    if is_indexed(job) and (message := jobpolicy.success_policy_message(job, done)) is not None:
+        return job_condition(SUCCESS_CRITERIA_MET, "SuccessPolicy", message, now)
+    if not active and (succeeded >= completions if completions is not None else succeeded > 0):
+        return job_condition(SUCCESS_CRITERIA_MET, "CompletionsReached", "Reached expected number of succeeded pods",
+                             now)
+    return None
+
+
 def plan(job: dict, pods: list[dict], now: float) -> tuple[dict, int]:
     """(the Job's new status, how many active pods it should have) from its pods (the owned ones, finished
     included)."""
     spec, old = job.get("spec") or {}, job.get("status") or {}
     active = [pod for pod in pods if podutil.is_active(pod)]
+    terminating = sum(1 for pod in pods if is_terminating_pod(pod))
+    done: set[int] = set()
     if is_indexed(job):
         done = completed_indexes(job, pods)
         succeeded = len(done)
     else:
         succeeded = max(old.get("succeeded", 0), sum(1 for pod in pods if podutil.phase(pod) == "Succeeded"))
-    failed = max(old.get("failed", 0), sum(1 for pod in pods if podutil.phase(pod) == "Failed"))
+    failed = jobpolicy.counted_failures(job, pods)
+    failed_indexes = jobpolicy.failed_indexes(job, pods) if jobpolicy.has_backoff_limit_per_index(job) and \
+        is_indexed(job) else None
     status = {key: value for key, value in old.items()
-              if key not in ("active", "succeeded", "failed", "ready", "terminating")}
+              if key not in ("active", "succeeded", "failed", "ready", "terminating", "failedIndexes")}
     conditions = list(old.get("conditions") or [])
     completions, parallelism = spec.get("completions"), spec.get("parallelism", 1)
-    suspended = bool(spec.get("suspend"))
-    want = 0
-    if suspended:
+    want, interim = 0, None
+    if spec.get("suspend"):
         conditions = podutil.set_condition(conditions, job_condition(SUSPENDED, "JobSuspended", "Job suspended",
                                                                      now))
     else:
@@ -174,34 +208,35 @@ def plan(job: dict, pods: list[dict], now: float) -> tuple[dict, int]:
             conditions = podutil.set_condition(conditions, job_condition(SUSPENDED, "JobResumed", "Job resumed",
                                                                          now, "False"))
         status.setdefault("startTime", podutil.now_rfc3339(now))
-        started = _started({"status": status})
-        deadline = spec.get("activeDeadlineSeconds")
-        if failed > spec.get("backoffLimit", 6) or restarts_exceed_limit(job, active):
-            conditions = podutil.set_condition(conditions, job_condition(
-                FAILED, "BackoffLimitExceeded", "Job has reached the specified backoff limit", now))
-        elif deadline is not None and started is not None and now - started >= deadline:
-            conditions = podutil.set_condition(conditions, job_condition(
-                FAILED, "DeadlineExceeded", "Job was active longer than specified deadline", now))
-        elif completions is not None and succeeded >= completions or \
-                completions is None and succeeded > 0 and not active:
-            conditions = podutil.set_condition(conditions, job_condition(
-                COMPLETE, "CompletionsReached", "Reached expected number of succeeded pods", now))
-            status["completionTime"] = podutil.now_rfc3339(now)
+        interim = finishing_condition({**job, "status": status}, pods, failed=failed, succeeded=succeeded,
+                                      done=done, failed_indexes=failed_indexes, active=active, now=now)
+        if interim is not None:
+            conditions = podutil.set_condition(conditions, interim)
+            if interim["type"] == FAILURE_TARGET:
+                failed += len(active) + terminating  # upstream counts every pod a failing Job stops as failed
+            terminating += len(active)  # about to be deleted
+            if not terminating:
+                conditions = podutil.set_condition(conditions, job_condition(
+                    INTERIM[interim["type"]], interim["reason"], interim["message"], now))
+                if interim["type"] == SUCCESS_CRITERIA_MET:
+                    status["completionTime"] = podutil.now_rfc3339(now)
         elif completions is not None:
             want = min(parallelism, completions - succeeded)
         else:
             want = parallelism if succeeded == 0 else len(active)  # a work queue: no new pods after a success
-    ready = sum(1 for pod in active if podutil.is_ready(pod))
-    kept = want if not is_finished({"status": {"conditions": conditions}}) else 0
-    counts = {"active": min(len(active), kept), "succeeded": succeeded, "failed": failed}
+    counts = {"active": min(len(active), want), "succeeded": succeeded,
+              "failed": max(old.get("failed", 0), failed)}
     status.update({key: value for key, value in counts.items() if value})
     if is_indexed(job):
         status["completedIndexes"] = format_indexes(done)
-    status["ready"] = ready if kept else 0
+    if failed_indexes is not None:
+        status["failedIndexes"] = format_indexes(failed_indexes)
+    status["ready"] = sum(1 for pod in active if podutil.is_ready(pod)) if want else 0
+    status["terminating"] = terminating
     status["conditions"] = conditions
     if not conditions:
         del status["conditions"]
-    return status, kept
+    return status, want
 
 
 class JobController(PodOwnerController):
@@ -223,18 +258,16 @@ class JobController(PodOwnerController):
         now = time.time()
         status, want = plan(job, pods, now)
         active = [pod for pod in pods if podutil.is_active(pod)]
-        wait = backoff_remaining(pods, now) if len(active) < want else 0.0
-        if wait > 0:
-            self.queue.add_after(key, wait + 0.1)
-        elif len(active) < want and not podutil.is_terminating(job):
-            template = (job.get("spec") or {}).get("template") or {}
-            if is_indexed(job):
-                created = [indexed_pod(template, job, index)
-                           for index in indexes_to_start(job, pods, want - len(active))]
-            else:
-                created = [podutil.pod_from_template(template, job) for _ in range(want - len(active))]
-            await self.create_pods(job, key, created)
-            status["active"] = len(active) + len(created)
+        missing = want - len(active)
+        if jobpolicy.only_replaces_failed_pods(job):
+            missing -= sum(1 for pod in pods if is_terminating_pod(pod))
+        if missing > 0 and not podutil.is_terminating(job):
+            created, wait = pods_to_create(job, pods, missing, now)
+            if wait > 0:
+                self.queue.add_after(key, wait + 0.1)
+            if created:
+                await self.create_pods(job, key, created)
+                status["active"] = len(active) + len(created)
         elif len(active) > want:
             await self.delete_pods(job, key, podutil.pods_to_delete(active, len(active) - want))
         written = await self.write_status(job, status)
