@@ -5,9 +5,10 @@ to `partition` (OnDelete: only when the user deletes them).
 
 Revisions: a ControllerRevision per distinct template (history.py), named `<set>-<hash>`; that name is in the
 pods' `controller-revision-hash` label and status.currentRevision/updateRevision, so `kubectl rollout
-history|undo statefulset` work as on Kubernetes. volumeClaimTemplates are ignored: no PersistentVolumeClaims are
-created (kpy serves no PVCs yet). maxUnavailable for rolling updates is not implemented (one pod at a time, as
-Kubernetes' default).
+history|undo statefulset` work as on Kubernetes. Each pod's PersistentVolumeClaims come from volumeClaimTemplates
+and spec.persistentVolumeClaimRetentionPolicy decides whether they go with the set or a scaled-away pod
+(statefulsetclaims.py). maxUnavailable for rolling updates is not implemented (one pod at a time, as Kubernetes'
+default).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from kpy_components.api import meta
 
 from . import history
 from . import pods as podutil
+from . import statefulsetclaims as claims
 from .podowner import PodOwnerController
 
 REVISION_LABEL = history.HASH_LABEL
@@ -43,6 +45,7 @@ def stateful_pod(sts: dict, ordinal: int, revision: str) -> dict:
     pod["spec"]["hostname"] = name
     if spec.get("serviceName"):
         pod["spec"]["subdomain"] = spec["serviceName"]
+    claims.add_claim_volumes(sts, pod, ordinal)
     return pod
 
 
@@ -129,6 +132,7 @@ class StatefulSetController(PodOwnerController):
     def setup(self) -> None:
         super().setup()
         self.history = history.RevisionHistory(self, self.kind)
+        self.claims = claims.StatefulSetClaims(self)
 
     async def reconcile(self, key: str) -> None:
         sts = self.owners.store.get(key)
@@ -143,12 +147,28 @@ class StatefulSetController(PodOwnerController):
         if synced is not None and synced.collision_count is not None:
             status["collisionCount"] = synced.collision_count
         if self.expectations.satisfied(key) and not deleting:
+            await self.claims.apply_retention_policy(sts, {o: pod for pod in pods if (o := ordinal_of(sts, pod))
+                                                          is not None})
             if delete:
                 await self.delete_pods(sts, key, delete)
             elif create:
-                error = await self.create_pods(sts, key, [stateful_pod(sts, o, revision) for o in create])
-                if error is not None:
-                    raise error
+                await self._create_pods(sts, key, create, revision)
             live = {meta.labels_of(pod).get(REVISION_LABEL) for pod in pods} | {status["currentRevision"]}
             await self.history.trim(sts, synced, live)
         await self.write_status(sts, status)
+
+    async def _create_pods(self, sts: dict, key: str, ordinals: list[int], revision: str) -> None:
+        """Each pod after its claims; a pod whose claims cannot all be had yet waits (OrderedReady: so do the
+        pods after it)."""
+        ready = []
+        for ordinal in ordinals:
+            if not await self.claims.ensure(sts, ordinal):
+                if sts["spec"].get("podManagementPolicy") != "Parallel":
+                    break
+                continue
+            ready.append(stateful_pod(sts, ordinal, revision))
+        error = await self.create_pods(sts, key, ready) if ready else None
+        if error is not None:
+            raise error
+        if len(ready) < len(ordinals):
+            self.queue.add_after(key, 1.0)  # a claim is being deleted or could not be created: look again
