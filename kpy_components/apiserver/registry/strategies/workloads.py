@@ -9,7 +9,7 @@ from kpy_components.api.meta import field_invalid, field_required
 
 from .. import validation
 from ..strategy import Strategy
-from . import podspec
+from . import jobpolicies, podspec
 
 
 def _go_map(labels: dict) -> str:
@@ -155,6 +155,12 @@ class StatefulSetStrategy(_Workload):
 _JOB_RESTART = ["OnFailure", "Never"]
 _COMPLETION_MODES = ["NonIndexed", "Indexed"]
 _MAX_INDEXED = 100_000  # completions and parallelism of an Indexed Job (upstream's maxParallelismForIndexedJob)
+_MAX_INT32 = 2**31 - 1
+
+
+def default_backoff_limit(spec: dict) -> None:
+    """6, or no global limit (MaxInt32) when failures are limited per index."""
+    spec.setdefault("backoffLimit", _MAX_INT32 if spec.get("backoffLimitPerIndex") is not None else 6)
 
 
 def default_job_spec(spec: dict, uid: str | None) -> None:
@@ -163,10 +169,11 @@ def default_job_spec(spec: dict, uid: str | None) -> None:
     if spec.get("completions") is None and spec.get("parallelism") is None:
         spec["completions"] = 1  # neither set: one pod; parallelism alone means a work queue
     spec.setdefault("parallelism", 1)
-    spec.setdefault("backoffLimit", 6)
+    default_backoff_limit(spec)
     spec.setdefault("completionMode", "NonIndexed")
     spec.setdefault("suspend", False)
-    spec.setdefault("podReplacementPolicy", "TerminatingOrFailed")
+    spec.setdefault("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") is not None
+                    else "TerminatingOrFailed")
     template = spec.get("template")
     podspec.default_template(template)
     if uid and isinstance(template, dict) and not spec.get("manualSelector"):
@@ -209,7 +216,7 @@ class JobStrategy(Strategy):
         template_spec = (spec.get("template") or {}).get("spec") or {}
         if template_spec.get("restartPolicy") == "Always":
             causes.append(meta.field_not_supported("spec.template.spec.restartPolicy", "Always", _JOB_RESTART))
-        return causes + validate_selector_and_template(spec, _JOB_RESTART)
+        return causes + jobpolicies.validate(spec) + validate_selector_and_template(spec, _JOB_RESTART)
 
     def validate_immutable(self, new, old):
         causes = []
@@ -217,7 +224,7 @@ class JobStrategy(Strategy):
             if (new.get("spec") or {}).get(field) != (old.get("spec") or {}).get(field):
                 causes.append(field_invalid(f"spec.{field}", (new.get("spec") or {}).get(field),
                                             "field is immutable"))
-        return causes
+        return causes + jobpolicies.validate_immutable(new.get("spec") or {}, old.get("spec") or {})
 
 
 class CronJobStrategy(Strategy):
@@ -232,7 +239,7 @@ class CronJobStrategy(Strategy):
         job_template = spec.get("jobTemplate")
         if isinstance(job_template, dict):
             job_spec = job_template.setdefault("spec", {})
-            job_spec.setdefault("backoffLimit", 6)
+            default_backoff_limit(job_spec)
             podspec.default_template(job_spec.get("template"))
 
     def validate(self, obj):
@@ -252,4 +259,5 @@ class CronJobStrategy(Strategy):
         else:
             causes.extend(podspec.validate_pod_spec(template.get("spec"), "spec.jobTemplate.spec.template.spec",
                                                     _JOB_RESTART))
+            causes.extend(jobpolicies.validate(spec["jobTemplate"]["spec"], "spec.jobTemplate.spec"))
         return causes
