@@ -33,6 +33,7 @@ ACCOUNTS = {
     "garbagecollector": "generic-garbage-collector", "podgc": "pod-garbage-collector",
     "disruption": "disruption-controller", "root-ca-cert-publisher": "root-ca-cert-publisher",
     "ttl-after-finished": "ttl-after-finished-controller",
+    "persistentvolume-binder": "persistent-volume-binder",
 }
 # serviceaccount-token signs tokens into Secrets itself and runs as the manager (as upstream's does).
 

@@ -29,6 +29,7 @@ CONTROLLERS: dict[str, str] = {
     "disruption": "disruption:DisruptionController",
     "root-ca-cert-publisher": "rootcacertpublisher:RootCACertPublisher",
     "ttl-after-finished": "ttlafterfinished:TTLAfterFinishedController",
+    "persistentvolume-binder": "persistentvolume:PersistentVolumeBinder",
 }
 
 
