@@ -1,0 +1,189 @@
+"""PersistentVolumes, claims and StatefulSet volumeClaimTemplates end to end: a REAL kpy-apiserver, the scheduler,
+the statefulset, persistentvolume-binder and garbage-collector controllers in-process, simulated nodes, and the real
+kubectl 1.27 and 1.33 (fresh discovery cache each):
+
+- `kubectl apply` of a StorageClass, two hostPath PVs and a StatefulSet with volumeClaimTemplates creates
+  data-web-0/1 (labels from the selector), each pod mounting its own claim in place of the template's same-named
+  volume; the claims bind to the smallest fitting PVs (claimRef, volumeName, bind-completed, phases Bound);
+  `get pvc`, `get pv -o wide`, `get sc` and `describe pvc` print as upstream;
+- whenScaled=Delete: scaling to 1 deletes data-web-1 (through the pod's ownerReference and the garbage collector)
+  while data-web-0 stays, and the freed Retain volume turns Released;
+- a claim without a class and no volume stays Pending with upstream's FailedBinding event, shown by describe;
+- the default StorageClass is filled in, and deleting a claim bound to a Delete-policy volume deletes the volume;
+- bad claims are refused through kubectl with upstream's field errors.
+"""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+
+import pytest
+from conftest import cm_config, eventually, exists, run_component
+
+from kpy_components.controller_manager import manager
+from kpy_components.scheduler import cli as scheduler_cli
+from kpy_components.scheduler import config as scheduler_config
+
+pytestmark = pytest.mark.anyio
+CONTROLLERS = ["statefulset", "persistentvolume-binder", "garbagecollector"]
+_node_names = itertools.count()
+
+
+@pytest.fixture
+async def storage_cluster(cluster, nodes):
+    names = [f"disk-node-{next(_node_names)}" for _ in range(2)]
+    for name in names:
+        await nodes.add(name, cpu="8")
+    try:
+        async with run_component(scheduler_cli.run, scheduler_config.load(None), cluster, name="default-scheduler"):
+            async with run_component(manager.run, cm_config(CONTROLLERS), cluster, name="kube-controller-manager"):
+                yield
+    finally:
+        for name in names:
+            await nodes.client.delete(nodes.nodes_info, name)
+
+
+async def kubectl_run(kubectl, *args: str, input: str | None = None, check: bool = True, timeout: float = 60):
+    return await asyncio.to_thread(kubectl, *args, input=input, check=check, timeout=timeout)
+
+
+def host_path_volume(name: str, size: str, sc: str, policy: str = "Retain") -> dict:
+    return {"apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": name},
+            "spec": {"capacity": {"storage": size}, "accessModes": ["ReadWriteOnce"], "storageClassName": sc,
+                     "persistentVolumeReclaimPolicy": policy, "hostPath": {"path": f"/srv/{name}"}}}
+
+
+def stateful_set(sc: str) -> dict:
+    return {"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web"},
+            "spec": {"replicas": 2, "serviceName": "web", "selector": {"matchLabels": {"app": "web"}},
+                     "persistentVolumeClaimRetentionPolicy": {"whenScaled": "Delete"},
+                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": {
+                         "containers": [{"name": "app", "image": "nginx", "resources": {"requests": {"cpu": "10m"}},
+                                         "volumeMounts": [{"name": "data", "mountPath": "/data"}]}],
+                         "volumes": [{"name": "data", "emptyDir": {}}]}},
+                     "volumeClaimTemplates": [{"metadata": {"name": "data", "labels": {"tier": "disk"}}, "spec": {
+                         "accessModes": ["ReadWriteOnce"], "storageClassName": sc,
+                         "resources": {"requests": {"storage": "1Gi"}}}}]}}
+
+
+def manifest(*objects: dict) -> str:
+    return json.dumps({"apiVersion": "v1", "kind": "List", "items": list(objects)})
+
+
+def table(output: str) -> list[list[str]]:
+    return [line.split() for line in output.strip().splitlines()]
+
+
+async def test_statefulset_claims_bind_print_and_go_when_scaled_down(client, namespace, storage_cluster, kubectl):
+    sc, small, large = f"manual-{namespace}", f"{namespace}-small", f"{namespace}-large"
+    claims_info, volumes_info = client.resource("persistentvolumeclaims"), client.resource("persistentvolumes")
+    await kubectl_run(kubectl, "apply", "-f", "-", input=manifest(
+        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "metadata": {"name": sc},
+         "provisioner": "kubernetes.io/no-provisioner"},
+        host_path_volume(large, "2Gi", sc), host_path_volume(small, "1Gi", sc)))
+    await kubectl_run(kubectl, "-n", namespace, "apply", "-f", "-", input=json.dumps(stateful_set(sc)))
+    await kubectl_run(kubectl, "-n", namespace, "rollout", "status", "statefulset/web", "--timeout=60s")
+
+    async def bound(name: str):
+        claim = await client.get(claims_info, name, namespace)
+        return claim if claim.get("status", {}).get("phase") == "Bound" else None
+    first = await eventually(lambda: bound("data-web-0"), message="data-web-0 Bound")
+    second = await eventually(lambda: bound("data-web-1"), message="data-web-1 Bound")
+    assert (first["spec"]["volumeName"], second["spec"]["volumeName"]) == (small, large)
+    assert first["metadata"]["labels"] == {"tier": "disk", "app": "web"}
+    assert first["metadata"]["annotations"]["pv.kubernetes.io/bind-completed"] == "yes"
+    assert first["status"]["capacity"] == {"storage": "1Gi"}
+    volume = await client.get(volumes_info, small)
+    assert (volume["spec"]["claimRef"]["name"], volume["spec"]["claimRef"]["uid"]) == ("data-web-0",
+                                                                                       first["metadata"]["uid"])
+    assert volume["status"]["phase"] == "Bound"
+    pod = await client.get(client.resource("pods"), "web-0", namespace)
+    assert pod["spec"]["volumes"][0] == {"name": "data", "persistentVolumeClaim": {"claimName": "data-web-0"}}
+    assert not any("emptyDir" in v for v in pod["spec"]["volumes"])
+
+    rows = table((await kubectl_run(kubectl, "-n", namespace, "get", "pvc")).stdout)
+    assert rows[0] == ["NAME", "STATUS", "VOLUME", "CAPACITY", "ACCESS", "MODES", "STORAGECLASS",
+                       "VOLUMEATTRIBUTESCLASS", "AGE"]
+    assert rows[1][:7] == ["data-web-0", "Bound", small, "1Gi", "RWO", sc, "<unset>"]
+    wide = table((await kubectl_run(kubectl, "get", "pv", small, large, "-o", "wide")).stdout)
+    assert wide[0][-1] == "VOLUMEMODE"
+    assert wide[1][:7] == [small, "1Gi", "RWO", "Retain", "Bound", f"{namespace}/data-web-0", sc]
+    assert wide[1][-1] == "Filesystem"
+    classes = table((await kubectl_run(kubectl, "get", "sc", sc)).stdout)
+    assert classes[0] == ["NAME", "PROVISIONER", "RECLAIMPOLICY", "VOLUMEBINDINGMODE", "ALLOWVOLUMEEXPANSION", "AGE"]
+    assert classes[1][:5] == [sc, "kubernetes.io/no-provisioner", "Delete", "Immediate", "false"]
+    described = (await kubectl_run(kubectl, "-n", namespace, "describe", "pvc", "data-web-0")).stdout
+    for expected in ("Status:        Bound", f"Volume:        {small}", "Capacity:      1Gi",
+                     "Access Modes:  RWO", "VolumeMode:    Filesystem", "Used By:       web-0"):
+        assert expected in described, described
+
+    await kubectl_run(kubectl, "-n", namespace, "scale", "statefulset/web", "--replicas=1")
+
+    async def second_claim_gone():
+        return not await exists(client, claims_info, "data-web-1", namespace)
+    await eventually(second_claim_gone, timeout=30, message="data-web-1 deleted with web-1")
+    released = await eventually(lambda: _phase_is(client, volumes_info, large, "Released"),
+                                message=f"{large} Released")
+    assert released["spec"]["claimRef"]["name"] == "data-web-1"
+    assert await exists(client, claims_info, "data-web-0", namespace)
+    assert not (await client.get(claims_info, "data-web-0", namespace))["metadata"].get("ownerReferences")
+
+
+async def _phase_is(client, info, name: str, phase: str):
+    obj = await client.get(info, name)
+    return obj if obj.get("status", {}).get("phase") == phase else None
+
+
+async def test_unbindable_claim_waits_with_upstream_event(client, namespace, storage_cluster, kubectl):
+    await kubectl_run(kubectl, "-n", namespace, "apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "lonely"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": "",
+                 "resources": {"requests": {"storage": "500Ti"}}}}))
+
+    async def described():
+        text = (await kubectl_run(kubectl, "-n", namespace, "describe", "pvc", "lonely")).stdout
+        return text if "no persistent volumes available for this claim and no storage class is set" in text else None
+    text = await eventually(described, message="FailedBinding event shown by describe")
+    assert "FailedBinding" in text and "Status:        Pending" in text
+    rows = table((await kubectl_run(kubectl, "-n", namespace, "get", "pvc", "lonely")).stdout)
+    assert rows[1][:2] == ["lonely", "Pending"]
+
+
+async def test_default_class_and_delete_reclaim(client, namespace, storage_cluster, kubectl):
+    sc, name = f"default-{namespace}", f"{namespace}-scratch"
+    volumes_info = client.resource("persistentvolumes")
+    await kubectl_run(kubectl, "apply", "-f", "-", input=manifest(
+        {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "provisioner": "example.com/none",
+         "metadata": {"name": sc, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}},
+        host_path_volume(name, "3Gi", sc, policy="Delete")))
+    try:
+        listed = (await kubectl_run(kubectl, "get", "sc", sc)).stdout
+        assert f"{sc} (default)" in listed
+        await kubectl_run(kubectl, "-n", namespace, "apply", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "scratch"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
+        claim = await client.get(client.resource("persistentvolumeclaims"), "scratch", namespace)
+        assert claim["spec"]["storageClassName"] == sc
+        await eventually(lambda: _phase_is(client, volumes_info, name, "Bound"), message=f"{name} Bound")
+        await kubectl_run(kubectl, "-n", namespace, "delete", "pvc", "scratch")
+
+        async def volume_gone():
+            return not await exists(client, volumes_info, name)
+        await eventually(volume_gone, message=f"{name} deleted by its reclaim policy")
+    finally:
+        await kubectl_run(kubectl, "delete", "sc", sc)
+
+
+async def test_bad_claims_and_volumes_refused_with_field_errors(namespace, kubectl, cluster):
+    result = await kubectl_run(kubectl, "-n", namespace, "apply", "-f", "-", check=False, input=json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "bad"},
+        "spec": {"accessModes": ["ReadWriteSometimes"]}}))
+    assert result.returncode != 0
+    assert 'The PersistentVolumeClaim "bad" is invalid' in result.stderr
+    assert "spec.resources[storage]: Required value" in result.stderr
+    assert 'spec.accessModes: Unsupported value: "ReadWriteSometimes"' in result.stderr
+    result = await kubectl_run(kubectl, "apply", "-f", "-", check=False, input=json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolume", "metadata": {"name": f"{namespace}-nosource"},
+        "spec": {"capacity": {"storage": "1Gi"}, "accessModes": ["ReadWriteOnce"]}}))
+    assert "spec: Required value: must specify a volume type" in result.stderr
