@@ -6,7 +6,9 @@ show them:
 - While running, every live node's Lease is renewed every `renew_interval` seconds (kubelet: 10 s).
 - A pod bound to a live node becomes Running with a Ready condition, a podIP from the node's range and container
   statuses. A pod annotated `sim.kpy.io/exit-after: "<seconds>"` then ends Succeeded (or Failed when
-  `sim.kpy.io/exit-code` is not "0") after that long, as a finished container would (Jobs).
+  `sim.kpy.io/exit-code` is not "0") after that long, as a finished container would (Jobs); a pod that finished
+  meanwhile stays as it is. `finish(pod, exit_code, condition)` ends a pod's containers now (with an extra pod
+  condition, e.g. DisruptionTarget when the kubelet evicts it).
 - A pod on a live node that is being deleted is removed (grace period 0), as a kubelet does once its containers
   stopped.
 - `fail(name)` makes a node go silent (host down): no Lease renewals, its pods are left as they are.
@@ -146,12 +148,20 @@ class SimulatedNodes:
         exit_after = pod["metadata"].get("annotations", {}).get(EXIT_AFTER)
         if exit_after is not None:
             await asyncio.sleep(float(exit_after))
-            if node in self.live:
+            current = await self.client.get(self.pods_info, name, namespace)
+            if node in self.live and current.get("status", {}).get("phase") not in ("Succeeded", "Failed"):
                 code = pod["metadata"]["annotations"].get(EXIT_CODE, "0")
-                current = await self.client.get(self.pods_info, name, namespace)
                 await self._set_status(current, node, "Succeeded" if code == "0" else "Failed", int(code))
 
-    async def _set_status(self, pod: dict, node: str, phase: str, exit_code: int | None = None) -> None:
+    async def finish(self, pod: dict, exit_code: int, condition: dict | None = None) -> None:
+        """The pod's containers end now with `exit_code` (Succeeded when 0, else Failed), with `condition` added
+        to the pod's conditions when given: what its kubelet would report."""
+        current = await self.client.get(self.pods_info, pod["metadata"]["name"], pod["metadata"]["namespace"])
+        phase = "Succeeded" if exit_code == 0 else "Failed"
+        await self._set_status(current, current["spec"]["nodeName"], phase, exit_code, condition)
+
+    async def _set_status(self, pod: dict, node: str, phase: str, exit_code: int | None = None,
+                          extra_condition: dict | None = None) -> None:
         now = now_rfc3339()
         running = phase == "Running"
         ip = str(self._ips[node][hash(pod["metadata"]["uid"]) % len(self._ips[node])])
@@ -167,7 +177,8 @@ class SimulatedNodes:
                   "podIPs": [{"ip": ip}], "startTime": pod.get("status", {}).get("startTime") or now,
                   "containerStatuses": containers,
                   "conditions": [_condition("PodScheduled", "True"), _condition("Initialized", "True"),
-                                 _condition("ContainersReady", ready), _condition("Ready", ready)]}
+                                 _condition("ContainersReady", ready), _condition("Ready", ready),
+                                 *([extra_condition] if extra_condition else [])]}
         body = {**pod, "status": {**pod.get("status", {}), **status}}
         await self.client.update(self.pods_info, body, subresource="status")
 
