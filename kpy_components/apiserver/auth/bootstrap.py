@@ -183,6 +183,10 @@ _CLUSTER_ROLES: dict[str, list[dict]] = {
                                 rule(READ, _STORAGE, ("storageclasses",)),
                                 rule(("get", "list", "patch", "update", "watch"), _CORE,
                                      ("persistentvolumeclaims",))],
+    "system:persistent-volume-provisioner": [
+        rule(("create", "delete", "get", "list", "watch"), _CORE, ("persistentvolumes",)),
+        rule(("get", "list", "update", "watch"), _CORE, ("persistentvolumeclaims",)),
+        rule(READ, _STORAGE, ("storageclasses",)), rule(("watch",), _CORE, ("events",)), _events()],
     "system:service-account-issuer-discovery": [rule(("get",), urls=("/.well-known/openid-configuration",
                                                                       "/openid/v1/jwks"))],
 }
@@ -254,6 +258,9 @@ _CONTROLLER_ROLES: dict[str, list[dict]] = {
     "pod-garbage-collector": [
         rule(("delete", "list", "watch"), _CORE, ("pods",)), rule(READ, _CORE, ("nodes",)),
         rule(("patch",), _CORE, ("pods/status",))],
+    "pv-protection-controller": [rule(("get", "list", "update", "watch"), _CORE, ("persistentvolumes",)), _events()],
+    "pvc-protection-controller": [rule(("get", "list", "update", "watch"), _CORE, ("persistentvolumeclaims",)),
+                                  rule(READ, _CORE, ("pods",)), _events()],
     "replicaset-controller": [
         rule(("get", "list", "update", "watch"), (_APPS, _EXT), ("replicasets",)),
         rule(("update",), (_APPS, _EXT), ("replicasets/status",)),
