@@ -3,9 +3,12 @@ podReplacementPolicy: each bad spec gets upstream's field path and wording (Kube
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from kpy_components.apiserver.registry.strategies import jobpolicies
 from kpy_components.apiserver.registry.strategies.workloads import default_job_spec
+from kpy_components.controller_manager.controllers.jobindexes import format_indexes, parse_indexes
 
 TEMPLATE = {"spec": {"restartPolicy": "Never", "containers": [{"name": "main"}], "initContainers": [{"name": "setup"}]}}
 
@@ -138,3 +141,12 @@ def test_defaults_follow_the_policies():
     plain = spec()
     default_job_spec(plain, None)
     assert plain["backoffLimit"] == 6 and plain["podReplacementPolicy"] == "TerminatingOrFailed"
+
+
+@given(st.sets(st.integers(min_value=0, max_value=300), max_size=40))
+def test_what_the_controller_writes_the_validator_reads_back(indexes):
+    """completedIndexes/failedIndexes as the controller formats them are valid succeededIndexes naming the same
+    indexes, and the controller parses them back to the same set."""
+    text = format_indexes(indexes)
+    assert jobpolicies.count_indexes(text, 301) == len(indexes)
+    assert parse_indexes(text, 301) == indexes

@@ -279,5 +279,6 @@ class JobController(PodOwnerController):
                                 "Job completed" if event_type == "Normal" else condition["message"])
         deadline = (job.get("spec") or {}).get("activeDeadlineSeconds")
         started = _started(written)
-        if deadline is not None and started is not None and not is_finished(written):
+        finishing = is_finished(written) or any(podutil.condition(written, kind) for kind in INTERIM)
+        if deadline is not None and started is not None and not finishing:  # pod events requeue a finishing Job
             self.queue.add_after(key, max(started + deadline - now, 0) + 0.5)
