@@ -126,7 +126,7 @@ def pods_to_create(job: dict, pods: list[dict], count: int, now: float) -> tuple
     """Up to `count` new pods that may start now, and, when none may yet, the seconds until one may: the Job's pod
     failure backoff, or with backoffLimitPerIndex each index's own."""
     template = (job.get("spec") or {}).get("template") or {}
-    per_index = jobpolicy.has_backoff_limit_per_index(job) and is_indexed(job)
+    per_index = jobpolicy.has_backoff_limit_per_index(job)
     wait = 0.0 if per_index else backoff_remaining(pods, now)
     if wait > 0:
         return [], wait
@@ -193,13 +193,12 @@ def plan(job: dict, pods: list[dict], now: float) -> tuple[dict, int]:
     else:
         succeeded = max(old.get("succeeded", 0), sum(1 for pod in pods if podutil.phase(pod) == "Succeeded"))
     failed = jobpolicy.counted_failures(job, pods)
-    failed_indexes = jobpolicy.failed_indexes(job, pods) if jobpolicy.has_backoff_limit_per_index(job) and \
-        is_indexed(job) else None
+    failed_indexes = jobpolicy.failed_indexes(job, pods) if jobpolicy.has_backoff_limit_per_index(job) else None
     status = {key: value for key, value in old.items()
               if key not in ("active", "succeeded", "failed", "ready", "terminating", "failedIndexes")}
     conditions = list(old.get("conditions") or [])
     completions, parallelism = spec.get("completions"), spec.get("parallelism", 1)
-    want, interim = 0, None
+    want = 0
     if spec.get("suspend"):
         conditions = podutil.set_condition(conditions, job_condition(SUSPENDED, "JobSuspended", "Job suspended",
                                                                      now))

@@ -112,7 +112,8 @@ def only_replaces_failed_pods(job: dict) -> bool:
 # --- backoffLimitPerIndex ----------------------------------------------------------------------------------------
 
 def has_backoff_limit_per_index(job: dict) -> bool:
-    return (job.get("spec") or {}).get("backoffLimitPerIndex") is not None
+    spec = job.get("spec") or {}
+    return spec.get("backoffLimitPerIndex") is not None and spec.get("completionMode") == "Indexed"
 
 
 def failure_counts(pod: dict) -> tuple[int, int]:
