@@ -34,6 +34,7 @@ ACCOUNTS = {
     "disruption": "disruption-controller", "root-ca-cert-publisher": "root-ca-cert-publisher",
     "ttl-after-finished": "ttl-after-finished-controller",
     "persistentvolume-binder": "persistent-volume-binder",
+    "pvc-protection": "pvc-protection-controller", "pv-protection": "pv-protection-controller",
 }
 # serviceaccount-token signs tokens into Secrets itself and runs as the manager (as upstream's does).
 

@@ -24,6 +24,7 @@ from kpy_components.apiserver.admission.priority import PriorityAdmission
 from kpy_components.apiserver.admission.rbac_escalation import RBACEscalation
 from kpy_components.apiserver.admission.resource_quota import ResourceQuotaAdmission, WriteStatus
 from kpy_components.apiserver.admission.service_account import ServiceAccountAdmission
+from kpy_components.apiserver.admission.storage_protection import StorageObjectInUseProtection
 from kpy_components.apiserver.auth.authn import Authenticator
 from kpy_components.apiserver.auth.authz import PrivilegedGroups, Rules, Union
 from kpy_components.apiserver.auth.bootstrap import default_policy
@@ -122,7 +123,7 @@ class SecurityRuntime:
         priority = PriorityAdmission(api)
         self.admission = AdmissionChain(  # kube-apiserver's plugin order
             mutating=[NamespaceLifecycle(api), limit_ranger, ServiceAccountAdmission(api), priority,
-                      DefaultTolerationSeconds(), DefaultStorageClass(api)],
+                      DefaultTolerationSeconds(), DefaultStorageClass(api), StorageObjectInUseProtection()],
             validating=[limit_ranger, NodeRestriction(api), priority, escalation,
                         ResourceQuotaAdmission(api, quota_status_writer(api))])
         self.token_issuer = TokenIssuer(signer, config.audiences, lookup)

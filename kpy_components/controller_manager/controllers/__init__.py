@@ -30,6 +30,8 @@ CONTROLLERS: dict[str, str] = {
     "root-ca-cert-publisher": "rootcacertpublisher:RootCACertPublisher",
     "ttl-after-finished": "ttlafterfinished:TTLAfterFinishedController",
     "persistentvolume-binder": "persistentvolume:PersistentVolumeBinder",
+    "pvc-protection": "storageprotection:PVCProtectionController",
+    "pv-protection": "storageprotection:PVProtectionController",
 }
 
 

@@ -1,6 +1,7 @@
 """PersistentVolumeClaims, PersistentVolumes and StorageClasses served by a real kpy-apiserver (no controllers), as
-the real kubectl 1.27 and 1.33 see them: discovery with short names, OpenAPI paths, defaults read back, -o wide
-columns, the claim's immutable spec, and the default roles' rules on claims and volumes."""
+the real kubectl 1.27 and 1.33 see them: discovery with short names, OpenAPI paths, defaults and the protection
+finalizer read back, -o wide columns, the claim's immutable spec, and the default roles' rules on claims and
+volumes."""
 from __future__ import annotations
 
 import itertools
@@ -40,10 +41,15 @@ def test_defaults_read_back_and_wide_columns(kubectl, namespace):
         assert (stored["spec"]["persistentVolumeReclaimPolicy"], stored["spec"]["volumeMode"]) == ("Retain",
                                                                                                   "Filesystem")
         assert stored["status"]["phase"] == "Pending"  # no binder runs here to make it Available
+        assert stored["metadata"]["finalizers"] == ["kubernetes.io/pv-protection"]
         row = kubectl("get", "pv", volume, "-o", "wide", "--no-headers").stdout.split()
         assert row[:5] == [volume, "2Gi", "RWX", "Retain", "Pending"] and row[-1] == "Filesystem"
     finally:
-        kubectl("delete", "pv", volume)
+        kubectl("delete", "pv", volume, "--wait=false")
+    # without the pv-protection controller the finalizer holds it: Terminating until someone removes it
+    assert kubectl("get", "pv", volume, "--no-headers").stdout.split()[4] == "Terminating"
+    kubectl("patch", "pv", volume, "--type=json", "-p", '[{"op": "remove", "path": "/metadata/finalizers"}]')
+    assert kubectl("get", "pv", volume, "--ignore-not-found").stdout == ""
     _apply(kubectl, claim("data"), "-n", namespace)
     header = kubectl("-n", namespace, "get", "pvc", "-o", "wide").stdout.splitlines()[0].split()
     assert header[-2:] == ["AGE", "VOLUMEMODE"]

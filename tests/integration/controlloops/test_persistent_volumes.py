@@ -1,5 +1,5 @@
 """PersistentVolumes, claims and StatefulSet volumeClaimTemplates end to end: a REAL kpy-apiserver, the scheduler,
-the statefulset, persistentvolume-binder and garbage-collector controllers in-process, simulated nodes, and the real
+the statefulset, persistentvolume-binder, pvc-/pv-protection and garbage-collector controllers in-process, simulated nodes, and the real
 kubectl 1.27 and 1.33 (fresh discovery cache each):
 
 - `kubectl apply` of a StorageClass, two hostPath PVs and a StatefulSet with volumeClaimTemplates creates
@@ -8,6 +8,8 @@ kubectl 1.27 and 1.33 (fresh discovery cache each):
   `get pvc`, `get pv -o wide`, `get sc` and `describe pvc` print as upstream;
 - whenScaled=Delete: scaling to 1 deletes data-web-1 (through the pod's ownerReference and the garbage collector)
   while data-web-0 stays, and the freed Retain volume turns Released;
+- a claim a running pod uses stays Terminating when deleted (pvc-protection finalizer); once its pod is deleted
+  the claim goes and the StatefulSet creates a new claim, then the pod;
 - a claim without a class and no volume stays Pending with upstream's FailedBinding event, shown by describe;
 - the default StorageClass is filled in, and deleting a claim bound to a Delete-policy volume deletes the volume;
 - bad claims are refused through kubectl with upstream's field errors.
@@ -26,7 +28,7 @@ from kpy_components.scheduler import cli as scheduler_cli
 from kpy_components.scheduler import config as scheduler_config
 
 pytestmark = pytest.mark.anyio
-CONTROLLERS = ["statefulset", "persistentvolume-binder", "garbagecollector"]
+CONTROLLERS = ["statefulset", "persistentvolume-binder", "pvc-protection", "pv-protection", "garbagecollector"]
 _node_names = itertools.count()
 
 
@@ -115,7 +117,8 @@ async def test_statefulset_claims_bind_print_and_go_when_scaled_down(client, nam
     assert classes[1][:5] == [sc, "kubernetes.io/no-provisioner", "Delete", "Immediate", "false"]
     described = (await kubectl_run(kubectl, "-n", namespace, "describe", "pvc", "data-web-0")).stdout
     for expected in ("Status:        Bound", f"Volume:        {small}", "Capacity:      1Gi",
-                     "Access Modes:  RWO", "VolumeMode:    Filesystem", "Used By:       web-0"):
+                     "Access Modes:  RWO", "VolumeMode:    Filesystem", "Used By:       web-0",
+                     "Finalizers:    [kubernetes.io/pvc-protection]"):
         assert expected in described, described
 
     await kubectl_run(kubectl, "-n", namespace, "scale", "statefulset/web", "--replicas=1")
@@ -128,6 +131,19 @@ async def test_statefulset_claims_bind_print_and_go_when_scaled_down(client, nam
     assert released["spec"]["claimRef"]["name"] == "data-web-1"
     assert await exists(client, claims_info, "data-web-0", namespace)
     assert not (await client.get(claims_info, "data-web-0", namespace))["metadata"].get("ownerReferences")
+
+    await kubectl_run(kubectl, "-n", namespace, "delete", "pvc", "data-web-0", "--wait=false")
+    await asyncio.sleep(1)  # time enough for the protection controller to (wrongly) let it go
+    assert table((await kubectl_run(kubectl, "-n", namespace, "get", "pvc", "data-web-0")).stdout)[1][1] \
+        == "Terminating"
+    await kubectl_run(kubectl, "-n", namespace, "delete", "pod", "web-0", "--wait=false")
+
+    async def claim_recreated():
+        listed = (await client.list(claims_info, namespace))["items"]
+        return [c for c in listed if c["metadata"]["name"] == "data-web-0"
+                and c["metadata"]["uid"] != first["metadata"]["uid"]]
+    await eventually(claim_recreated, timeout=30, message="data-web-0 gone with web-0, then created anew")
+    await kubectl_run(kubectl, "-n", namespace, "rollout", "status", "statefulset/web", "--timeout=60s")
 
 
 async def _phase_is(client, info, name: str, phase: str):
