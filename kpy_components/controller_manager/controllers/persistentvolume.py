@@ -13,7 +13,7 @@ capacity. Every write is a PUT of the cached object, so a stale cache loses with
 Volumes: no claimRef -> Available; claim gone (not in the cache, nor in the API, or a different uid) -> Released,
 then persistentVolumeReclaimPolicy: Retain keeps it Released, Delete deletes the PersistentVolume object (no volume
 plugin deletes the data behind it), Recycle -> Failed. Not done: claims that lose their volume become Lost only when
-the volume object disappears; no retroactive default class, no pvc/pv-protection finalizers.
+the volume object disappears; no retroactive default class (a claim created before any default class keeps none).
 """
 from __future__ import annotations
 

@@ -6,6 +6,7 @@ kubectl 1.27 and 1.33 (fresh discovery cache each):
   data-web-0/1 (labels from the selector), each pod mounting its own claim in place of the template's same-named
   volume; the claims bind to the smallest fitting PVs (claimRef, volumeName, bind-completed, phases Bound);
   `get pvc`, `get pv -o wide`, `get sc` and `describe pvc` print as upstream;
+- whenDeleted=Delete: deleting the set deletes its claims;
 - whenScaled=Delete: scaling to 1 deletes data-web-1 (through the pod's ownerReference and the garbage collector)
   while data-web-0 stays, and the freed Retain volume turns Released;
 - a claim a running pod uses stays Terminating when deleted (pvc-protection finalizer); once its pod is deleted
@@ -144,6 +145,26 @@ async def test_statefulset_claims_bind_print_and_go_when_scaled_down(client, nam
                 and c["metadata"]["uid"] != first["metadata"]["uid"]]
     await eventually(claim_recreated, timeout=30, message="data-web-0 gone with web-0, then created anew")
     await kubectl_run(kubectl, "-n", namespace, "rollout", "status", "statefulset/web", "--timeout=60s")
+
+
+async def test_when_deleted_delete_removes_claims_with_the_set(client, namespace, storage_cluster, kubectl):
+    claims_info = client.resource("persistentvolumeclaims")
+    sts = stateful_set("")
+    sts["metadata"]["name"] = "cache"
+    sts["spec"].update(replicas=1, persistentVolumeClaimRetentionPolicy={"whenDeleted": "Delete"})
+    await kubectl_run(kubectl, "-n", namespace, "apply", "-f", "-", input=json.dumps(sts))
+    await kubectl_run(kubectl, "-n", namespace, "rollout", "status", "statefulset/cache", "--timeout=60s")
+
+    async def owned():
+        claim = await client.get(claims_info, "data-cache-0", namespace)
+        return claim["metadata"].get("ownerReferences")
+    refs = await eventually(owned, message="data-cache-0 owned by its set")
+    assert [(r["kind"], r["name"], r["controller"]) for r in refs] == [("StatefulSet", "cache", True)]
+    await kubectl_run(kubectl, "-n", namespace, "delete", "statefulset", "cache")
+
+    async def claim_gone():
+        return not await exists(client, claims_info, "data-cache-0", namespace)
+    await eventually(claim_gone, timeout=30, message="data-cache-0 deleted with its set")
 
 
 async def _phase_is(client, info, name: str, phase: str):
