@@ -121,6 +121,9 @@ def test_valid_policies_pass(job_spec):
      ("spec.successPolicy.rules[0].succeededCount",
       "Invalid value: 3: must be less than or equal to 2 (the number of indexes in the specified succeededIndexes "
       "field)")),
+    (spec(podFailurePolicy="never"), ("spec.podFailurePolicy", 'Invalid value: "never": must be an object')),
+    (indexed(successPolicy={"rules": [{"succeededIndexes": 1}]}),
+     ("spec.successPolicy.rules[0].succeededIndexes", "Invalid value: 1: must be a string")),
 ])
 def test_invalid_policies_are_refused_with_upstream_paths_and_words(job_spec, expected):
     assert expected in errors(job_spec)

@@ -108,7 +108,9 @@ def _per_index(spec: dict, path: str) -> list[Cause]:
 
 def _rules(policy, path: str) -> tuple[list[Cause], list[dict]]:
     """The policy's rules (objects only) and the errors of their list."""
-    rules = policy.get("rules") if isinstance(policy, dict) else None
+    if not isinstance(policy, dict):
+        return [field_invalid(path, policy, "must be an object")], []
+    rules = policy.get("rules")
     if rules is not None and not isinstance(rules, list):
         return [field_invalid(f"{path}.rules", rules, "must be a list")], []
     rules = rules or []
@@ -208,11 +210,13 @@ def _success_policy(spec: dict, policy, path: str) -> list[Cause]:
             causes.append(field_required(here, "at least one of succeededCount or succeededIndexes must be "
                                                "specified"))
         total = 0
-        if indexes is not None:
-            if len(str(indexes)) > MAX_SUCCEEDED_INDEXES_LENGTH:
+        if indexes is not None and not isinstance(indexes, str):
+            causes.append(field_invalid(f"{here}.succeededIndexes", indexes, "must be a string"))
+        elif indexes is not None:
+            if len(indexes) > MAX_SUCCEEDED_INDEXES_LENGTH:
                 causes.append(field_too_long(f"{here}.succeededIndexes", indexes, MAX_SUCCEEDED_INDEXES_LENGTH))
             try:
-                total = count_indexes(str(indexes), completions)
+                total = count_indexes(indexes, completions)
             except ValueError as error:
                 causes.append(field_invalid(f"{here}.succeededIndexes", indexes,
                                             f"error parsing succeededIndexes: {error}"))
@@ -221,7 +225,7 @@ def _success_policy(spec: dict, policy, path: str) -> list[Cause]:
             if _is_int(count) and count > completions:
                 causes.append(field_invalid(f"{here}.succeededCount", count, f"must be less than or equal to "
                                             f"{completions} (the number of specified completions)"))
-            if _is_int(count) and indexes is not None and count > total:
+            if _is_int(count) and isinstance(indexes, str) and count > total:
                 causes.append(field_invalid(f"{here}.succeededCount", count, f"must be less than or equal to "
                                             f"{total} (the number of indexes in the specified succeededIndexes "
                                             "field)"))
