@@ -6,8 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from kpy_components.api.catalog import default_registry
 from kpy_components.apiserver.registry.strategies import jobpolicies
-from kpy_components.apiserver.registry.strategies.workloads import default_job_spec
+from kpy_components.apiserver.registry.strategies.workloads import CronJobStrategy, default_job_spec
 from kpy_components.controller_manager.controllers.jobindexes import format_indexes, parse_indexes
 
 TEMPLATE = {"spec": {"restartPolicy": "Never", "containers": [{"name": "main"}], "initContainers": [{"name": "setup"}]}}
@@ -153,3 +154,14 @@ def test_what_the_controller_writes_the_validator_reads_back(indexes):
     text = format_indexes(indexes)
     assert jobpolicies.count_indexes(text, 301) == len(indexes)
     assert parse_indexes(text, 301) == indexes
+
+
+def test_a_cron_jobs_job_template_is_held_to_the_same_rules():
+    info = default_registry().get("batch", "v1", "cronjobs")
+    cronjob = {"spec": {"schedule": "* * * * *", "jobTemplate": {"spec": {
+        "template": {"spec": {"restartPolicy": "OnFailure", "containers": [{"name": "main", "image": "busybox"}]}},
+        "podFailurePolicy": failure_policy(on_codes())}}}}
+    CronJobStrategy(info).default(cronjob)
+    assert ("spec.jobTemplate.spec.template.spec.restartPolicy",
+            'Invalid value: "OnFailure": only "Never" is supported when podFailurePolicy is specified') in [
+        (cause.field, cause.message) for cause in CronJobStrategy(info).validate(cronjob)]
