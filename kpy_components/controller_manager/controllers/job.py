@@ -16,6 +16,10 @@ is done first gets the interim condition FailureTarget or SuccessCriteriaMet, it
 once none is left running or terminating it gets Failed (same reason and message) or Complete (with
 completionTime); status.terminating counts pods being deleted. Deletion after ttlSecondsAfterFinished is the
 ttl-after-finished controller's.
+
+Not done (yet): pod tracking finalizers and status.uncountedTerminatedPods (counts come from the pods still
+there), a terminating pod counted as failed under podReplacementPolicy TerminatingOrFailed, elastic Indexed Jobs
+(completions changed together with parallelism), spec.managedBy.
 """
 from __future__ import annotations
 
