@@ -5,7 +5,8 @@ from __future__ import annotations
 from kpy_components.controller_manager.controllers import pods as podutil
 from kpy_components.controller_manager.controllers.job import (INDEX_KEY, backoff_remaining, format_indexes,
                                                               indexed_pod, indexes_to_start, is_finished,
-                                                              parse_indexes, plan, restarts_exceed_limit)
+                                                              parse_indexes, plan, pods_to_stop,
+                                                              restarts_exceed_limit, surplus_indexed_pods)
 
 NOW = 1_700_000_000.0
 
@@ -149,3 +150,13 @@ def test_an_indexed_pod_knows_its_index():
         assert {"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
             "fieldPath": f"metadata.annotations['{INDEX_KEY}']"}}} in container["env"]
     assert template["spec"]["containers"][0]["env"] == [{"name": "X", "value": "1"}]  # the template is untouched
+
+
+def test_an_elastic_indexed_job_stops_pods_beyond_its_completions_and_second_pods_of_an_index():
+    shrunk = job(completionMode="Indexed", completions=2, parallelism=2)
+    running = indexed_pods((0, "Running"), (1, "Running"), (2, "Running"), (3, "Running"))
+    assert [p["metadata"]["name"] for p in pods_to_stop(shrunk, running, 2)] == ["p2", "p3"]
+    twice = indexed_pods((0, "Pending"), (0, "Running"), (1, "Running"))
+    assert [p["metadata"]["name"] for p in pods_to_stop(shrunk, twice, 2)] == ["p0"]  # the pending one goes
+    assert len(pods_to_stop(job(completions=2, parallelism=2), running, 2)) == 2  # NonIndexed: by count only
+    assert surplus_indexed_pods(shrunk, running[:2]) == []

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from kpy_components.api.catalog import default_registry
 from kpy_components.apiserver.registry.strategies import jobpolicies
-from kpy_components.apiserver.registry.strategies.workloads import CronJobStrategy, default_job_spec
+from kpy_components.apiserver.registry.strategies.workloads import CronJobStrategy, JobStrategy, default_job_spec
 from kpy_components.controller_manager.controllers.jobindexes import format_indexes, parse_indexes
 
 TEMPLATE = {"spec": {"restartPolicy": "Never", "containers": [{"name": "main"}], "initContainers": [{"name": "setup"}]}}
@@ -165,3 +165,18 @@ def test_a_cron_jobs_job_template_is_held_to_the_same_rules():
     assert ("spec.jobTemplate.spec.template.spec.restartPolicy",
             'Invalid value: "OnFailure": only "Never" is supported when podFailurePolicy is specified') in [
         (cause.field, cause.message) for cause in CronJobStrategy(info).validate(cronjob)]
+
+
+def test_an_indexed_job_changes_completions_only_together_with_parallelism():
+    strategy = JobStrategy(default_registry().get("batch", "v1", "jobs"))
+    old = {"spec": indexed(completions=4, parallelism=4)}
+
+    def update(**fields):
+        return [(c.field, c.message) for c in strategy.validate_immutable({"spec": {**old["spec"], **fields}}, old)]
+    assert update(completions=2, parallelism=2) == []  # elastic Indexed Job
+    assert update(completions=2) == [("spec.completions",
+                                      "Invalid value: 2: can only be modified in tandem with spec.parallelism")]
+    non_indexed = {"spec": spec(completions=4, parallelism=4)}
+    assert [(c.field, c.message) for c in strategy.validate_immutable(
+        {"spec": {**non_indexed["spec"], "completions": 2, "parallelism": 2}}, non_indexed)] == [
+        ("spec.completions", "Invalid value: 2: field is immutable")]

@@ -17,9 +17,11 @@ once none is left running or terminating it gets Failed (same reason and message
 completionTime); status.terminating counts pods being deleted. Deletion after ttlSecondsAfterFinished is the
 ttl-after-finished controller's.
 
+An Indexed Job's completions may change together with parallelism (elastic Indexed Jobs): pods of indexes at or
+above completions, and second pods of an index, are deleted first.
+
 Not done (yet): pod tracking finalizers and status.uncountedTerminatedPods (counts come from the pods still
-there), a terminating pod counted as failed under podReplacementPolicy TerminatingOrFailed, elastic Indexed Jobs
-(completions changed together with parallelism), spec.managedBy.
+there), a terminating pod counted as failed under podReplacementPolicy TerminatingOrFailed, spec.managedBy.
 """
 from __future__ import annotations
 
@@ -97,6 +99,29 @@ def indexes_to_start(job: dict, pods: list[dict], count: int) -> list[int]:
         taken |= jobpolicy.failed_indexes(job, pods)
     free = (index for index in range((job.get("spec") or {}).get("completions") or 0) if index not in taken)
     return [index for index, _ in zip(free, range(count))]
+
+
+def surplus_indexed_pods(job: dict, active: list[dict]) -> list[dict]:
+    """Active pods of an Indexed Job that go whatever the counts: without an index, with an index at or above
+    completions (the Job was scaled down), or a second pod of an index (all but the one to delete last)."""
+    completions = (job.get("spec") or {}).get("completions") or 0
+    surplus, by_index = [], {}
+    for pod in active:
+        index = completion_index(pod)
+        if index is None or index >= completions:
+            surplus.append(pod)
+        else:
+            by_index.setdefault(index, []).append(pod)
+    for same in by_index.values():
+        surplus.extend(sorted(same, key=podutil.deletion_order)[:-1])
+    return surplus
+
+
+def pods_to_stop(job: dict, active: list[dict], want: int) -> list[dict]:
+    """The active pods to delete: an Indexed Job's surplus ones, then the first in deletion order beyond `want`."""
+    surplus = surplus_indexed_pods(job, active) if is_indexed(job) else []
+    kept = [pod for pod in active if not any(pod is doomed for doomed in surplus)]
+    return surplus + podutil.pods_to_delete(kept, len(kept) - want)
 
 
 def indexed_pod(template: dict, job: dict, index: int, replaced: dict | None = None) -> dict:
@@ -264,15 +289,16 @@ class JobController(PodOwnerController):
         missing = want - len(active)
         if jobpolicy.only_replaces_failed_pods(job):
             missing -= sum(1 for pod in pods if is_terminating_pod(pod))
-        if missing > 0 and not podutil.is_terminating(job):
+        doomed = pods_to_stop(job, active, want)
+        if doomed:  # deleting first, creating in a later sync (as upstream)
+            await self.delete_pods(job, key, doomed)
+        elif missing > 0 and not podutil.is_terminating(job):
             created, wait = pods_to_create(job, pods, missing, now)
             if wait > 0:
                 self.queue.add_after(key, wait + 0.1)
             if created:
                 await self.create_pods(job, key, created)
                 status["active"] = len(active) + len(created)
-        elif len(active) > want:
-            await self.delete_pods(job, key, podutil.pods_to_delete(active, len(active) - want))
         written = await self.write_status(job, status)
         if is_finished(written) and not is_finished(job):
             condition = next(c for c in written["status"]["conditions"] if c["type"] in (COMPLETE, FAILED)

@@ -9,6 +9,8 @@ report, and the real kubectl where users meet the API:
   indexes complete, the Job fails with FailedIndexes and status.failedIndexes; FailIndex with maxFailedIndexes
   fails it with MaxFailedIndexesExceeded and no pod is run again;
 - a successPolicy met by index 0 completes the Job (SuccessCriteriaMet, then Complete) and stops the other pods;
+- an Indexed Job's completions change with its parallelism through kubectl (alone they are refused), and the pods
+  of indexes beyond the new completions are deleted;
 - bad policies are refused through kubectl with 422 field errors, changes to immutable ones too, and a misspelt
   field inside a rule with strict field validation.
 """
@@ -235,3 +237,24 @@ async def test_policies_are_immutable_and_strictly_decoded_through_kubectl(clien
                                       check=False)
     assert refused.returncode == 1
     assert 'unknown field "spec.podFailurePolicy.rules[0].onExitCode"' in refused.stderr, refused.stderr
+
+
+async def test_an_indexed_job_scales_completions_with_parallelism(client, namespace, nodes, job_controller, kubectl):
+    await client.create(client.resource("jobs", "batch"), job(
+        "elastic", completionMode="Indexed", completions=4, parallelism=4), namespace)
+    await running_pods(client, namespace, "elastic", 4)
+    refused = await asyncio.to_thread(kubectl, "-n", namespace, "patch", "job", "elastic", "--type=merge", "-p",
+                                      '{"spec":{"completions":2}}', check=False)
+    assert refused.returncode == 1
+    assert "spec.completions: Invalid value: 2: can only be modified in tandem with spec.parallelism" in \
+        refused.stderr, refused.stderr
+    await asyncio.to_thread(kubectl, "-n", namespace, "patch", "job", "elastic", "--type=merge", "-p",
+                            '{"spec":{"completions":2,"parallelism":2}}')
+
+    async def shrunk():
+        pods = await job_pods(client, namespace, "elastic")
+        return pods if sorted(p["metadata"]["annotations"][INDEX] for p in pods) == ["0", "1"] else None
+    for pod in await eventually(shrunk, timeout=30, message="pods of indexes 2 and 3 deleted"):
+        await nodes.finish(pod, 0)
+    status = await finished(client, namespace, "elastic", "Complete")
+    assert (status["succeeded"], status["completedIndexes"]) == (2, "0-1")
