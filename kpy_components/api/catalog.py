@@ -138,7 +138,8 @@ _COLUMNS: dict[str, tuple[Col, ...]] = {
         _str("Claim", "claimRef is part of a bi-directional binding between PersistentVolume and "
              "PersistentVolumeClaim. Expected to be non-nil when bound. claim.VolumeName is the authoritative bind "
              "between PV and PVC. More info: https://kubernetes.io/docs/concepts/storage/persistent-volumes#binding"),
-        _str("StorageClass", "StorageClass of the pv"), _str("VolumeAttributesClass", "VolumeAttributesClass of the pv"),
+        _str("StorageClass", "StorageClass of the pv"),
+        _str("VolumeAttributesClass", "VolumeAttributesClass of the pv"),
         _str("Reason", "reason is a brief CamelCase string that describes any failure and is meant for machine "
              "parsing and tidy display in the CLI."), _AGE,
         _str("VolumeMode", "volumeMode defines if a volume is intended to be used with a formatted filesystem or to "

@@ -89,7 +89,8 @@ async def test_claim_spec_immutable_except_expansion_and_binding(api):
     bound = await update(api, "", "persistentvolumeclaims", {**created, "status": {"phase": "Bound"}},
                          subresource="status")
     named = await update(api, "", "persistentvolumeclaims", {**bound, "spec": {
-        **bound["spec"], "volumeName": "pv1", "storageClassName": "manual", "resources": {"requests": {"storage": "2Gi"}}}})
+        **bound["spec"], "volumeName": "pv1", "storageClassName": "manual",
+        "resources": {"requests": {"storage": "2Gi"}}}})
     assert (named["spec"]["volumeName"], named["spec"]["resources"]["requests"]["storage"]) == ("pv1", "2Gi")
     smaller = {**named, "spec": {**named["spec"], "resources": {"requests": {"storage": "1Gi"}}}}
     assert await causes_of(update(api, "", "persistentvolumeclaims", smaller)) == [
