@@ -40,6 +40,7 @@ from .framework import (ASSIGNED_POD_ADD, ASSIGNED_POD_DELETE, ASSIGNED_POD_UPDA
 from .metrics import ERROR, SCHEDULED, UNSCHEDULABLE_RESULT, SchedulerMetrics
 from .nominator import Nominator, run_filters, with_nominated
 from .plugins import build_profile
+from .plugins.volume_binding import PV_ADD, PV_UPDATE, PVC_ADD, PVC_UPDATE
 from .podinfo import PodInfo
 from .preemption_executor import PreemptionExecutor
 from .queue import QueuedPod, SchedulingQueue
@@ -113,6 +114,25 @@ class Scheduler:
             for plugin in profile.post_filters:
                 if hasattr(plugin, "bind"):
                     plugin.bind(self.preemption)
+        self._watch_volumes(client, informers)
+
+    def _watch_volumes(self, client: RESTClient, informers: SharedInformerFactory) -> None:
+        """Claims, volumes and storage classes for the profiles' VolumeBinding plugins (watched only when some
+        profile runs one); their changes move pods VolumeBinding rejected back to the active queue."""
+        users = [p for profile, _ in self.profiles.values() for p in profile.plugins() if hasattr(p, "use_stores")]
+        if not users:
+            return
+        stores = []
+        for plural, group, added, updated in (("persistentvolumeclaims", "", PVC_ADD, PVC_UPDATE),
+                                              ("persistentvolumes", "", PV_ADD, PV_UPDATE),
+                                              ("storageclasses", "storage.k8s.io", None, None)):
+            informer = informers.informer(client.resource(plural, group))
+            if added is not None:
+                informer.add_handler(lambda obj, event=added: self.queue.move_on_event(event),
+                                     lambda old, new, event=updated: self.queue.move_on_event(event))
+            stores.append(informer.store)
+        for plugin in users:
+            plugin.use_stores(*stores)
 
     # --- running -------------------------------------------------------------------------------------------------
     async def run(self, synced: asyncio.Event | None = None) -> None:

@@ -31,7 +31,7 @@ def test_defaults_match_kube_scheduler():
                                              "PodTopologySpread": 2, "NodeResourcesBalancedAllocation": 1}
     assert [name for name, _ in profile.points["filter"]] == [
         "NodeUnschedulable", "NodeName", "TaintToleration", "NodeAffinity", "NodePorts", "NodeResourcesFit",
-        "PodTopologySpread"]
+        "VolumeBinding", "PodTopologySpread"]
 
 
 def test_profiles_change_plugins_weights_and_args():

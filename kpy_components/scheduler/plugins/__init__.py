@@ -13,6 +13,7 @@ from .node_resources import DEFAULT_RESOURCES, NodeResourcesBalancedAllocation, 
 from .node_unschedulable import NodeUnschedulable
 from .pod_topology_spread import PodTopologySpread
 from .taint_toleration import TaintToleration
+from .volume_binding import VolumeBinding
 
 
 def _resources(args: dict) -> tuple[tuple[str, int], ...]:
@@ -33,6 +34,7 @@ REGISTRY = {
     "NodeAffinity": lambda args: NodeAffinity(),
     "NodePorts": lambda args: NodePorts(),
     "NodeResourcesFit": _fit,
+    "VolumeBinding": lambda args: VolumeBinding(),
     "PodTopologySpread": lambda args: PodTopologySpread(),
     "NodeResourcesBalancedAllocation": lambda args: NodeResourcesBalancedAllocation(_resources(args)),
     "DefaultPreemption": lambda args: DefaultPreemption(args.get("minCandidateNodesPercentage", 10),
@@ -43,7 +45,7 @@ REGISTRY = {
 # order is the order plugins run in; the number is the score weight.
 DEFAULT_PLUGINS: tuple[tuple[str, int], ...] = (
     ("NodeUnschedulable", 0), ("NodeName", 0), ("TaintToleration", 3), ("NodeAffinity", 2), ("NodePorts", 0),
-    ("NodeResourcesFit", 1), ("PodTopologySpread", 2), ("NodeResourcesBalancedAllocation", 1),
+    ("NodeResourcesFit", 1), ("VolumeBinding", 0), ("PodTopologySpread", 2), ("NodeResourcesBalancedAllocation", 1),
     ("DefaultPreemption", 0),
 )
 
@@ -58,8 +60,8 @@ def implements(plugin_class, point: str) -> bool:
 
 
 PLUGIN_CLASSES = {cls.name: cls for cls in (
-    NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, PodTopologySpread,
-    NodeResourcesBalancedAllocation, DefaultPreemption)}
+    NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, VolumeBinding,
+    PodTopologySpread, NodeResourcesBalancedAllocation, DefaultPreemption)}
 
 
 def build_profile(scheduler_name: str, points: dict[str, tuple[tuple[str, int], ...]],

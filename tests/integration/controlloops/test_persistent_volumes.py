@@ -1,6 +1,6 @@
-"""PersistentVolumes, claims and StatefulSet volumeClaimTemplates end to end: a REAL kpy-apiserver, the scheduler,
-the statefulset, persistentvolume-binder, pvc-/pv-protection and garbage-collector controllers in-process, simulated nodes, and the real
-kubectl 1.27 and 1.33 (fresh discovery cache each):
+"""PersistentVolumes, claims and StatefulSet volumeClaimTemplates end to end: a REAL kpy-apiserver, the scheduler
+(with VolumeBinding), the statefulset, persistentvolume-binder, pvc-/pv-protection and garbage-collector controllers
+in-process, simulated nodes, and the real kubectl 1.27 and 1.33 (fresh discovery cache each):
 
 - `kubectl apply` of a StorageClass, two hostPath PVs and a StatefulSet with volumeClaimTemplates creates
   data-web-0/1 (labels from the selector), each pod mounting its own claim in place of the template's same-named
@@ -13,6 +13,8 @@ kubectl 1.27 and 1.33 (fresh discovery cache each):
   the claim goes and the StatefulSet creates a new claim, then the pod;
 - a claim without a class and no volume stays Pending with upstream's FailedBinding event, shown by describe;
 - the default StorageClass is filled in, and deleting a claim bound to a Delete-policy volume deletes the volume;
+- a pod whose claim is unbound waits (FailedScheduling "pod has unbound immediate PersistentVolumeClaims") and is
+  scheduled to the node a local volume's nodeAffinity names once that volume binds its claim;
 - bad claims are refused through kubectl with upstream's field errors.
 """
 from __future__ import annotations
@@ -41,7 +43,7 @@ async def storage_cluster(cluster, nodes):
     try:
         async with run_component(scheduler_cli.run, scheduler_config.load(None), cluster, name="default-scheduler"):
             async with run_component(manager.run, cm_config(CONTROLLERS), cluster, name="kube-controller-manager"):
-                yield
+                yield names
     finally:
         for name in names:
             await nodes.client.delete(nodes.nodes_info, name)
@@ -137,6 +139,7 @@ async def test_statefulset_claims_bind_print_and_go_when_scaled_down(client, nam
     await asyncio.sleep(1)  # time enough for the protection controller to (wrongly) let it go
     assert table((await kubectl_run(kubectl, "-n", namespace, "get", "pvc", "data-web-0")).stdout)[1][1] \
         == "Terminating"
+    await kubectl_run(kubectl, "apply", "-f", "-", input=manifest(host_path_volume(f"{namespace}-spare", "1Gi", sc)))
     await kubectl_run(kubectl, "-n", namespace, "delete", "pod", "web-0", "--wait=false")
 
     async def claim_recreated():
@@ -149,6 +152,7 @@ async def test_statefulset_claims_bind_print_and_go_when_scaled_down(client, nam
 
 async def test_when_deleted_delete_removes_claims_with_the_set(client, namespace, storage_cluster, kubectl):
     claims_info = client.resource("persistentvolumeclaims")
+    await kubectl_run(kubectl, "apply", "-f", "-", input=manifest(host_path_volume(f"{namespace}-cache", "1Gi", "")))
     sts = stateful_set("")
     sts["metadata"]["name"] = "cache"
     sts["spec"].update(replicas=1, persistentVolumeClaimRetentionPolicy={"whenDeleted": "Delete"})
@@ -165,6 +169,35 @@ async def test_when_deleted_delete_removes_claims_with_the_set(client, namespace
     async def claim_gone():
         return not await exists(client, claims_info, "data-cache-0", namespace)
     await eventually(claim_gone, timeout=30, message="data-cache-0 deleted with its set")
+
+
+async def test_pod_waits_for_its_claim_and_follows_a_local_volume(client, namespace, storage_cluster, kubectl):
+    """The scheduler's VolumeBinding: unbound claim -> Pending with upstream's message; once a local volume on the
+    second node binds it, the pod is scheduled there."""
+    target = storage_cluster[1]
+    pods_info = client.resource("pods")
+    await kubectl_run(kubectl, "-n", namespace, "apply", "-f", "-", input=manifest(
+        {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "local-data"},
+         "spec": {"accessModes": ["ReadWriteOnce"], "storageClassName": f"local-{namespace}",
+                  "resources": {"requests": {"storage": "1Gi"}}}},
+        {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "user"}, "spec": {
+            "containers": [{"name": "app", "image": "nginx"}],
+            "volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "local-data"}}]}}))
+
+    async def waiting():
+        conditions = (await client.get(pods_info, "user", namespace)).get("status", {}).get("conditions") or []
+        return [c["message"] for c in conditions if c["type"] == "PodScheduled" and c["status"] == "False"]
+    messages = await eventually(waiting, message="user unschedulable")
+    assert messages[0].startswith("0/") and "pod has unbound immediate PersistentVolumeClaims" in messages[0]
+    volume = host_path_volume(f"{namespace}-local", "1Gi", f"local-{namespace}")
+    del volume["spec"]["hostPath"]
+    volume["spec"].update(local={"path": "/mnt/disk"}, nodeAffinity={"required": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": [target]}]}]}})
+    await kubectl_run(kubectl, "apply", "-f", "-", input=manifest(volume))
+
+    async def scheduled():
+        return (await client.get(pods_info, "user", namespace))["spec"].get("nodeName")
+    assert await eventually(scheduled, message="user scheduled once its claim is bound") == target
 
 
 async def _phase_is(client, info, name: str, phase: str):
