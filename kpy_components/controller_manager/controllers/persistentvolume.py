@@ -13,7 +13,8 @@ capacity. Every write is a PUT of the cached object, so a stale cache loses with
 Volumes: no claimRef -> Available; claim gone (not in the cache, nor in the API, or a different uid) -> Released,
 then persistentVolumeReclaimPolicy: Retain keeps it Released, Delete deletes the PersistentVolume object (no volume
 plugin deletes the data behind it), Recycle -> Failed. Not done: claims that lose their volume become Lost only when
-the volume object disappears; no retroactive default class (a claim created before any default class keeps none).
+the volume object disappears. An unbound claim that never had a class gets the default class once one exists
+(retroactive default StorageClass, GA in 1.28).
 """
 from __future__ import annotations
 
@@ -105,6 +106,8 @@ class PersistentVolumeBinder(Controller):
         if name:
             await self._sync_named_claim(claim, name)
             return
+        if await self._assign_default_class(claim):
+            return  # the update brings the claim back with its class
         class_name = storage.claim_class(claim)
         sc = self.classes.store.get(class_name) if class_name else None
         if sc is not None and sc.get("volumeBindingMode") == "WaitForFirstConsumer":
@@ -124,6 +127,20 @@ class PersistentVolumeBinder(Controller):
         else:
             self.recorder.event(claim, "Normal", "ExternalProvisioning", _EXTERNAL.format(sc.get("provisioner", "")))
         self.queue.add_after(key, RESYNC_SECONDS)
+
+    async def _assign_default_class(self, claim: dict) -> bool:
+        """Retroactive default StorageClass: an unbound claim that never had a class (not even "") gets the
+        default class once there is one. True when it was given one."""
+        if "storageClassName" in (claim.get("spec") or {}) or storage.BETA_CLASS_ANNOTATION in \
+                meta.annotations_of(claim):
+            return False
+        default = storage.default_class(self.classes.store.list())
+        if default is None:
+            return False
+        body = meta.deep_copy(claim)
+        body["spec"]["storageClassName"] = meta.name_of(default)
+        await self.client.update(self.claims_info, body)
+        return True
 
     async def _sync_named_claim(self, claim: dict, name: str) -> None:
         volume = self.volumes.store.get(name)

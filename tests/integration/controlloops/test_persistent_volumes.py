@@ -12,7 +12,7 @@ in-process, simulated nodes, and the real kubectl 1.27 and 1.33 (fresh discovery
 - a claim a running pod uses stays Terminating when deleted (pvc-protection finalizer); once its pod is deleted
   the claim goes and the StatefulSet creates a new claim, then the pod;
 - a claim without a class and no volume stays Pending with upstream's FailedBinding event, shown by describe;
-- the default StorageClass is filled in, and deleting a claim bound to a Delete-policy volume deletes the volume;
+- the default StorageClass is filled in (also, retroactively, into an older claim without a class), and deleting a claim bound to a Delete-policy volume deletes the volume;
 - a pod whose claim is unbound waits (FailedScheduling "pod has unbound immediate PersistentVolumeClaims") and is
   scheduled to the node a local volume's nodeAffinity names once that volume binds its claim;
 - bad claims are refused through kubectl with upstream's field errors.
@@ -222,7 +222,11 @@ async def test_unbindable_claim_waits_with_upstream_event(client, namespace, sto
 
 async def test_default_class_and_delete_reclaim(client, namespace, storage_cluster, kubectl):
     sc, name = f"default-{namespace}", f"{namespace}-scratch"
-    volumes_info = client.resource("persistentvolumes")
+    volumes_info, claims_info = client.resource("persistentvolumes"), client.resource("persistentvolumeclaims")
+    await kubectl_run(kubectl, "-n", namespace, "apply", "-f", "-", input=json.dumps({
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "early"},  # too big for the PV
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "10Gi"}}}}))
+    assert "storageClassName" not in (await client.get(claims_info, "early", namespace))["spec"]
     await kubectl_run(kubectl, "apply", "-f", "-", input=manifest(
         {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass", "provisioner": "example.com/none",
          "metadata": {"name": sc, "annotations": {"storageclass.kubernetes.io/is-default-class": "true"}}},
@@ -233,8 +237,13 @@ async def test_default_class_and_delete_reclaim(client, namespace, storage_clust
         await kubectl_run(kubectl, "-n", namespace, "apply", "-f", "-", input=json.dumps({
             "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "scratch"},
             "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}))
-        claim = await client.get(client.resource("persistentvolumeclaims"), "scratch", namespace)
+        claim = await client.get(claims_info, "scratch", namespace)
         assert claim["spec"]["storageClassName"] == sc
+
+        async def early_classed():
+            return (await client.get(claims_info, "early", namespace))["spec"].get("storageClassName")
+        assert await eventually(early_classed, message="the default class given retroactively") == sc
+        await kubectl_run(kubectl, "-n", namespace, "delete", "pvc", "early")
         await eventually(lambda: _phase_is(client, volumes_info, name, "Bound"), message=f"{name} Bound")
         await kubectl_run(kubectl, "-n", namespace, "delete", "pvc", "scratch")
 
