@@ -1,6 +1,7 @@
 """The admission chain: every mutating plugin in order, then every validating plugin in order (kube-apiserver's
 order: NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, Priority,
-DefaultTolerationSeconds, DefaultStorageClass, StorageObjectInUseProtection, RBAC escalation, ResourceQuota).
+DefaultTolerationSeconds, PersistentVolumeClaimResize, DefaultStorageClass, StorageObjectInUseProtection,
+RBAC escalation, ResourceQuota).
 `AdmissionChain.admit` is the http.context.Admit hook: it may change the object in place, or raise an APIError
 worded as Kubernetes words it.
 """

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from kpy_components.api.errors import APIError
 from kpy_components.apiserver.admission.chain import AdmissionChain
+from kpy_components.apiserver.admission.claim_resize import PersistentVolumeClaimResize
 from kpy_components.apiserver.admission.default_storage_class import DefaultStorageClass
 from kpy_components.apiserver.admission.default_tolerations import DefaultTolerationSeconds
 from kpy_components.apiserver.admission.limit_ranger import LimitRanger
@@ -124,7 +125,7 @@ class SecurityRuntime:
         self.admission = AdmissionChain(  # kube-apiserver's plugin order
             mutating=[NamespaceLifecycle(api), limit_ranger, ServiceAccountAdmission(api), priority,
                       DefaultTolerationSeconds(), DefaultStorageClass(api), StorageObjectInUseProtection()],
-            validating=[limit_ranger, NodeRestriction(api), priority, escalation,
+            validating=[limit_ranger, NodeRestriction(api), priority, PersistentVolumeClaimResize(api), escalation,
                         ResourceQuotaAdmission(api, quota_status_writer(api))])
         self.token_issuer = TokenIssuer(signer, config.audiences, lookup)
         self.security = Security(authenticate=self.authenticator.authenticate, authorize=self.authorize,

@@ -5,14 +5,16 @@ in-process, simulated nodes, and the real kubectl 1.27 and 1.33 (fresh discovery
 - `kubectl apply` of a StorageClass, two hostPath PVs and a StatefulSet with volumeClaimTemplates creates
   data-web-0/1 (labels from the selector), each pod mounting its own claim in place of the template's same-named
   volume; the claims bind to the smallest fitting PVs (claimRef, volumeName, bind-completed, phases Bound);
-  `get pvc`, `get pv -o wide`, `get sc` and `describe pvc` print as upstream;
+  `get pvc`, `get pv -o wide`, `get sc` and `describe pvc` print as upstream; growing a bound claim of a class
+  without allowVolumeExpansion is refused by PersistentVolumeClaimResize;
 - whenDeleted=Delete: deleting the set deletes its claims;
 - whenScaled=Delete: scaling to 1 deletes data-web-1 (through the pod's ownerReference and the garbage collector)
   while data-web-0 stays, and the freed Retain volume turns Released;
 - a claim a running pod uses stays Terminating when deleted (pvc-protection finalizer); once its pod is deleted
   the claim goes and the StatefulSet creates a new claim, then the pod;
 - a claim without a class and no volume stays Pending with upstream's FailedBinding event, shown by describe;
-- the default StorageClass is filled in (also, retroactively, into an older claim without a class), and deleting a claim bound to a Delete-policy volume deletes the volume;
+- the default StorageClass is filled in (also, retroactively, into an older claim without a class), and deleting
+  a claim bound to a Delete-policy volume deletes the volume;
 - a pod whose claim is unbound waits (FailedScheduling "pod has unbound immediate PersistentVolumeClaims") and is
   scheduled to the node a local volume's nodeAffinity names once that volume binds its claim;
 - bad claims are refused through kubectl with upstream's field errors.
@@ -123,6 +125,11 @@ async def test_statefulset_claims_bind_print_and_go_when_scaled_down(client, nam
                      "Access Modes:  RWO", "VolumeMode:    Filesystem", "Used By:       web-0",
                      "Finalizers:    [kubernetes.io/pvc-protection]"):
         assert expected in described, described
+
+    grow = await kubectl_run(kubectl, "-n", namespace, "patch", "pvc", "data-web-0", "-p",
+                             '{"spec":{"resources":{"requests":{"storage":"2Gi"}}}}', check=False)
+    assert ('persistentvolumeclaims "data-web-0" is forbidden: only dynamically provisioned pvc can be resized and '
+            'the storageclass that provisions the pvc must support resize') in grow.stderr
 
     await kubectl_run(kubectl, "-n", namespace, "scale", "statefulset/web", "--replicas=1")
 
