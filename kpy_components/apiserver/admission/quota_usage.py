@@ -3,7 +3,9 @@
 Every object counts as `count/<resource>[.<group>]`; core kinds also under their legacy names (pods, services,
 configmaps, secrets, persistentvolumeclaims, replicationcontrollers, resourcequotas). Pods that have not finished
 charge compute: cpu/memory/ephemeral-storage = requests.*, and limits.* — the containers' sum, or the largest init
-container when that is more. Services charge services.loadbalancers and services.nodeports.
+container when that is more. Services charge services.loadbalancers and services.nodeports. PersistentVolumeClaims
+charge requests.storage, and with a class `<class>.storageclass.storage.k8s.io/requests.storage` and
+`<class>.storageclass.storage.k8s.io/persistentvolumeclaims`.
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from datetime import datetime, timezone
 
 from kpy_components.api.meta import parse_rfc3339
 from kpy_components.api.quantity import Quantity, resource_list
+from kpy_components.api.storage import claim_class
 
 LEGACY_COUNTS = {"pods", "services", "configmaps", "secrets", "persistentvolumeclaims", "replicationcontrollers",
                  "resourcequotas"}
@@ -18,6 +21,7 @@ COMPUTE = ("cpu", "memory", "ephemeral-storage")
 # If a quota tracks one of these, every container must say how much it wants (upstream's backward-compatible rule).
 MUST_SPECIFY = {"cpu": "requests", "memory": "requests", "requests.cpu": "requests", "requests.memory": "requests",
                 "limits.cpu": "limits", "limits.memory": "limits"}
+CLASS_SUFFIX = ".storageclass.storage.k8s.io/"
 _ONE = Quantity.parse("1")
 _ZERO = Quantity.parse("0")
 
@@ -35,6 +39,9 @@ def tracks(group: str, resource: str, name: str) -> bool:
             not name.startswith("requests.storage")
     if (group, resource) == ("", "services"):
         return name in ("services.loadbalancers", "services.nodeports")
+    if (group, resource) == ("", "persistentvolumeclaims"):
+        return name == "requests.storage" or name.endswith((CLASS_SUFFIX + "requests.storage",
+                                                           CLASS_SUFFIX + "persistentvolumeclaims"))
     return False
 
 
@@ -88,6 +95,19 @@ def usage(group: str, resource: str, obj: dict) -> dict[str, Quantity]:
             result["services.loadbalancers"] = _ONE
         if spec.get("type") in ("NodePort", "LoadBalancer"):
             result["services.nodeports"] = Quantity.parse(str(len(spec.get("ports") or [])))
+    if (group, resource) == ("", "persistentvolumeclaims"):
+        result.update(_claim_usage(obj))
+    return result
+
+
+def _claim_usage(claim: dict) -> dict[str, Quantity]:
+    requested = resource_list(((claim.get("spec") or {}).get("resources") or {}).get("requests")).get("storage")
+    class_name = claim_class(claim)
+    result = {f"{class_name}{CLASS_SUFFIX}persistentvolumeclaims": _ONE} if class_name else {}
+    if requested is not None:
+        result["requests.storage"] = requested
+        if class_name:
+            result[f"{class_name}{CLASS_SUFFIX}requests.storage"] = requested
     return result
 
 
