@@ -1,11 +1,13 @@
 """ResourceQuota charges PersistentVolumeClaims as upstream's evaluator does: persistentvolumeclaims,
 requests.storage, and per class <class>.storageclass.storage.k8s.io/{requests.storage,persistentvolumeclaims};
-refused with upstream's words, charged to status.used — through the real registry."""
+refused with upstream's words, charged to status.used; and LimitRange PersistentVolumeClaim items bounding the
+storage a claim requests — through the real registry."""
 import pytest
 from test_admission_chain import ALICE, api, create_through_registry  # noqa: F401
 
 from kpy_components.api.errors import APIError
 from kpy_components.apiserver.admission.chain import AdmissionChain
+from kpy_components.apiserver.admission.limit_ranger import LimitRanger
 from kpy_components.apiserver.admission.quota_usage import usage
 from kpy_components.apiserver.admission.resource_quota import ResourceQuotaAdmission
 
@@ -52,3 +54,17 @@ async def test_storage_quota_refuses_and_charges(api):
     await create(api, claim("d", "3Gi"))
     used = (await api.get("", "resourcequotas", "app", "disk"))["status"]["used"]
     assert used == {"requests.storage": "5Gi", FAST + "persistentvolumeclaims": "1"}
+
+
+async def test_limit_range_bounds_claim_storage(api):
+    await api.create("", "limitranges", "app", {"metadata": {"name": "disk"}, "spec": {"limits": [
+        {"type": "PersistentVolumeClaim", "min": {"storage": "1Gi"}, "max": {"storage": "10Gi"}},
+        {"type": "Container", "max": {"cpu": "1"}}]}})
+    admit = AdmissionChain([], [LimitRanger(api)]).admit
+    for size, message in (("500Mi", "minimum storage usage per PersistentVolumeClaim is 1Gi, but request is 500Mi"),
+                          ("20Gi", "maximum storage usage per PersistentVolumeClaim is 10Gi, but request is 20Gi")):
+        with pytest.raises(APIError) as caught:
+            await create_through_registry(api, admit, ALICE, claim("big", size), plural="persistentvolumeclaims")
+        assert caught.value.message == f'persistentvolumeclaims "big" is forbidden: {message}'
+    created = await create_through_registry(api, admit, ALICE, claim("ok", "5Gi"), plural="persistentvolumeclaims")
+    assert created["spec"]["resources"]["requests"]["storage"] == "5Gi"

@@ -4,6 +4,8 @@
     kubernetes.io/limit-ranger;
   - validating: min, max and maxLimitRequestRatio per Container and per Pod (the containers' sums). Violations are
     one 403: `pods "web" is forbidden: maximum cpu usage per Container is 1, but limit is 2` (several: `[a, b]`).
+PersistentVolumeClaim items bound a claim's requests (storage) on its creation and updates (expansion):
+`minimum storage usage per PersistentVolumeClaim is 2Gi, but request is 1Gi`.
 """
 from __future__ import annotations
 
@@ -119,6 +121,29 @@ def violations(limit_range: dict, pod: dict) -> list[str]:
     return found
 
 
+def _max_request(kind: str, name: str, enforced: Quantity, requests: dict) -> str | None:
+    request = requests.get(name)
+    if request is None:
+        return f"maximum {name} usage per {kind} is {enforced}.  No request is specified"
+    if request > enforced:
+        return f"maximum {name} usage per {kind} is {enforced}, but request is {request}"
+    return None
+
+
+def claim_violations(limit_range: dict, claim: dict) -> list[str]:
+    """PersistentVolumeClaimValidateLimitFunc: min and max against the claim's requests (limits are ignored)."""
+    requests = resource_list(((claim.get("spec") or {}).get("resources") or {}).get("requests"))
+    found = []
+    for item in (limit_range.get("spec") or {}).get("limits") or []:
+        if item.get("type") != "PersistentVolumeClaim":
+            continue
+        found += [_min(item["type"], name, enforced, requests, {}) for name, enforced in
+                  resource_list(item.get("min")).items()]
+        found += [_max_request(item["type"], name, enforced, requests) for name, enforced in
+                  resource_list(item.get("max")).items()]
+    return [message for message in found if message]
+
+
 class LimitRanger:
     def __init__(self, api: InternalAPI):
         self.api = api
@@ -143,12 +168,15 @@ class LimitRanger:
             annotations[ANNOTATION] = "LimitRanger plugin set: " + "; ".join(notes)
 
     async def validate(self, attributes: Attributes) -> None:
-        if not self._applies(attributes):
+        claim = attributes.operation in ("CREATE", "UPDATE") and attributes.obj is not None and \
+            not attributes.info.subresource and attributes.targets("", "persistentvolumeclaims")
+        if not claim and not self._applies(attributes):
             return
+        check = claim_violations if claim else violations
         found = []
         try:
             for limit_range in await self._ranges(attributes):
-                found += violations(limit_range, attributes.obj)
+                found += check(limit_range, attributes.obj)
         except QuantityError:
             return  # a malformed quantity: the pod's validation answers 422 naming the field
         if found:
