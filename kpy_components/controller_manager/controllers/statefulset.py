@@ -132,7 +132,7 @@ class StatefulSetController(PodOwnerController):
     def setup(self) -> None:
         super().setup()
         self.history = history.RevisionHistory(self, self.kind)
-        self.claims = claims.StatefulSetClaims(self)
+        self.claims = claims.StatefulSetClaims(self, on_claim_deleted=self._enqueue_matching)
 
     async def reconcile(self, key: str) -> None:
         sts = self.owners.store.get(key)
@@ -147,8 +147,11 @@ class StatefulSetController(PodOwnerController):
         if synced is not None and synced.collision_count is not None:
             status["collisionCount"] = synced.collision_count
         if self.expectations.satisfied(key) and not deleting:
-            await self.claims.apply_retention_policy(sts, {o: pod for pod in pods if (o := ordinal_of(sts, pod))
-                                                          is not None})
+            by_ordinal = {o: pod for pod in pods if (o := ordinal_of(sts, pod)) is not None}
+            await self.claims.apply_retention_policy(sts, by_ordinal)
+            for ordinal, pod in by_ordinal.items():
+                if podutil.phase(pod) == "Pending" and not podutil.is_terminating(pod):
+                    await self.claims.ensure(sts, ordinal, new_pod=False)
             if delete:
                 await self.delete_pods(sts, key, delete)
             elif create:

@@ -9,9 +9,13 @@
   collector deletes it with the set), whenScaled=Delete makes the pod the controller once its ordinal is scaled
   away (deleted with the pod). A claim controlled by anything else, or holding a reference to an older set or pod of
   the same name, is left alone (upstream's hasUnexpectedController / hasStaleOwnerRef);
-- a pod whose claim is being deleted is not created until the claim is gone.
+- a pod whose claim is being deleted is not created until the claim is gone; a Pending pod whose claim went away
+  gets it created again (upstream's createMissingPersistentVolumeClaims for pending pods): a deleted claim queues
+  the sets whose selector matches its labels.
 """
 from __future__ import annotations
+
+from collections.abc import Callable
 
 from kpy_components.api import meta
 from kpy_components.api.errors import APIError
@@ -92,13 +96,15 @@ class StatefulSetClaims:
     """The claims side of the StatefulSet controller: reads claims from the shared informer, writes through the
     API, and records events on the set worded as upstream's recordClaimEvent/recordPodEvent."""
 
-    def __init__(self, controller: Controller):
+    def __init__(self, controller: Controller, on_claim_deleted: Callable[[dict], None]):
         self.client, self.recorder = controller.client, controller.recorder
         self.informer = controller.informer("persistentvolumeclaims")
+        self.informer.add_handler(on_delete=on_claim_deleted)
         self.info = self.client.resource("persistentvolumeclaims")
 
-    async def ensure(self, sts: dict, ordinal: int) -> bool:
-        """Create the missing claims of the pod of `ordinal`; True when all exist and none is being deleted."""
+    async def ensure(self, sts: dict, ordinal: int, new_pod: bool = True) -> bool:
+        """Create the missing claims of the pod of `ordinal`; True when all exist and none is being deleted
+        (`new_pod`: the pod waits for them, which an event on the set says)."""
         pod_name = f"{meta.name_of(sts)}-{ordinal}"
         ready = True
         for claim in claims_for(sts, ordinal).values():
@@ -106,9 +112,11 @@ class StatefulSetClaims:
             if existing is None:
                 ready = False
             elif meta.metadata(existing).get("deletionTimestamp"):
-                self.recorder.event(sts, "Warning", "FailedCreate", f"create Pod {pod_name} in StatefulSet "
-                                    f"{meta.name_of(sts)} failed error: pvc {meta.name_of(claim)} is being deleted")
                 ready = False
+                if new_pod:
+                    self.recorder.event(sts, "Warning", "FailedCreate", f"create Pod {pod_name} in StatefulSet "
+                                        f"{meta.name_of(sts)} failed error: pvc {meta.name_of(claim)} is being "
+                                        "deleted")
         return ready
 
     async def _create(self, sts: dict, pod_name: str, claim: dict) -> dict | None:

@@ -12,6 +12,7 @@ in-process, simulated nodes, and the real kubectl 1.27 and 1.33 (fresh discovery
   while data-web-0 stays, and the freed Retain volume turns Released;
 - a claim a running pod uses stays Terminating when deleted (pvc-protection finalizer); once its pod is deleted
   the claim goes and the StatefulSet creates a new claim, then the pod;
+- a Pending pod whose claim was deleted gets the claim created again;
 - a claim without a class and no volume stays Pending with upstream's FailedBinding event, shown by describe;
 - the default StorageClass is filled in (also, retroactively, into an older claim without a class), and deleting
   a claim bound to a Delete-policy volume deletes the volume;
@@ -205,6 +206,28 @@ async def test_pod_waits_for_its_claim_and_follows_a_local_volume(client, namesp
     async def scheduled():
         return (await client.get(pods_info, "user", namespace))["spec"].get("nodeName")
     assert await eventually(scheduled, message="user scheduled once its claim is bound") == target
+
+
+async def test_pending_pod_gets_a_deleted_claim_back(client, namespace, storage_cluster, kubectl):
+    """A claim nothing can bind keeps web-0 Pending (unschedulable); deleted, it is not in use (the pod is not
+    scheduled), so it goes, and the StatefulSet creates it again for its Pending pod."""
+    claims_info, pods_info = client.resource("persistentvolumeclaims"), client.resource("pods")
+    sts = stateful_set(f"missing-{namespace}")
+    sts["spec"]["replicas"] = 1
+    await kubectl_run(kubectl, "-n", namespace, "apply", "-f", "-", input=json.dumps(sts))
+
+    async def pending_pod():
+        return await exists(client, pods_info, "web-0", namespace)
+    await eventually(pending_pod, message="web-0 created after its claim")
+    first = await client.get(claims_info, "data-web-0", namespace)
+    await kubectl_run(kubectl, "-n", namespace, "delete", "pvc", "data-web-0")
+
+    async def recreated():
+        listed = (await client.list(claims_info, namespace))["items"]
+        return [c for c in listed if c["metadata"]["uid"] != first["metadata"]["uid"]]
+    (again,) = await eventually(recreated, timeout=30, message="data-web-0 created again for the Pending web-0")
+    assert again["metadata"]["name"] == "data-web-0"
+    assert (await client.get(pods_info, "web-0", namespace))["status"].get("phase", "Pending") == "Pending"
 
 
 async def _phase_is(client, info, name: str, phase: str):
