@@ -2,7 +2,8 @@
 `system:nodes`, may read only what the pods bound to their node need.
 
 A graph built from pods (spec.nodeName) relates each node to the secrets, configmaps, persistent volume claims and
-service accounts its pods reference. Requests for those (and for pods by name, and node leases) are decided from
+service accounts its pods reference, and (through the claims' spec.volumeName) to the persistent volumes bound to
+those claims. Requests for those (and for pods by name, and node leases) are decided from
 the graph; everything else is checked against the static node rules (the system:node ClusterRole's). Requests the
 graph does not relate get no opinion, with Kubernetes' reason, so RBAC may still allow them:
 `no relationship found between node 'n1' and this object`.
@@ -77,6 +78,7 @@ class NodeGraph:
     def __init__(self):
         self._pods: dict[tuple[str, str], tuple[str, set[Ref]]] = {}
         self._edges: dict[str, Counter] = defaultdict(Counter)
+        self._claim_volumes: dict[tuple[str, str], str] = {}  # (namespace, claim) -> the volume it is bound to
 
     def _remove(self, key: tuple[str, str]) -> None:
         node, refs = self._pods.pop(key, ("", set()))
@@ -110,6 +112,25 @@ class NodeGraph:
     def related(self, node: str, ref: Ref) -> bool:
         return self._edges.get(node, Counter())[ref] > 0
 
+    def replace_claims(self, claims: list[dict]) -> None:
+        self._claim_volumes.clear()
+        for claim in claims:
+            self.apply_claim("ADDED", claim)
+
+    def apply_claim(self, event_type: str, claim: dict) -> None:
+        meta = claim.get("metadata") or {}
+        key = (meta.get("namespace", ""), meta.get("name", ""))
+        volume = (claim.get("spec") or {}).get("volumeName")
+        if event_type == "DELETED" or not volume:
+            self._claim_volumes.pop(key, None)
+        elif event_type in ("ADDED", "MODIFIED"):
+            self._claim_volumes[key] = volume
+
+    def related_volume(self, node: str, volume: str) -> bool:
+        """Whether a claim some pod of the node uses is bound to `volume`."""
+        return any(kind == "pvc" and self._claim_volumes.get((namespace, name)) == volume
+                   for (kind, namespace, name), count in self._edges.get(node, Counter()).items() if count > 0)
+
 
 _NO_RELATION = "no relationship found between node '{node}' and this object"
 _GRAPH_RESOURCES = {("", "secrets"): "secret", ("", "configmaps"): "configmap",
@@ -132,6 +153,8 @@ class NodeAuthorizer:
                 return self._read_namespaced(node, _GRAPH_RESOURCES[resource], info)
             if resource == ("", "persistentvolumeclaims"):
                 return self._pvc(node, info)
+            if resource == ("", "persistentvolumes"):
+                return self._pv(node, info)
             if resource == ("", "serviceaccounts"):
                 return self._create_token(node, info)
             if resource == ("coordination.k8s.io", "leases"):
@@ -167,6 +190,17 @@ class NodeAuthorizer:
         elif info.subresource:
             return Decision.NO_OPINION, "cannot get subresource"
         return self._related(node, ("pvc", info.namespace, info.name))
+
+    def _pv(self, node: str, info: RequestInfo) -> tuple[Decision, str]:
+        if info.verb != "get":
+            return Decision.NO_OPINION, "can only get individual resources of this type"
+        if info.subresource:
+            return Decision.NO_OPINION, "cannot get subresource"
+        if not info.name:
+            return Decision.NO_OPINION, "No Object name found"
+        if self.graph.related_volume(node, info.name):
+            return Decision.ALLOW, ""
+        return Decision.NO_OPINION, _NO_RELATION.format(node=node)
 
     def _create_token(self, node: str, info: RequestInfo) -> tuple[Decision, str]:
         if info.verb != "create" or not info.name:

@@ -1,4 +1,4 @@
-"""Keeps the authorizers' in-memory views (RBAC objects, the node graph's pods) in line with the store.
+"""Keeps the authorizers' in-memory views (RBAC objects, the node graph's pods and claims) in line with the store.
 
 Three ways in, from cheapest to most complete:
   - `observe(group, plural, type, obj)`: the server forwards watch events (exact, immediate);
@@ -72,7 +72,9 @@ class PolicyCache:
             self.rbac.replace(plural, items)
 
     async def _load_pods(self) -> None:
-        self.graph.replace(await self.api.list("", "pods"))
+        pods, claims = await asyncio.gather(self.api.list("", "pods"), self.api.list("", "persistentvolumeclaims"))
+        self.graph.replace(pods)
+        self.graph.replace_claims(claims)
 
     async def start(self) -> None:
         await asyncio.gather(self.rbac_source.refresh(), self.pods_source.refresh())
@@ -80,7 +82,7 @@ class PolicyCache:
     @staticmethod
     def observed() -> list[tuple[str, str]]:
         """(group, plural) of the resources the views hold."""
-        return [(RBAC_GROUP, plural) for plural in RBAC_PLURALS] + [("", "pods")]
+        return [(RBAC_GROUP, plural) for plural in RBAC_PLURALS] + [("", "pods"), ("", "persistentvolumeclaims")]
 
     def observe(self, group: str, plural: str, event_type: str, obj: dict) -> None:
         """A watch event of any resource; those the views do not hold are ignored."""
@@ -88,6 +90,8 @@ class PolicyCache:
             self.rbac.apply(plural, event_type, obj)
         elif group == "" and plural == "pods":
             self.graph.apply(event_type, obj)
+        elif group == "" and plural == "persistentvolumeclaims":
+            self.graph.apply_claim(event_type, obj)
 
     async def run_periodic(self, rbac_interval: float = 2.0, pods_interval: float = 30.0) -> None:
         """Re-list forever (cancel to stop); a failed list is logged and retried at the next tick."""
