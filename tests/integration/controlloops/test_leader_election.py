@@ -18,7 +18,10 @@ from apiserver.conftest import free_port
 from kpy_components.client.leaderelection import JITTER_FACTOR
 
 LEASE, RENEW, RETRY = 4.0, 3.0, 0.5
-TAKEOVER_BOUND = LEASE + RETRY * (1 + JITTER_FACTOR)
+# A loaded 2-core machine runs a process's timers and this test's polling up to about a second late; the bounds
+# still tell "after one lease duration" and "at once" apart from the 4 s lease and the next lease duration.
+SLACK = 1.0
+TAKEOVER_BOUND = LEASE + RETRY * (1 + JITTER_FACTOR) + SLACK
 BINARIES = {"kpy-controller-manager": ("kube-controller-manager", ["--controllers="]),
             "kpy-scheduler": ("kube-scheduler", [])}
 
@@ -94,7 +97,7 @@ def test_one_leader_and_failover(cluster, tmp_path, binary):
         third = _wait(standby.identity, LEASE, "the last standby taking over")
         took = time.monotonic() - released_at
         assert third == _holder(cluster, lease_name) and third not in (first, second)
-        assert took <= RETRY * (1 + JITTER_FACTOR) + 1.0, f"took {took:.1f}s after a release"  # ... at once
+        assert took <= RETRY * (1 + JITTER_FACTOR) + 1.0 + SLACK, f"took {took:.1f}s after a release"  # ... at once
     finally:
         for replica in replicas:
             replica.stop()
