@@ -220,7 +220,9 @@ async def test_pending_pod_gets_a_deleted_claim_back(client, namespace, storage_
         return await exists(client, pods_info, "web-0", namespace)
     await eventually(pending_pod, message="web-0 created after its claim")
     first = await client.get(claims_info, "data-web-0", namespace)
-    await kubectl_run(kubectl, "-n", namespace, "delete", "pvc", "data-web-0")
+    # --wait=false: kubectl's wait lists by name after its first look, and a claim already created again under the
+    # same name would keep it waiting (the race is kubectl's, against any cluster)
+    await kubectl_run(kubectl, "-n", namespace, "delete", "pvc", "data-web-0", "--wait=false")
 
     async def recreated():
         listed = (await client.list(claims_info, namespace))["items"]
