@@ -26,9 +26,13 @@ from kpy_components.client import (RESTClient, SharedInformerFactory, is_already
                                    is_not_found, load_kubeconfig)
 from kpy_components.component.runner import Context  # noqa: E402
 from kpy_components.controller_manager import config as cm_config_module  # noqa: E402
+from kpy_components.controller_manager import manager  # noqa: E402
+from kpy_components.scheduler import cli as scheduler_cli  # noqa: E402
+from kpy_components.scheduler import config as scheduler_config  # noqa: E402
 from simnodes import SimulatedNodes  # noqa: E402
 
 _names = itertools.count()
+_node_names = itertools.count()
 
 
 @pytest.fixture(scope="module")
@@ -105,6 +109,25 @@ async def run_component(run, config, cluster: APIServerProcess, name: str = "com
         await asyncio.gather(task, return_exceptions=True)
         await context.close()
         await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def scheduled_cluster(cluster: APIServerProcess, nodes: SimulatedNodes, controllers: list[str], node_prefix: str,
+                            node_count: int = 2):
+    """`node_count` simulated nodes of 8 CPUs named `<node_prefix>-<n>`, the default scheduler and the controller
+    manager running exactly `controllers`, in this process; yields (node names, the controller manager's Context).
+    The nodes are deleted afterwards: the next test's simulated kubelets would not look after them."""
+    names = [f"{node_prefix}-{next(_node_names)}" for _ in range(node_count)]
+    for name in names:
+        await nodes.add(name, cpu="8")
+    try:
+        async with run_component(scheduler_cli.run, scheduler_config.load(None), cluster, name="default-scheduler"):
+            async with run_component(manager.run, cm_config(controllers), cluster,
+                                     name="kube-controller-manager") as context:
+                yield names, context
+    finally:
+        for name in names:
+            await nodes.client.delete(nodes.nodes_info, name)
 
 
 async def eventually(predicate, timeout: float = 20.0, interval: float = 0.2, message: str = ""):

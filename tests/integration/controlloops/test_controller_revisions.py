@@ -16,37 +16,24 @@ kubectl runs in a thread: the controllers share this test's event loop.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 
 import pytest
 from apiserver.conftest import Kubectl
-from conftest import cm_config, eventually, run_component
+from conftest import eventually, scheduled_cluster
 
-from kpy_components.controller_manager import manager
 from kpy_components.controller_manager.controllers import history
-from kpy_components.scheduler import cli as scheduler_cli
-from kpy_components.scheduler import config as scheduler_config
 
 pytestmark = pytest.mark.anyio
 CAUSE = "kubernetes.io/change-cause"
-_node_names = itertools.count()
 
 
 @pytest.fixture
 async def controllers(cluster, nodes):
     """Two simulated nodes (removed afterwards), the scheduler, and the controllers under test."""
-    names = [f"rev-{next(_node_names)}" for _ in range(2)]
-    for name in names:
-        await nodes.add(name, cpu="8")
-    try:
-        async with run_component(scheduler_cli.run, scheduler_config.load(None), cluster, name="default-scheduler"):
-            async with run_component(manager.run, cm_config(["daemonset", "statefulset", "garbagecollector"]),
-                                     cluster, name="kube-controller-manager") as context:
-                yield context
-    finally:
-        for name in names:
-            await nodes.client.delete(nodes.nodes_info, name)
+    controllers = ["daemonset", "statefulset", "garbagecollector"]
+    async with scheduled_cluster(cluster, nodes, controllers, "rev") as (_, context):
+        yield context
 
 
 async def run(kubectl: Kubectl, *args: str, check: bool = True, input: str | None = None):

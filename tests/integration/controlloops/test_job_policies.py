@@ -17,20 +17,15 @@ report, and the real kubectl where users meet the API:
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import re
 
 import pytest
-from conftest import cm_config, eventually, run_component
+from conftest import eventually, scheduled_cluster
 
 from kpy_components.api.errors import APIError
-from kpy_components.controller_manager import manager
-from kpy_components.scheduler import cli as scheduler_cli
-from kpy_components.scheduler import config as scheduler_config
 
 pytestmark = pytest.mark.anyio
-_node_names = itertools.count()
 INDEX = "batch.kubernetes.io/job-completion-index"
 DISRUPTED = {"type": "DisruptionTarget", "status": "True", "reason": "TerminationByKubelet",
              "message": "The node was low on resource: memory."}
@@ -39,16 +34,8 @@ DISRUPTED = {"type": "DisruptionTarget", "status": "True", "reason": "Terminatio
 @pytest.fixture
 async def job_controller(cluster, nodes):
     """Two simulated nodes (removed afterwards), the scheduler and the job controller."""
-    names = [f"jobs-{next(_node_names)}" for _ in range(2)]
-    for name in names:
-        await nodes.add(name, cpu="8")
-    try:
-        async with run_component(scheduler_cli.run, scheduler_config.load(None), cluster, name="default-scheduler"):
-            async with run_component(manager.run, cm_config(["job"]), cluster, name="kube-controller-manager"):
-                yield
-    finally:
-        for name in names:
-            await nodes.client.delete(nodes.nodes_info, name)
+    async with scheduled_cluster(cluster, nodes, ["job"], "jobs"):
+        yield
 
 
 def job(name: str, annotations: dict | None = None, **spec) -> dict:

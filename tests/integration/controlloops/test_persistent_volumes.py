@@ -23,33 +23,20 @@ in-process, simulated nodes, and the real kubectl 1.27 and 1.33 (fresh discovery
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 
 import pytest
-from conftest import cm_config, eventually, exists, run_component
+from conftest import eventually, exists, scheduled_cluster
 
-from kpy_components.controller_manager import manager
-from kpy_components.scheduler import cli as scheduler_cli
-from kpy_components.scheduler import config as scheduler_config
 
 pytestmark = pytest.mark.anyio
 CONTROLLERS = ["statefulset", "persistentvolume-binder", "pvc-protection", "pv-protection", "garbagecollector"]
-_node_names = itertools.count()
 
 
 @pytest.fixture
 async def storage_cluster(cluster, nodes):
-    names = [f"disk-node-{next(_node_names)}" for _ in range(2)]
-    for name in names:
-        await nodes.add(name, cpu="8")
-    try:
-        async with run_component(scheduler_cli.run, scheduler_config.load(None), cluster, name="default-scheduler"):
-            async with run_component(manager.run, cm_config(CONTROLLERS), cluster, name="kube-controller-manager"):
-                yield names
-    finally:
-        for name in names:
-            await nodes.client.delete(nodes.nodes_info, name)
+    async with scheduled_cluster(cluster, nodes, CONTROLLERS, "disk-node") as (names, _):
+        yield names
 
 
 async def kubectl_run(kubectl, *args: str, input: str | None = None, check: bool = True, timeout: float = 60):

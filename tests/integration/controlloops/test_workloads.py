@@ -23,16 +23,13 @@ import time
 
 import pytest
 from apiserver.conftest import KUBECTL_DIR, Kubectl
-from conftest import cm_config, eventually, run_component
+from conftest import cm_config, eventually, scheduled_cluster
 from prometheus_client import CollectorRegistry
 
 from kpy_components.api import meta
 from kpy_components.client import EventRecorder, RESTClient, SharedInformerFactory, is_not_found, load_kubeconfig
-from kpy_components.controller_manager import manager
 from kpy_components.controller_manager.controller import ControllerContext
 from kpy_components.controller_manager.controllers.replicaset import ReplicaSetController
-from kpy_components.scheduler import cli as scheduler_cli
-from kpy_components.scheduler import config as scheduler_config
 
 pytestmark = pytest.mark.anyio
 KUBECTL_VERSION = "1.33"
@@ -53,18 +50,8 @@ def kubectl(cluster, tmp_path) -> Kubectl:
 async def workloads(cluster, nodes):
     """Four simulated nodes (removed afterwards: the next test's kubelets would not look after them), the
     scheduler and the workload controllers."""
-    names = [f"worker-{next(_node_names)}" for _ in range(4)]
-    for name in names:
-        await nodes.add(name, cpu="8")
-    try:
-        async with run_component(scheduler_cli.run, scheduler_config.load(None), cluster,
-                                 name="default-scheduler"):
-            async with run_component(manager.run, cm_config(list(WORKLOAD_CONTROLLERS)), cluster,
-                                     name="kube-controller-manager") as context:
-                yield context
-    finally:
-        for name in names:
-            await nodes.client.delete(nodes.nodes_info, name)
+    async with scheduled_cluster(cluster, nodes, list(WORKLOAD_CONTROLLERS), "worker", node_count=4) as (_, context):
+        yield context
 
 
 def deployment(name: str, image: str, replicas: int = REPLICAS) -> dict:
