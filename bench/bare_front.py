@@ -1,11 +1,11 @@
 """The floor under any Python API server on etcd, for bench/apiserver.py to measure beside kpy-apiserver.
 
-An aiohttp HTTPS server doing only what every create costs whatever else a server does: TLS with a client
-certificate, read and parse the JSON body, one create txn (mod_revision == 0 → put) through kpy's etcd client,
-follow the etcd watch and decode every event (as a watch cache must), answer the object as JSON. No
-authentication or authorization, admission, defaulting, validation, managedFields or caching. It answers
-`GET /readyz` and `POST /api/v1/namespaces/{namespace}/configmaps`, the two calls the bench's throughput phase
-makes, so the same measuring code drives it and kpy-apiserver.
+An aiohttp HTTPS server doing only what every create costs whatever else a server does: TLS set up as
+kpy-apiserver's (`tls_context`) with a client certificate, read and parse the JSON body, one create txn
+(mod_revision == 0 → put) through kpy's etcd client, follow the etcd watch and decode every event (as a watch
+cache must), answer the object as JSON. No authentication or authorization, admission, defaulting, validation,
+managedFields or caching. It answers `GET /readyz` and `POST /api/v1/namespaces/{namespace}/configmaps`, the two
+calls the bench's throughput phase makes, so the same measuring code drives it and kpy-apiserver.
 
 Usage (bench/apiserver.py starts it): python bench/bare_front.py PKI_DIR PORT ETCD_URL ETCD_CA ETCD_CERT ETCD_KEY
 PKI_DIR is a dev PKI (`kpy_components.apiserver.dev.prepare`): its ca.crt, apiserver.crt and apiserver.key.
@@ -13,7 +13,6 @@ PKI_DIR is a dev PKI (`kpy_components.apiserver.dev.prepare`): its ca.crt, apise
 from __future__ import annotations
 
 import asyncio
-import ssl
 import sys
 from pathlib import Path
 
@@ -22,18 +21,13 @@ from aiohttp import web
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from kpy_components.apiserver.config import TLSConfig  # noqa: E402
+from kpy_components.apiserver.server import tls_context  # noqa: E402
 from kpy_components.etcd import AsyncEtcdClient  # noqa: E402
 from kpy_components.etcd.calls import Compare, GetOp, PutOp  # noqa: E402
 from kpy_components.etcd.transport import TLSFiles  # noqa: E402
 
 PREFIX = "/bare-front/"
-
-
-def serving_context(pki: Path) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH, cafile=str(pki / "ca.crt"))
-    context.verify_mode = ssl.CERT_REQUIRED
-    context.load_cert_chain(pki / "apiserver.crt", pki / "apiserver.key")
-    return context
 
 
 async def serve(pki: Path, port: int, etcd: AsyncEtcdClient) -> None:
@@ -60,7 +54,8 @@ async def serve(pki: Path, port: int, etcd: AsyncEtcdClient) -> None:
     app.router.add_post("/api/v1/namespaces/{namespace}/configmaps", create)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=serving_context(pki)).start()
+    tls = TLSConfig(pki / "apiserver.crt", pki / "apiserver.key", pki / "ca.crt")
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=tls_context(tls)).start()
     await watching  # runs until the bench terminates this process
 
 

@@ -18,7 +18,7 @@ from kpy_components.component import collector
 from kpy_components.apiserver.storage.cache import CacheSettings, WatchCache
 from kpy_components.apiserver.storage.interface import Compacted, Storage, StorageError
 
-from .config import ServerConfig
+from .config import ServerConfig, TLSConfig
 from .kubelet import KubeletClient
 from .http import health
 from .http.app import AppState, build_app
@@ -32,13 +32,13 @@ SHUTDOWN_GRACE = 10.0  # seconds in-flight requests get to finish on shutdown
 _STORAGE_CHECK_TIMEOUT = 2.0
 
 
-def tls_context(config: ServerConfig) -> ssl.SSLContext:
+def tls_context(tls: TLSConfig) -> ssl.SSLContext:
     """TLS 1.2+, client certificates optional but verified against the client CA, HTTP/1.1 only in ALPN (exec and
     port-forward upgrades need HTTP/1.1)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(config.tls.cert_file, config.tls.key_file)
-    context.load_verify_locations(cafile=str(config.tls.client_ca_file))
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    context.load_verify_locations(cafile=str(tls.client_ca_file))
     context.verify_mode = ssl.CERT_OPTIONAL
     context.set_alpn_protocols(["http/1.1"])
     return context
@@ -116,7 +116,7 @@ class APIServer:
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
                                      shutdown_timeout=SHUTDOWN_GRACE)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, config.bind_address, config.secure_port, ssl_context=tls_context(config),
+        site = web.TCPSite(self._runner, config.bind_address, config.secure_port, ssl_context=tls_context(config.tls),
                            backlog=1024)
         await site.start()
         log.info("Started serving address=%s port=%d storage=%s", config.bind_address, config.secure_port,
