@@ -4,7 +4,7 @@ whose claim is gone. kpy does NO dynamic provisioning: a claim that no volume fi
 event (FailedBinding "no persistent volumes available for this claim and no storage class is set" without a class,
 ExternalProvisioning naming the class's provisioner with one, ProvisioningFailed when the class does not exist).
 Claims of a WaitForFirstConsumer class are left Pending ("waiting for first consumer to be created before binding"):
-kpy's scheduler has no volume binding, so such claims never bind.
+kpy's scheduler has a VolumeBinding filter but no delayed binding, so such claims never bind.
 
 Binding (pvmatching.py picks the volume) writes, in upstream's order: the volume's claimRef (+ annotation
 pv.kubernetes.io/bound-by-controller when kpy chose it), its phase Bound, the claim's spec.volumeName with

@@ -75,7 +75,8 @@ def _class_and_mode(spec: dict, path: str) -> list[Cause]:
 
 
 def validate_claim_spec(spec, path: str = "spec") -> list[Cause]:
-    """ValidatePersistentVolumeClaimSpec (also for StatefulSet volumeClaimTemplates)."""
+    """ValidatePersistentVolumeClaimSpec, for claims only: as upstream, StatefulSet validation does not check its
+    volumeClaimTemplates as claims (a bad template makes the controller's claim create fail, with an event)."""
     spec = spec if isinstance(spec, dict) else {}
     causes = []
     if not spec.get("accessModes"):
