@@ -11,8 +11,11 @@ The predicates below read like client-go's `apierrors.IsNotFound(err)`.
 from __future__ import annotations
 
 import json
+from typing import Awaitable, TypeVar
 
 from kpy_components.api.errors import APIError
+
+T = TypeVar("T")
 
 # Reasons Kubernetes puts in a Status for a bare HTTP status code (k8s.io/apimachinery/pkg/api/errors).
 _REASONS = {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound", 405: "MethodNotAllowed",
@@ -59,6 +62,16 @@ def _seconds(value: str | None) -> int | None:
 
 def is_not_found(error: BaseException) -> bool:
     return isinstance(error, APIError) and error.code == 404
+
+
+async def ignore_not_found(call: Awaitable[T], gone=None) -> T:
+    """Await a request whose object may already be gone: its result, or `gone` when the answer is 404."""
+    try:
+        return await call
+    except APIError as error:
+        if not is_not_found(error):
+            raise
+        return gone
 
 
 def is_already_exists(error: BaseException) -> bool:

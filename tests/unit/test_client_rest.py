@@ -9,7 +9,8 @@ import ssl
 import pytest
 
 from kpy_components.api.errors import APIError
-from kpy_components.client.errors import ClientConnectionError, is_already_exists, is_conflict, is_gone
+from kpy_components.client.errors import (ClientConnectionError, ignore_not_found, is_already_exists, is_conflict,
+                                         is_gone)
 from kpy_components.client.kubeconfig import ClientConfig, load_kubeconfig
 from kpy_components.client.rest import PATCH_TYPES, RESTClient, RetryPolicy
 from test_client_fake_api import Fault, FakeAPIServer, configmap, fake_api, pki  # noqa: F401
@@ -165,6 +166,18 @@ async def test_status_errors_become_api_errors(fake_api):
         with pytest.raises(APIError) as raised:
             await client.create(cms, configmap("a"))
         assert is_already_exists(raised.value) and not is_conflict(raised.value)
+
+
+async def test_ignore_not_found_answers_the_result_or_gone_and_raises_other_errors(fake_api):
+    fake_api.put(configmap("a"))
+    async with fake_api.client() as client:
+        cms = client.resource("configmaps")
+        assert (await ignore_not_found(client.get(cms, "a", "default")))["metadata"]["name"] == "a"
+        assert await ignore_not_found(client.get(cms, "missing", "default")) is None
+        assert await ignore_not_found(client.get(cms, "missing", "default"), gone="gone") == "gone"
+        with pytest.raises(APIError) as raised:
+            await ignore_not_found(client.create(cms, configmap("a")))
+        assert is_already_exists(raised.value)
 
 
 async def test_an_error_without_a_status_body_gets_one(fake_api):

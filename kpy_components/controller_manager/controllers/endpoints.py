@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from kpy_components.api.errors import APIError
 from kpy_components.api.meta import deep_copy
-from kpy_components.client import is_not_found, split_key
+from kpy_components.client import ignore_not_found, split_key
 
 from ..controller import Controller
 from .pods import is_ready
@@ -74,7 +73,7 @@ class EndpointsController(Controller):
         current = self.endpoints.store.get(key)
         if service is None:
             if current is not None:
-                await _ignore_not_found(self.client.delete(self.endpoints.info, name, namespace))
+                await ignore_not_found(self.client.delete(self.endpoints.info, name, namespace))
             return
         if selector(service) is None:
             return
@@ -96,11 +95,3 @@ class EndpointsController(Controller):
         else:
             await self.client.update(self.endpoints.info, body)
         log.debug("Synced endpoints namespace=%s service=%s subsets=%d", namespace, name, len(wanted_subsets))
-
-
-async def _ignore_not_found(call) -> None:
-    try:
-        await call
-    except APIError as error:
-        if not is_not_found(error):
-            raise

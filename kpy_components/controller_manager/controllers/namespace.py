@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from kpy_components.api.errors import APIError
 from kpy_components.api.meta import deep_copy, now_rfc3339
 from kpy_components.api.resources import ResourceInfo
-from kpy_components.client import ClientConnectionError, is_conflict, is_not_found
+from kpy_components.client import ClientConnectionError, ignore_not_found, is_conflict, is_not_found
 
 from ..controller import Controller
 from .discovery import discover
@@ -132,20 +132,12 @@ class NamespaceController(Controller):
         if "deletecollection" not in info.verbs:
             for item in (await self.client.list(info, namespace)).get("items") or []:
                 if not is_terminating(item):
-                    await self._ignore_gone(self.client.delete(info, item["metadata"]["name"], namespace,
-                                                               propagation_policy="Background"))
+                    await ignore_not_found(self.client.delete(info, item["metadata"]["name"], namespace,
+                                                              propagation_policy="Background"))
             return
         body = b'{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Background"}'
         await self.client.request("DELETE", self.client.path(info, namespace), content=body,
                                   headers={"Content-Type": "application/json"})
-
-    @staticmethod
-    async def _ignore_gone(call) -> None:
-        try:
-            await call
-        except APIError as error:
-            if not is_not_found(error):
-                raise
 
     async def _write_conditions(self, namespace: dict, outcome: Pass) -> None:
         updated, now = deep_copy(namespace), now_rfc3339()
@@ -173,7 +165,7 @@ class NamespaceController(Controller):
             raise
         spec = current.setdefault("spec", {})
         spec["finalizers"] = [f for f in spec.get("finalizers") or () if f != FINALIZER]
-        await self._ignore_gone(self.client.update(self.namespaces.info, current, subresource="finalize"))
+        await ignore_not_found(self.client.update(self.namespaces.info, current, subresource="finalize"))
         log.info("Finalized namespace namespace=%s", name)
 
 

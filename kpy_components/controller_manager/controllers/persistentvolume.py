@@ -19,8 +19,7 @@ the volume object disappears. An unbound claim that never had a class gets the d
 from __future__ import annotations
 
 from kpy_components.api import meta, storage
-from kpy_components.api.errors import APIError
-from kpy_components.client import is_not_found, key_of
+from kpy_components.client import ignore_not_found, key_of
 
 from ..controller import Controller
 from . import pvmatching
@@ -210,11 +209,9 @@ class PersistentVolumeBinder(Controller):
         """The claim a claimRef names, if it still exists with that uid (the API decides when the cache has none)."""
         claim = self.claims.store.get_object(ref.get("namespace"), ref.get("name", ""))
         if claim is None:
-            try:
-                claim = await self.client.get(self.claims_info, ref.get("name", ""), ref.get("namespace"))
-            except APIError as error:
-                if not is_not_found(error):
-                    raise
+            claim = await ignore_not_found(self.client.get(self.claims_info, ref.get("name", ""),
+                                                           ref.get("namespace")))
+            if claim is None:
                 return None
         return claim if meta.metadata(claim).get("uid") == ref.get("uid") else None
 
@@ -229,9 +226,4 @@ class PersistentVolumeBinder(Controller):
     async def _set_phase(self, info, obj: dict, phase: str) -> dict:
         body = meta.deep_copy(obj)
         body["status"] = {**(body.get("status") or {}), "phase": phase}
-        try:
-            return await self.client.update(info, body, subresource="status")
-        except APIError as error:
-            if is_not_found(error):
-                return obj
-            raise
+        return await ignore_not_found(self.client.update(info, body, subresource="status"), gone=obj)

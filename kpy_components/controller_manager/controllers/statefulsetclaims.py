@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from kpy_components.api import meta
 from kpy_components.api.errors import APIError
-from kpy_components.client import is_already_exists, is_not_found, key_of
+from kpy_components.client import ignore_not_found, is_already_exists, key_of
 
 from ..controller import Controller
 
@@ -144,8 +144,4 @@ class StatefulSetClaims:
                     continue
                 body = meta.deep_copy(existing)
                 body["metadata"]["ownerReferences"] = refs
-                try:
-                    await self.client.update(self.info, body)
-                except APIError as error:
-                    if not is_not_found(error):
-                        raise
+                await ignore_not_found(self.client.update(self.info, body))

@@ -10,9 +10,8 @@ and nothing uses it any more:
 from __future__ import annotations
 
 from kpy_components.api import meta
-from kpy_components.api.errors import APIError
 from kpy_components.api.storage import PV_PROTECTION, PVC_PROTECTION
-from kpy_components.client import is_not_found, key_of
+from kpy_components.client import ignore_not_found, key_of
 
 from ..controller import Controller
 from .pods import is_terminating, phase
@@ -39,11 +38,7 @@ class _FinalizerRemover(Controller):
         """PUT the object without our finalizer (a conflict retries the key; gone is done)."""
         body = meta.deep_copy(obj)
         body["metadata"]["finalizers"] = [f for f in body["metadata"]["finalizers"] if f != self.finalizer]
-        try:
-            await self.client.update(info, body)
-        except APIError as error:
-            if not is_not_found(error):
-                raise
+        await ignore_not_found(self.client.update(info, body))
 
 
 class PVCProtectionController(_FinalizerRemover):
