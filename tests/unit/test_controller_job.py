@@ -3,10 +3,10 @@ Failed (BackoffLimitExceeded, DeadlineExceeded), and which indexes an Indexed Jo
 from __future__ import annotations
 
 from kpy_components.controller_manager.controllers import pods as podutil
-from kpy_components.controller_manager.controllers.job import (INDEX_KEY, backoff_remaining, format_indexes,
-                                                              indexed_pod, indexes_to_start, is_finished,
-                                                              parse_indexes, plan, pods_to_stop,
+from kpy_components.controller_manager.controllers.job import (backoff_remaining, indexed_pod, indexes_to_start,
+                                                              is_finished, plan, pods_to_stop,
                                                               restarts_exceed_limit, surplus_indexed_pods)
+from kpy_components.controller_manager.controllers.jobindexes import INDEX_KEY, format_indexes, parse_indexes
 
 NOW = 1_700_000_000.0
 
@@ -41,6 +41,13 @@ def test_counts_never_go_down_when_finished_pods_are_removed():
     earlier["status"] = {"succeeded": 2, "failed": 1}
     status, want = plan(earlier, [], NOW)
     assert (status["succeeded"], status["failed"], want) == (2, 1, 1)
+
+
+def test_failures_counted_earlier_still_fail_the_job_once_their_pods_are_gone():
+    failed_before = job(backoffLimit=1)
+    failed_before["status"] = {"failed": 3}
+    status, want = plan(failed_before, [], NOW)
+    assert want == 0 and status["conditions"][0]["reason"] == "BackoffLimitExceeded"
 
 
 def test_more_failures_than_the_backoff_limit_fail_the_job():

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from kpy_components.controller_manager.controllers import jobpolicy
 from kpy_components.controller_manager.controllers import pods as podutil
-from kpy_components.controller_manager.controllers.job import (INDEX_KEY, indexed_pod, indexes_to_start, plan,
-                                                              pods_to_create)
+from kpy_components.controller_manager.controllers.job import indexed_pod, indexes_to_start, plan, pods_to_create
+from kpy_components.controller_manager.controllers.jobindexes import INDEX_KEY
 
 NOW = 1_700_000_000.0
 RESTART_NEVER = {"spec": {"restartPolicy": "Never", "containers": [{"name": "main"}, {"name": "side"}]}}

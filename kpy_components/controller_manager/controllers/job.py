@@ -31,7 +31,7 @@ from kpy_components.api import meta
 
 from . import jobpolicy
 from . import pods as podutil
-from .jobindexes import INDEX_KEY, completed_indexes, completion_index, format_indexes, parse_indexes  # noqa: F401
+from .jobindexes import INDEX_KEY, completed_indexes, completion_index, format_indexes
 from .podowner import PodOwnerController
 
 COMPLETE, FAILED, SUSPENDED = "Complete", "Failed", "Suspended"
@@ -164,8 +164,7 @@ def pods_to_create(job: dict, pods: list[dict], count: int, now: float) -> tuple
     indexes = indexes_to_start(job, pods, count)
     if not per_index:
         return [indexed_pod(template, job, index) for index in indexes], 0.0
-    finished = completed_indexes(job, pods) | jobpolicy.failed_indexes(job, pods)
-    last_failed = jobpolicy.last_failed_pods(job, pods, finished)
+    last_failed = jobpolicy.last_failed_pods(pods)  # of the indexes to start, which are neither done nor failed
     waits = {index: jobpolicy.index_backoff_remaining(last_failed.get(index), now) for index in indexes}
     ready = [index for index in indexes if waits[index] <= 0]
     if not ready:
@@ -236,8 +235,10 @@ def plan(job: dict, pods: list[dict], now: float) -> tuple[dict, int]:
             conditions = podutil.set_condition(conditions, job_condition(SUSPENDED, "JobResumed", "Job resumed",
                                                                          now, "False"))
         status.setdefault("startTime", podutil.now_rfc3339(now))
-        interim = finishing_condition({**job, "status": status}, pods, failed=failed, succeeded=succeeded,
-                                      done=done, failed_indexes=failed_indexes, active=active, now=now)
+        # failures already counted stay counted (their pods may be gone: pod GC, a user's delete)
+        interim = finishing_condition({**job, "status": status}, pods, failed=max(old.get("failed", 0), failed),
+                                      succeeded=succeeded, done=done, failed_indexes=failed_indexes, active=active,
+                                      now=now)
         if interim is not None:
             conditions = podutil.set_condition(conditions, interim)
             if interim["type"] == FAILURE_TARGET:

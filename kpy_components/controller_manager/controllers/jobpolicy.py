@@ -156,13 +156,13 @@ def failed_indexes(job: dict, pods: list[dict]) -> set[int]:
     return (known | new) - completed_indexes(job, pods)
 
 
-def last_failed_pods(job: dict, pods: list[dict], finished: set[int]) -> dict[int, dict]:
-    """Per index not in `finished` (succeeded or failed), its failed pod with the most failures before it: the
-    one whose counts its replacement continues."""
+def last_failed_pods(pods: list[dict]) -> dict[int, dict]:
+    """Per index, its failed pod with the most failures before it: the one whose counts its replacement
+    continues."""
     last: dict[int, dict] = {}
     for pod in pods:
         index = completion_index(pod)
-        if not is_failed(pod) or index is None or index in finished:
+        if not is_failed(pod) or index is None:
             continue
         if index not in last or sum(failure_counts(last[index])) <= sum(failure_counts(pod)):
             last[index] = pod
