@@ -2,6 +2,8 @@
 status.completedIndexes and status.failedIndexes ("1,3-5,7")."""
 from __future__ import annotations
 
+from kpy_components.api import meta
+
 from . import pods as podutil
 
 INDEX_KEY = "batch.kubernetes.io/job-completion-index"  # annotation and label of an Indexed Job's pods
@@ -9,7 +11,7 @@ INDEX_KEY = "batch.kubernetes.io/job-completion-index"  # annotation and label o
 
 def completion_index(pod: dict) -> int | None:
     try:
-        index = int((pod["metadata"].get("annotations") or {}).get(INDEX_KEY))
+        index = int(meta.annotations_of(pod).get(INDEX_KEY))
     except (TypeError, ValueError):
         return None
     return index if index >= 0 else None
