@@ -47,6 +47,12 @@ def claim_class(pvc: dict) -> str:
     return volume_class(pvc)
 
 
+def claim_names(pod_spec: dict) -> list[str]:
+    """The claims a pod spec's persistentVolumeClaim volumes name, in volume order ("" for one without a name)."""
+    return [volume["persistentVolumeClaim"].get("claimName", "") for volume in pod_spec.get("volumes") or ()
+            if isinstance(volume.get("persistentVolumeClaim"), dict)]
+
+
 def storage_quantity(values: dict | None) -> Quantity | None:
     """The `storage` entry of a ResourceList, None when absent or unreadable."""
     try:

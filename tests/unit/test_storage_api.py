@@ -212,6 +212,13 @@ def test_default_class_is_the_newest_default():
     assert tie["metadata"]["name"] == "a"
 
 
+def test_claim_names_are_the_persistent_volume_claim_volumes_in_order():
+    spec = {"volumes": [{"name": "a", "persistentVolumeClaim": {"claimName": "data"}}, {"name": "b", "emptyDir": {}},
+                        {"name": "c", "persistentVolumeClaim": {"claimName": "logs"}}]}
+    assert storage.claim_names(spec) == ["data", "logs"]
+    assert storage.claim_names({}) == []
+
+
 async def test_statefulset_claim_templates_and_retention_policy(api):
     def statefulset(name, **spec):
         return {"metadata": {"name": name}, "spec": {

@@ -10,21 +10,16 @@ and nothing uses it any more:
 from __future__ import annotations
 
 from kpy_components.api import meta
-from kpy_components.api.storage import PV_PROTECTION, PVC_PROTECTION
+from kpy_components.api.storage import PV_PROTECTION, PVC_PROTECTION, claim_names
 from kpy_components.client import ignore_not_found, key_of
 
 from ..controller import Controller
 from .pods import is_terminating, phase
 
 
-def claim_names(pod: dict) -> set[str]:
-    return {volume["persistentVolumeClaim"].get("claimName") for volume in (pod.get("spec") or {}).get("volumes")
-            or [] if isinstance(volume.get("persistentVolumeClaim"), dict)}
-
-
 def uses_claim(pod: dict, name: str) -> bool:
     return bool((pod.get("spec") or {}).get("nodeName")) and phase(pod) not in ("Succeeded", "Failed") \
-        and name in claim_names(pod)
+        and name in claim_names(pod.get("spec") or {})
 
 
 def _waiting_on(obj: dict, finalizer: str) -> bool:
@@ -56,7 +51,7 @@ class PVCProtectionController(_FinalizerRemover):
             self.enqueue(claim)
 
     def _pod_changed(self, pod: dict) -> None:
-        for name in claim_names(pod):
+        for name in set(claim_names(pod.get("spec") or {})):
             self.queue.add(f"{meta.namespace_of(pod)}/{name}")
 
     async def reconcile(self, key: str) -> None:

@@ -10,6 +10,7 @@ skips every pod.
 """
 from __future__ import annotations
 
+from kpy_components.api import storage
 from kpy_components.api.nodeaffinity import Term
 
 from ..framework import NODE_ADD, NODE_UPDATE, OK, SKIPPED, unschedulable
@@ -20,11 +21,6 @@ NODE_CONFLICT = "node(s) had volume node affinity conflict"
 PV_MISSING = "node(s) unavailable due to one or more pvc(s) bound to non-existent pv(s)"
 BIND_CONFLICT = "node(s) didn't find available persistent volumes to bind"
 _STATE = "VolumeBinding"
-
-
-def claim_names(spec: dict) -> list[str]:
-    return [volume["persistentVolumeClaim"].get("claimName", "") for volume in spec.get("volumes") or ()
-            if isinstance(volume.get("persistentVolumeClaim"), dict)]
 
 
 class VolumeBinding:
@@ -39,7 +35,7 @@ class VolumeBinding:
         self.claims, self.volumes, self.classes = claims, volumes, classes
 
     def pre_filter(self, state, pod, nodes):
-        names = claim_names(pod.spec)
+        names = storage.claim_names(pod.spec)
         if not names or self.claims is None:
             return SKIPPED
         affinities, reason = [], None
