@@ -61,6 +61,11 @@ def storage_quantity(values: dict | None) -> Quantity | None:
         return None
 
 
+def requested_storage(claim: dict) -> Quantity | None:
+    """A claim's spec.resources.requests.storage, None when absent or unreadable."""
+    return storage_quantity(((claim.get("spec") or {}).get("resources") or {}).get("requests"))
+
+
 def is_default_class(sc: dict) -> bool:
     """IsDefaultAnnotation: either annotation set to "true"."""
     annotations = _annotations(sc)

@@ -219,6 +219,13 @@ def test_claim_names_are_the_persistent_volume_claim_volumes_in_order():
     assert storage.claim_names({}) == []
 
 
+def test_requested_storage_of_a_claim():
+    assert storage.requested_storage({"spec": {"resources": {"requests": {"storage": "2Gi"}}}}) == \
+        storage.storage_quantity({"storage": "2Gi"})
+    assert storage.requested_storage({"spec": {"resources": {"requests": {"storage": "two"}}}}) is None
+    assert storage.requested_storage({}) is None
+
+
 async def test_statefulset_claim_templates_and_retention_policy(api):
     def statefulset(name, **spec):
         return {"metadata": {"name": name}, "spec": {

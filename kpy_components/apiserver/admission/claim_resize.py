@@ -16,10 +16,6 @@ _NOT_EXPANDABLE = ("only dynamically provisioned pvc can be resized and the stor
                    "support resize")
 
 
-def _requested(claim: dict):
-    return storage.storage_quantity(((claim.get("spec") or {}).get("resources") or {}).get("requests"))
-
-
 class PersistentVolumeClaimResize:
     def __init__(self, api: InternalAPI):
         self.api = api
@@ -29,7 +25,7 @@ class PersistentVolumeClaimResize:
                 or not attributes.targets("", "persistentvolumeclaims"):
             return
         new, old = attributes.obj or {}, attributes.old or {}
-        new_size, old_size = _requested(new), _requested(old)
+        new_size, old_size = storage.requested_storage(new), storage.requested_storage(old)
         if new_size is None or old_size is None or new_size <= old_size \
                 or (old.get("status") or {}).get("phase") != "Bound":
             return

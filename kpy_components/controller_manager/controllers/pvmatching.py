@@ -28,7 +28,7 @@ def is_bound_to(volume: dict, claim: dict) -> bool:
 
 def unsuitable(volume: dict, claim: dict) -> str | None:
     """CheckVolumeSatisfyClaim: why a volume the claim asked for by name cannot be its, None when it can."""
-    requested = storage.storage_quantity(((claim.get("spec") or {}).get("resources") or {}).get("requests"))
+    requested = storage.requested_storage(claim)
     capacity = storage.storage_quantity((volume.get("spec") or {}).get("capacity"))
     if requested is not None and (capacity is None or capacity < requested):
         return "requested PV is too small"
@@ -54,7 +54,7 @@ def _selector_matches(claim: dict, volume: dict) -> bool:
 
 def find_match(claim: dict, volumes: list[dict]) -> dict | None:
     spec = claim.get("spec") or {}
-    requested = storage.storage_quantity((spec.get("resources") or {}).get("requests"))
+    requested = storage.requested_storage(claim)
     modes = set(spec.get("accessModes") or ())
     if requested is None or not modes:
         return None

@@ -120,8 +120,7 @@ class PersistentVolumeClaimStrategy(Strategy):
         causes = []
         if new_spec != old_spec:
             causes.append(field_forbidden("spec", f"{_CLAIM_IMMUTABLE}\n{_diff(old_spec, new_spec)}"))
-        old_size = storage.storage_quantity(((old.get("spec") or {}).get("resources") or {}).get("requests"))
-        new_size = storage.storage_quantity(((new.get("spec") or {}).get("resources") or {}).get("requests"))
+        old_size, new_size = storage.requested_storage(old), storage.requested_storage(new)
         if old_size is not None and new_size is not None and new_size < old_size:
             causes.append(field_forbidden("spec.resources.requests.storage",
                                           "field can not be less than previous value"))
