@@ -4,6 +4,7 @@ validation, DefaultStorageClass admission) and the persistent-volume binder shar
 """
 from __future__ import annotations
 
+from .meta import annotations_of
 from .quantity import Quantity, QuantityError
 
 STORAGE_GROUP = "storage.k8s.io"
@@ -24,10 +25,6 @@ BOUND_BY_CONTROLLER = "pv.kubernetes.io/bound-by-controller"
 PVC_PROTECTION, PV_PROTECTION = "kubernetes.io/pvc-protection", "kubernetes.io/pv-protection"  # finalizers
 
 
-def _annotations(obj: dict) -> dict:
-    return (obj.get("metadata") or {}).get("annotations") or {}
-
-
 def access_modes_text(modes) -> str:
     """GetAccessModesAsString: `RWO,ROX,RWX,RWOP` in that order, duplicates and unknown modes dropped."""
     present = set(modes or ())
@@ -36,7 +33,7 @@ def access_modes_text(modes) -> str:
 
 def volume_class(pv: dict) -> str:
     """GetPersistentVolumeClass: the beta annotation wins over spec.storageClassName."""
-    annotations = _annotations(pv)
+    annotations = annotations_of(pv)
     if BETA_CLASS_ANNOTATION in annotations:
         return annotations[BETA_CLASS_ANNOTATION]
     return (pv.get("spec") or {}).get("storageClassName") or ""
@@ -68,7 +65,7 @@ def requested_storage(claim: dict) -> Quantity | None:
 
 def is_default_class(sc: dict) -> bool:
     """IsDefaultAnnotation: either annotation set to "true"."""
-    annotations = _annotations(sc)
+    annotations = annotations_of(sc)
     return "true" in (annotations.get(DEFAULT_CLASS_ANNOTATION), annotations.get(BETA_DEFAULT_CLASS_ANNOTATION))
 
 
