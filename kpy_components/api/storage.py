@@ -44,6 +44,12 @@ def claim_class(pvc: dict) -> str:
     return volume_class(pvc)
 
 
+def has_no_class(pvc: dict) -> bool:
+    """The claim never had a class, not even "": spec.storageClassName nil and no beta class annotation (what
+    DefaultStorageClass admission and the retroactive default StorageClass fill in)."""
+    return (pvc.get("spec") or {}).get("storageClassName") is None and BETA_CLASS_ANNOTATION not in annotations_of(pvc)
+
+
 def claim_names(pod_spec: dict) -> list[str]:
     """The claims a pod spec's persistentVolumeClaim volumes name, in volume order ("" for one without a name)."""
     return [volume["persistentVolumeClaim"].get("claimName", "") for volume in pod_spec.get("volumes") or ()

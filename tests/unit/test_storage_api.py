@@ -226,6 +226,12 @@ def test_requested_storage_of_a_claim():
     assert storage.requested_storage({}) is None
 
 
+def test_a_claim_has_no_class_without_a_class_name_or_the_beta_annotation():
+    assert storage.has_no_class({"spec": {}}) and storage.has_no_class({"spec": {"storageClassName": None}})
+    assert not storage.has_no_class({"spec": {"storageClassName": ""}})
+    assert not storage.has_no_class({"metadata": {"annotations": {storage.BETA_CLASS_ANNOTATION: ""}}, "spec": {}})
+
+
 async def test_statefulset_claim_templates_and_retention_policy(api):
     def statefulset(name, **spec):
         return {"metadata": {"name": name}, "spec": {

@@ -5,7 +5,7 @@ beta annotation); with several, the newest. Without a default class the claim is
 """
 from __future__ import annotations
 
-from kpy_components.api import meta, storage
+from kpy_components.api import storage
 from kpy_components.apiserver.admission.chain import Attributes
 from kpy_components.apiserver.http.context import InternalAPI
 
@@ -20,8 +20,7 @@ class DefaultStorageClass:
             return
         claim = attributes.obj
         spec = claim.get("spec")
-        if not isinstance(spec, dict) or spec.get("storageClassName") is not None \
-                or storage.BETA_CLASS_ANNOTATION in meta.annotations_of(claim):
+        if not isinstance(spec, dict) or not storage.has_no_class(claim):
             return
         found = storage.default_class(await self.api.list(storage.STORAGE_GROUP, "storageclasses",
                                                           resource_version="0"))

@@ -130,8 +130,7 @@ class PersistentVolumeBinder(Controller):
     async def _assign_default_class(self, claim: dict) -> bool:
         """Retroactive default StorageClass: an unbound claim that never had a class (not even "") gets the
         default class once there is one. True when it was given one."""
-        if "storageClassName" in (claim.get("spec") or {}) or storage.BETA_CLASS_ANNOTATION in \
-                meta.annotations_of(claim):
+        if not storage.has_no_class(claim):
             return False
         default = storage.default_class(self.classes.store.list())
         if default is None:
