@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from prometheus_client import CollectorRegistry
 
+from kpy_components.api import storage
 from kpy_components.api.errors import APIError
 from kpy_components.api.meta import now_rfc3339
 from kpy_components.client.errors import ClientConnectionError, is_not_found
@@ -125,7 +126,7 @@ class Scheduler:
         stores = []
         for plural, group, added, updated in (("persistentvolumeclaims", "", PVC_ADD, PVC_UPDATE),
                                               ("persistentvolumes", "", PV_ADD, PV_UPDATE),
-                                              ("storageclasses", "storage.k8s.io", None, None)):
+                                              ("storageclasses", storage.STORAGE_GROUP, None, None)):
             informer = informers.informer(client.resource(plural, group))
             if added is not None:
                 informer.add_handler(lambda obj, event=added: self.queue.move_on_event(event),

@@ -72,3 +72,7 @@ def test_missing_volume_and_wait_for_first_consumer_reject_every_node():
     classes = {"late": {"volumeBindingMode": "WaitForFirstConsumer"}}
     _, filtered = run(plugin({"data": claim(cls="late")}, {}, classes), pod("data"), [node("n1")])
     assert filtered["n1"].message == "node(s) didn't find available persistent volumes to bind"
+    beta = claim()  # the beta annotation names the class as spec.storageClassName does
+    beta["metadata"]["annotations"] = {"volume.beta.kubernetes.io/storage-class": "late"}
+    _, filtered = run(plugin({"data": beta}, {}, classes), pod("data"), [node("n1")])
+    assert filtered["n1"].message == "node(s) didn't find available persistent volumes to bind"

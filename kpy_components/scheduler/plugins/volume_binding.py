@@ -64,7 +64,7 @@ class VolumeBinding:
         return OK
 
     def _waits_for_first_consumer(self, claim: dict) -> bool:
-        class_name = (claim.get("spec") or {}).get("storageClassName") or ""
+        class_name = storage.claim_class(claim)
         storage_class = self.classes.get(class_name) if class_name else None
         return bool(storage_class) and storage_class.get("volumeBindingMode") == "WaitForFirstConsumer"
 
