@@ -120,7 +120,8 @@ def surplus_indexed_pods(job: dict, active: list[dict]) -> list[dict]:
 def pods_to_stop(job: dict, active: list[dict], want: int) -> list[dict]:
     """The active pods to delete: an Indexed Job's surplus ones, then the first in deletion order beyond `want`."""
     surplus = surplus_indexed_pods(job, active) if is_indexed(job) else []
-    kept = [pod for pod in active if not any(pod is doomed for doomed in surplus)]
+    doomed = {id(pod) for pod in surplus}
+    kept = [pod for pod in active if id(pod) not in doomed]
     return surplus + podutil.pods_to_delete(kept, len(kept) - want)
 
 
