@@ -104,9 +104,14 @@ async def test_volume_defaults_phase_and_transition_time(api):
     assert (created["spec"]["persistentVolumeReclaimPolicy"], created["spec"]["volumeMode"]) == ("Retain",
                                                                                               "Filesystem")
     assert created["status"]["phase"] == "Pending" and created["status"]["lastPhaseTransitionTime"]
-    available = await update(api, "", "persistentvolumes", {**created, "status": {"phase": "Available"}}, "",
-                             subresource="status")
+    old_time = "2000-01-01T00:00:00Z"  # kept while the phase stays, so the phase change below must replace it
+    stale = await update(api, "", "persistentvolumes", {**created, "status": {
+        "phase": "Pending", "lastPhaseTransitionTime": old_time}}, "", subresource="status")
+    assert stale["status"]["lastPhaseTransitionTime"] == old_time
+    changed = {**stale, "status": {**stale["status"], "phase": "Available"}}
+    available = await update(api, "", "persistentvolumes", changed, "", subresource="status")
     assert available["status"]["phase"] == "Available" and available["status"]["lastPhaseTransitionTime"]
+    assert available["status"]["lastPhaseTransitionTime"] != old_time
 
 
 async def test_volume_validation(api):
