@@ -45,15 +45,15 @@ def _take(into: dict, source: dict, key: str) -> None:
         into.pop(key, None)
 
 
-def _quantity(value, path: str) -> tuple[Quantity | None, list[Cause]]:
-    """A positive quantity (ValidatePositiveQuantityValue), or the cause it is not."""
+def _positive_quantity(value, path: str) -> list[Cause]:
+    """ValidatePositiveQuantityValue: nothing for a positive quantity, else the cause it is not."""
     try:
         quantity = Quantity.parse(value)
     except QuantityError as error:
-        return None, [field_invalid(path, value, str(error))]
+        return [field_invalid(path, value, str(error))]
     if quantity.value <= 0:
-        return None, [field_invalid(path, str(quantity), "must be greater than zero")]
-    return quantity, []
+        return [field_invalid(path, str(quantity), "must be greater than zero")]
+    return []
 
 
 def _access_modes(modes, path: str) -> list[Cause]:
@@ -91,7 +91,7 @@ def validate_claim_spec(spec, path: str = "spec") -> list[Cause]:
     if "storage" not in requests:
         causes.append(field_required(f"{path}.resources[storage]"))
     else:
-        causes.extend(_quantity(requests["storage"], f"{path}.resources[storage]")[1])
+        causes.extend(_positive_quantity(requests["storage"], f"{path}.resources[storage]"))
     return causes + _class_and_mode(spec, path)
 
 
@@ -169,7 +169,7 @@ def _capacity(capacity, path: str) -> list[Cause]:
         return [field_invalid(path, capacity, "must be a map of resource names to quantities")]
     causes = [field_not_supported(path, capacity, ["storage"])] if set(capacity) != {"storage"} else []
     for name, value in capacity.items():
-        causes.extend(_quantity(value, f"{path}[{name}]")[1])
+        causes.extend(_positive_quantity(value, f"{path}[{name}]"))
     return causes
 
 
