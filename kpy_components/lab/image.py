@@ -21,7 +21,9 @@ BASE_PACKAGES = (
     "sudo", "procps", "iputils-ping", "netcat-openbsd", "ca-certificates",
 )
 # What roles install on hosts later, served from the local repository.
-REPO_PACKAGES = ("python3-venv", "python3-packaging", "etcd-server", "etcd-client", "runc", "openssl", "conntrack")
+REPO_PACKAGES = ("python3-venv", "python3-packaging", "etcd-server", "etcd-client", "runc", "openssl", "conntrack",
+                 # nodes: the CRI runtime, the CNI plugins (bridge/portmap program iptables), the lab's image registry
+                 "containerd", "containernetworking-plugins", "iptables", "docker-registry", "busybox-static")
 # Bump when the preparation below changes, so cached images are rebuilt.
 PREPARE_REVISION = 2
 

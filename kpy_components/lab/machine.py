@@ -43,7 +43,7 @@ class Machine:
     def start(self, image: Path, authorized_key: str) -> None:
         if self.pid:
             return
-        for sub in ("upper", "work", "merged"):
+        for sub in ("upper", "work", "merged", "containerd"):
             (self.dir / sub).mkdir(parents=True, exist_ok=True)
         if not os.path.ismount(self.merged):
             run("mount", "-t", "overlay", "overlay", "-o",
@@ -58,6 +58,9 @@ class Machine:
             # All capabilities and the keyring calls, so runc can run pod containers inside the host later.
             "--capability=all", "--system-call-filter=add_key keyctl request_key",
             f"--bind-ro={image / 'debs'}:/srv/debs",
+            # containerd's overlayfs snapshotter cannot stack on the host's overlay root: give it a real filesystem
+            # (a per-host folder on the machine's disk), as a real node's /var/lib/containerd is.
+            f"--bind={self.dir / 'containerd'}:/var/lib/containerd",
         ]
         if not Path("/run/systemd/system").exists():  # no systemd on the machine to register with
             command += ["--register=no", "--keep-unit"]
