@@ -1,0 +1,34 @@
+"""Build every image of the catalog into a cache: `<cache>/debs` (the packages) and `<cache>/layouts/<name>` (one
+OCI image layout per image)."""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from kpy_components.images import catalog, debs, oci
+
+
+@dataclasses.dataclass(frozen=True)
+class Built:
+    name: str
+    layout: Path
+    repository: str  # path in a registry, e.g. library/busybox
+    tags: tuple[str, ...]
+    digest: str  # the manifest's
+    references: tuple[str, ...]  # the names manifests use, e.g. docker.io/library/busybox:1.35
+    package: str  # name=version of the Debian package
+    changes: tuple[str, ...]  # what writing the layout changed
+
+
+def build_all(cache_dir: Path, recipes=catalog.RECIPES, *, dry_run: bool = False) -> list[Built]:
+    """Build each recipe's image into its layout (with dry_run: only say what would change; the packages are
+    still fetched into the cache)."""
+    built = []
+    for recipe in recipes:
+        package = debs.fetch(recipe.package, cache_dir / "debs")
+        image = recipe.build(package)
+        layout = cache_dir / "layouts" / recipe.name
+        changes = oci.write_layout(layout, image, dry_run=dry_run)
+        built.append(Built(recipe.name, layout, recipe.repository, image.tags, image.digest,
+                           tuple(recipe.references(image)), f"{package.name}={package.version}", tuple(changes)))
+    return built
