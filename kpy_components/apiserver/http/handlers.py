@@ -9,7 +9,7 @@ from kpy_components.api.resources import ResourceInfo
 from kpy_components.apiserver.registry import patching, subresources
 from kpy_components.apiserver.kubelet import KubeletClient
 from kpy_components.apiserver.registry.api import API
-from kpy_components.apiserver.registry.context import FIELD_VALIDATION, WriteContext
+from kpy_components.apiserver.registry.context import FIELD_VALIDATION, WriteContext, dry_run_requested
 from kpy_components.apiserver.registry.store import Store
 
 from . import logs, negotiation, watch
@@ -42,15 +42,12 @@ def _unsupported(name: str, value: str, supported: list[str]) -> errors.APIError
 def write_context(request: web.Request, info: RequestInfo, user: User, security: Security,
                   delete_options: dict | None = None) -> WriteContext:
     query = request.query
-    dry_run = query.getall("dryRun", []) + list((delete_options or {}).get("dryRun") or [])
-    for value in dry_run:
-        if value != "All":
-            raise _unsupported("dryRun", value, ["All"])
+    dry_run = dry_run_requested(query.getall("dryRun", []) + list((delete_options or {}).get("dryRun") or []))
     validation = query.get("fieldValidation") or "Warn"
     if validation not in FIELD_VALIDATION:
         raise _unsupported("fieldValidation", validation, list(FIELD_VALIDATION))
     manager = query.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0]
-    return WriteContext(user=user, info=info, admit=security.admit, dry_run=bool(dry_run), field_manager=manager,
+    return WriteContext(user=user, info=info, admit=security.admit, dry_run=dry_run, field_manager=manager,
                         field_validation=validation, force=query.get("force", "").lower() == "true")
 
 

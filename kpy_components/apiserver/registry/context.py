@@ -13,6 +13,15 @@ from kpy_components.apiserver.storage import interface as storage
 FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
 
 
+def dry_run_requested(values) -> bool:
+    """True when dryRun (query parameter or DeleteOptions.dryRun) asks for a dry run; 400 for a value that is
+    not "All", with upstream's wording."""
+    for value in values or ():
+        if value != "All":
+            raise errors.bad_request(f'dryRun: Unsupported value: "{value}": supported values: "All"')
+    return bool(values)
+
+
 @dataclass
 class WriteContext:
     """Who writes and how. `admit` is called only when `user` and `info` are set (HTTP requests); in-process

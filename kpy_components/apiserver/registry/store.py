@@ -342,8 +342,17 @@ class Store:
     async def delete(self, ctx: WriteContext, namespace: str, name: str, options: dict | None = None
                      ) -> tuple[dict, bool]:
         """Returns (object, deleted_now). Graceful deletion or finalizers leave the object in place with
-        deletionTimestamp set; otherwise it is removed and its last state returned."""
-        options = options or {}
+        deletionTimestamp set; otherwise it is removed and its last state returned. A write that lands between our
+        read and the removal (a controller updating status) makes us read again and decide again, as upstream's
+        storage does: only the client's own preconditions (uid, resourceVersion) make a delete conflict."""
+        while True:
+            try:
+                return await self._delete_once(ctx, namespace, name, options or {})
+            except _Changed:
+                continue  # the object changed under us: read it again (its preconditions are checked again)
+
+    async def _delete_once(self, ctx: WriteContext, namespace: str, name: str, options: dict) -> tuple[dict, bool]:
+        """One attempt of delete; _Changed when the object changed after it was read."""
         current = await self.get(namespace, name)
         _check_delete_preconditions(self.info, current, options.get("preconditions") or {})
         grace = self.strategy.grace_period(current, options.get("gracePeriodSeconds"))
@@ -368,9 +377,12 @@ class Store:
             return stored, False
         if ctx.dry_run:
             return current, True
+        preconditions = Preconditions(resource_version=current["metadata"]["resourceVersion"])
         with storage_errors(self.info, name):
-            preconditions = Preconditions(resource_version=current["metadata"]["resourceVersion"])
-            removed = await self.storage.delete(self.key(namespace, name), preconditions=preconditions)
+            try:
+                removed = await self.storage.delete(self.key(namespace, name), preconditions=preconditions)
+            except Conflict as exc:
+                raise _Changed from exc
         await self.strategy.release(removed)
         return removed, True
 
@@ -400,6 +412,10 @@ class Store:
             deleted.append(result)
         listed["items"] = deleted
         return listed
+
+
+class _Changed(Exception):
+    """The object changed between a delete's read and its removal: read it again."""
 
 
 def _revision(resource_version: str) -> int:

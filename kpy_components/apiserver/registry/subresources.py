@@ -10,7 +10,7 @@ from kpy_components.apiserver.http.context import resolve
 
 from . import patching
 from .api import API
-from .context import WriteContext
+from .context import WriteContext, dry_run_requested
 from .store import Store
 from .strategies import podspec
 
@@ -88,13 +88,16 @@ async def evict(ctx: WriteContext, api: API, namespace: str, name: str, eviction
     deletion that follows is part of that request, not admitted again."""
     if not isinstance(eviction, dict):
         raise errors.bad_request("the request body must be an Eviction object")
+    options = eviction.get("deleteOptions") or {}
+    if dry_run_requested(options.get("dryRun")):  # how kubectl drain --dry-run=server asks (no query parameter)
+        ctx = dataclasses.replace(ctx, dry_run=True)
     await ctx.admission("CREATE", eviction, None)
     pods = api.store("", "pods")
     pod = await pods.get(namespace, name)
     phase = (pod.get("status") or {}).get("phase")
     if phase == "Running" and not pod["metadata"].get("deletionTimestamp"):
         await _take_disruption(ctx, api, namespace, pod)
-    await pods.delete(dataclasses.replace(ctx, admit=None), namespace, name, eviction.get("deleteOptions") or {})
+    await pods.delete(dataclasses.replace(ctx, admit=None), namespace, name, options)
     return success()
 
 
