@@ -1,0 +1,211 @@
+"""The kubelet's parts wired together: the Node (node.py), the pod network (network.py), the pods (pods.py), and
+what the kubelet API serves from them (/pods, /containerLogs, the URLs exec/attach/port-forward stream to).
+
+The network follows a watch on Nodes: this node's spec.podCIDR becomes the CNI configuration (until then the node is
+NotReady: "network plugin not ready"), every other node's pod CIDR a route via its InternalIP.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from kpy_components.api.errors import APIError
+from kpy_components.client import EventRecorder, RESTClient, SharedInformerFactory, ignore_not_found
+
+from . import logs, network
+from .config import KubeletConfig
+from .cri.client import CRIError, RuntimeClient
+from .node import NodeAgent, Readiness, node_ip
+from .pods import PodManager
+
+log = logging.getLogger(__name__)
+NETWORK_RETRY = 5.0  # seconds before a failed route or CNI write is tried again
+
+
+class APIObjectSource:
+    """model.ObjectSource over the API server: what the Node authorizer lets a kubelet read for its pods."""
+
+    def __init__(self, client: RESTClient):
+        self.client = client
+        self._info = {plural: client.resource(plural) for plural in
+                      ("configmaps", "secrets", "persistentvolumeclaims", "persistentvolumes", "serviceaccounts")}
+
+    async def configmap(self, namespace: str, name: str) -> dict | None:
+        return await ignore_not_found(self.client.get(self._info["configmaps"], name, namespace))
+
+    async def secret(self, namespace: str, name: str) -> dict | None:
+        return await ignore_not_found(self.client.get(self._info["secrets"], name, namespace))
+
+    async def claim(self, namespace: str, name: str) -> dict | None:
+        return await ignore_not_found(self.client.get(self._info["persistentvolumeclaims"], name, namespace))
+
+    async def volume(self, name: str) -> dict | None:
+        return await ignore_not_found(self.client.get(self._info["persistentvolumes"], name))
+
+    async def service_account_token(self, namespace: str, service_account: str, *, audience: str | None,
+                                    expiration_seconds: int, pod: dict) -> dict:
+        spec = {"expirationSeconds": expiration_seconds,
+                "boundObjectRef": {"apiVersion": "v1", "kind": "Pod", "name": pod["metadata"]["name"],
+                                   "uid": pod["metadata"]["uid"]}}
+        if audience:
+            spec["audiences"] = [audience]
+        review = await self.client.create(self._info["serviceaccounts"],
+                                          {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                                           "spec": spec}, namespace, name=service_account, subresource="token")
+        return review.get("status") or {}
+
+
+class Agent:
+    def __init__(self, client: RESTClient, informers: SharedInformerFactory, runtime: RuntimeClient,
+                 config: KubeletConfig, node_name: str, recorder: EventRecorder, metrics: CollectorRegistry):
+        self.client, self.informers, self.runtime, self.config = client, informers, runtime, config
+        self.node_name, self.recorder, self.metrics = node_name, recorder, metrics
+        self.address = node_ip(config)
+        self.nodes = informers.informer(client.resource("nodes"))
+        self.node = NodeAgent(client, config, node_name, self.address, self.readiness, self.runtime_version)
+        self.pods = PodManager(client, informers, runtime, config, node_name, recorder, APIObjectSource(client),
+                               self.address)
+        self.pod_cidr = ""
+        self._network_error = "no pod CIDR assigned to this node yet"
+        self._runtime_version = ""
+
+    # --- readiness ---------------------------------------------------------------------------------------------
+    async def runtime_version(self) -> str:
+        if not self._runtime_version:
+            version = await self.runtime.version()
+            self._runtime_version = f"{version.runtime_name}://{version.runtime_version}"
+        return self._runtime_version
+
+    async def readiness(self) -> Readiness:
+        try:
+            runtime_ready, network_ready, message = await self.runtime.ready()
+        except CRIError as error:
+            return Readiness(False, False, f"container runtime is down: {error.message}")
+        if self._network_error:
+            return Readiness(runtime_ready, False, self._network_error)
+        return Readiness(runtime_ready, network_ready, message)
+
+    def health_checks(self) -> dict:
+        async def syncloop() -> str | None:
+            return None if self.pods.pods.has_synced else "the pod informer has not synced yet"
+        return {"ping": _ok, "syncloop": syncloop}
+
+    # --- network -----------------------------------------------------------------------------------------------
+    def _on_nodes(self, *_args) -> None:
+        self._network_changed.set()
+
+    async def _network_loop(self) -> None:
+        self._network_changed = asyncio.Event()
+        self.nodes.add_handler(self._on_nodes, self._on_nodes, self._on_nodes)
+        await self.nodes.wait_for_sync()
+        if self.config.cluster_cidr:
+            await asyncio.to_thread(network.sync_masquerade, self.config.cluster_cidr)
+        while True:
+            self._network_changed.clear()
+            try:
+                await self._sync_network()
+            except network.NetworkError as error:
+                self._network_error = f"pod network: {error}"
+                log.warning("Pod network sync failed: %s", error)
+                await asyncio.sleep(NETWORK_RETRY)
+                continue
+            await self._network_changed.wait()
+
+    async def _sync_network(self) -> None:
+        nodes = self.nodes.store.list()
+        own = self.nodes.store.get(self.node_name) or {}
+        spec = own.get("spec") or {}
+        cidr = spec.get("podCIDR") or next(iter(spec.get("podCIDRs") or ()), "")
+        if cidr:
+            if await asyncio.to_thread(network.write_cni_config, self.config.cni_conf_dir, cidr) or \
+                    cidr != self.pod_cidr:
+                self.pod_cidr = cidr
+            was_down = bool(self._network_error)
+            self._network_error = ""
+            if was_down:
+                self.node.changed.set()
+        changes = await asyncio.to_thread(network.sync_routes, network.wanted_routes(nodes, self.node_name))
+        if changes:
+            log.info("Synced pod routes changes=%s", ", ".join(changes))
+
+    # --- the API's view ----------------------------------------------------------------------------------------
+    def add_routes(self, app: web.Application) -> None:
+        app.router.add_get("/pods", self._pods)
+        app.router.add_get("/pods/", self._pods)
+        app.router.add_get("/containerLogs/{namespace}/{pod}/{container}", self._container_logs)
+
+    async def _pods(self, _request: web.Request) -> web.Response:
+        return web.json_response(self.pods.pod_list())
+
+    async def _container_logs(self, request: web.Request) -> web.StreamResponse:
+        namespace, name, container = (request.match_info[k] for k in ("namespace", "pod", "container"))
+        pod = self.pods.find(namespace, name)
+        if pod is None:
+            return web.Response(status=404, text=f'pod "{name}" in namespace "{namespace}" not found\n')
+        try:
+            options = logs.LogOptions.from_query(request.query)
+        except ValueError as error:
+            return web.Response(status=400, text=f"{error}\n")
+        folder = logs.pod_log_dir(self.config.pod_logs_dir, namespace, name, pod["metadata"]["uid"])
+        path = logs.log_file(folder, container, options.previous)
+        if path is None:
+            kind = "previous terminated" if options.previous else ""
+            return web.Response(status=400, text=f'{kind + " " if kind else ""}container "{container}" in pod '
+                                f'"{name}" is {"not found" if kind else "waiting to start"}\n'.replace(
+                                    "  ", " "))
+        uid = pod["metadata"]["uid"]
+
+        async def running() -> bool:
+            if options.previous:
+                return False
+            latest = (await self.runtime.pod_observation(uid)).latest(container)
+            return latest is not None and latest.state == "running"
+
+        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
+        await response.prepare(request)
+        async for chunk in logs.stream(path, options, running):
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+
+    async def stream_url(self, kind: str, namespace: str, name: str, container: str, params) -> str:
+        """The runtime's streaming URL for exec/attach/portforward; APIError 404 when the pod or container is not
+        here or not running."""
+        pod = self.pods.find(namespace, name)
+        if pod is None:
+            raise APIError(404, "NotFound", f'pod "{name}" not found')
+        uid = pod["metadata"]["uid"]
+        observation = await self.runtime.pod_observation(uid)
+        if kind == "portforward":
+            if observation.sandbox is None or not observation.sandbox.ready:
+                raise APIError(404, "NotFound", f'pod "{name}" has no running sandbox')
+            return await self.runtime.port_forward(observation.sandbox.id, params)
+        latest = observation.latest(container)
+        if latest is None or latest.state != "running":
+            raise APIError(404, "NotFound", f'container not found ("{container}")')
+        if kind == "exec":
+            return await self.runtime.exec(latest.id, params)
+        return await self.runtime.attach(latest.id, params)
+
+    # --- life --------------------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        await self._wait_for_runtime()
+        self.informers.start()
+        await asyncio.gather(self.node.run(), self._network_loop(), self.pods.run())
+
+    async def _wait_for_runtime(self) -> None:
+        while True:
+            try:
+                await self.runtime_version()
+                return
+            except CRIError as error:
+                log.warning("Container runtime not reachable yet endpoint=%s: %s", self.config.runtime_endpoint,
+                            error.message)
+                await asyncio.sleep(2)
+
+
+async def _ok() -> str | None:
+    return None
