@@ -5,6 +5,7 @@ through an overlay, so hosts never change it. Hosts have no outside network: the
 (etcd, runc, python3-venv, ...) are downloaded here, on the machine, into a flat apt repository that every host
 mounts read-only at /srv/debs.
 """
+import fcntl
 import hashlib
 import json
 import re
@@ -23,7 +24,9 @@ BASE_PACKAGES = (
 # What roles install on hosts later, served from the local repository.
 REPO_PACKAGES = ("python3-venv", "python3-packaging", "etcd-server", "etcd-client", "runc", "openssl", "conntrack",
                  # nodes: the CRI runtime, the CNI plugins (bridge/portmap program iptables), the lab's image registry
-                 "containerd", "containernetworking-plugins", "iptables", "docker-registry", "busybox-static")
+                 "containerd", "containernetworking-plugins", "iptables", "docker-registry", "busybox-static",
+                 # workers: the local load balancer in front of every API server
+                 "haproxy")
 # Bump when the preparation below changes, so cached images are rebuilt.
 PREPARE_REVISION = 2
 
@@ -44,10 +47,20 @@ def image_dir() -> Path:
 
 
 def ensure_image(log=print) -> Path:
-    """Return the cached image directory (holding `rootfs/` and `debs/`), building it first if needed."""
+    """Return the cached image directory (holding `rootfs/` and `debs/`), building it first if needed. Labs booted
+    at the same time (Molecule scenarios, tests) wait for one build instead of racing in the same folder."""
     final = image_dir()
     if (final / "ready").exists():
         return final
+    final.parent.mkdir(parents=True, exist_ok=True)
+    with open(final.parent / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (final / "ready").exists():
+            return final
+        return _build(final, log)
+
+
+def _build(final: Path, log) -> Path:
     building = final.with_name(final.name + ".building")
     shutil.rmtree(building, ignore_errors=True)
     rootfs, debs = building / "rootfs", building / "debs"
