@@ -15,6 +15,29 @@ class ContainerConfigError(Exception):
     CreateContainerConfigError and this message, as upstream words it."""
 
 
+class VolumeError(Exception):
+    """A pod volume cannot be set up (a missing Secret, an unbound claim, a hostPath of the wrong type): the pod's
+    containers keep waiting (ContainerCreating) and the agent records a Warning FailedMount event per failure with
+    `MountVolume.SetUp failed for volume "<name>" : <message>` (`failures`: volume name → message)."""
+
+    def __init__(self, failures: dict[str, str]):
+        self.failures = dict(failures)
+        super().__init__("; ".join(f"volume {name!r}: {message}" for name, message in failures.items()))
+
+    def event_messages(self) -> list[str]:
+        return [f'MountVolume.SetUp failed for volume "{name}" : {message}' for name, message in self.failures.items()]
+
+
+@dataclass(frozen=True)
+class Event:
+    """An event a part asks the agent to record on the pod (EventRecorder.event(pod, type, reason, message,
+    field_path)); field_path names the container (`spec.containers{name}`) or is empty for the pod."""
+    type: str  # Normal | Warning
+    reason: str
+    message: str
+    field_path: str = ""
+
+
 @dataclass(frozen=True)
 class Mount:
     container_path: str
@@ -74,8 +97,9 @@ class Waiting:
 @dataclass
 class ContainerRuntimeState:
     """What the kubelet itself knows about a container beyond the runtime: probe results and why it waits."""
-    ready: bool = False  # readiness probe (True when it has none and runs)
-    started: bool | None = None  # startup probe passed (None when not yet judged)
+    ready: bool = False  # the readiness probe's last result is Success (status.py ignores it without a probe)
+    started: bool | None = None  # the startup probe passed (None when not yet judged; ignored without a probe)
+    container_id: str = ""  # the container `ready`/`started` were judged on ("" = whichever runs now)
     waiting: Waiting | None = None  # ErrImagePull, ImagePullBackOff, CrashLoopBackOff, CreateContainerConfigError
     extra: dict = field(default_factory=dict)
 
