@@ -129,10 +129,10 @@ def test_every_key_belongs_to_its_certificate(pki_generated):
 
 KUBECONFIGS = [
     ("admin.kubeconfig", "admin", "https://api.k8s.test:6443"),
-    ("kube-proxy.kubeconfig", "system:kube-proxy", "https://api.k8s.test:6443"),
+    ("kube-proxy.kubeconfig", "system:kube-proxy", "https://127.0.0.1:6443"),
     ("controller-manager.kubeconfig", "system:kube-controller-manager", "https://127.0.0.1:6443"),
     ("scheduler.kubeconfig", "system:kube-scheduler", "https://127.0.0.1:6443"),
-    *[(f"hosts/{h}/kubelet.kubeconfig", f"system:node:{h}", "https://api.k8s.test:6443") for h in sorted(ALL_HOSTS)],
+    *[(f"hosts/{h}/kubelet.kubeconfig", f"system:node:{h}", "https://127.0.0.1:6443") for h in sorted(ALL_HOSTS)],
 ]
 
 

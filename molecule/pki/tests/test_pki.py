@@ -135,8 +135,8 @@ def test_each_key_belongs_to_its_certificate(name, cert):
 @pytest.mark.parametrize("name, path, server", [
     (CONTROL_PLANE, "/etc/kpy/controller-manager.kubeconfig", "https://127.0.0.1:6443"),
     (CONTROL_PLANE, "/etc/kpy/scheduler.kubeconfig", "https://127.0.0.1:6443"),
-    (WORKER, "/etc/kpy/kubelet.kubeconfig", f"https://{address(CONTROL_PLANE)}:6443"),
-    (WORKER, "/etc/kpy/kube-proxy.kubeconfig", f"https://{address(CONTROL_PLANE)}:6443"),
+    (WORKER, "/etc/kpy/kubelet.kubeconfig", "https://127.0.0.1:6443"),
+    (WORKER, "/etc/kpy/kube-proxy.kubeconfig", "https://127.0.0.1:6443"),
 ])
 def test_kubeconfigs_point_at_the_right_api_server(name, path, server):
     assert connect(name).run(f"grep -h 'server:' {path}").stdout.split() == ["server:", server]
