@@ -25,6 +25,8 @@ RESTART_COUNT_ANNOTATION = "io.kubernetes.container.restartCount"
 TERMINATION_MESSAGE_PATH_ANNOTATION = "io.kubernetes.container.terminationMessagePath"
 TERMINATION_MESSAGE_POLICY_ANNOTATION = "io.kubernetes.container.terminationMessagePolicy"
 TERMINATION_GRACE_PERIOD_ANNOTATION = "io.kubernetes.pod.terminationGracePeriod"
+# The image as the pod spec names it: CRI runtimes before v1.30 answer with a tag of their own choosing instead.
+IMAGE_ANNOTATION = "kpy.io/container-image"
 POD_LOGS_ROOT = "/var/log/pods"
 SECCOMP_PROFILE_ROOT = "/var/lib/kubelet/seccomp"  # where Localhost seccomp profiles live (upstream's default)
 HOSTNAME_MAX = 63
@@ -84,6 +86,7 @@ def container_annotations(pod: dict, container: dict, attempt: int) -> dict[str,
         RESTART_COUNT_ANNOTATION: str(attempt),
         TERMINATION_MESSAGE_PATH_ANNOTATION: container.get("terminationMessagePath") or "/dev/termination-log",
         TERMINATION_MESSAGE_POLICY_ANNOTATION: container.get("terminationMessagePolicy") or "File",
+        IMAGE_ANNOTATION: container.get("image", ""),
     }
     if grace is not None:
         annotations[TERMINATION_GRACE_PERIOD_ANNOTATION] = str(grace)
