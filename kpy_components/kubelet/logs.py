@@ -86,7 +86,7 @@ async def stream(path: Path, options: LogOptions, running: Callable[[], Awaitabl
     """The log's chunks as kubectl shows them; with follow, new lines as they come until the container stops."""
     budget = options.limit_bytes
     with path.open("rb") as handle:
-        lines = handle.readlines()
+        lines = [line for line in handle.readlines() if not line.endswith(b"\n") or parse_line(line)]
         if options.tail_lines is not None:
             lines = list(deque(lines, maxlen=options.tail_lines)) if options.tail_lines else []
         pending = b""
