@@ -107,6 +107,8 @@ WORKERS = {
     ("udp", "30000-32767", "any"),
 }
 SSH = {("tcp", "22", "any")}
+# The image registry, on kpy_registry_host only (the first control-plane host, cp), from the nodes' network.
+REGISTRY = {("tcp", "5000", NODE_CIDR)}
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +122,7 @@ def rendered(tmp_path_factory) -> dict[str, str]:
 @pytest.mark.parametrize(
     ("host", "expected"),
     [
-        ("cp", SSH | CONTROL_PLANE | ETCD),
+        ("cp", SSH | CONTROL_PLANE | ETCD | REGISTRY),
         ("e", SSH | ETCD),
         ("w", SSH | WORKERS),
         ("cpw", SSH | CONTROL_PLANE | WORKERS),
