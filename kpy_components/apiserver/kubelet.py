@@ -1,6 +1,6 @@
 """The API server's client to kubelets (kube-apiserver's --kubelet-client-certificate/-key and
---kubelet-certificate-authority): mutual TLS to the node's kubelet port, for what only the node has — container
-logs (pods/log) today.
+--kubelet-certificate-authority): mutual TLS to the node's kubelet port, for what only the node has: container
+logs (pods/log) and the upgraded connections of exec, attach and port-forward.
 
 Where a node's kubelet is: the first of its status.addresses by type InternalIP, ExternalIP, Hostname (kubeadm's
 --kubelet-preferred-address-types) and status.daemonEndpoints.kubeletEndpoint.Port (default 10250).
@@ -10,10 +10,15 @@ from __future__ import annotations
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import aiohttp
 
 from kpy_components.api import errors
+from kpy_components.streaming import upgrade
+
+if TYPE_CHECKING:
+    from kpy_components.apiserver.registry.api import API
 
 DEFAULT_PORT = 10250
 ADDRESS_TYPES = ("InternalIP", "ExternalIP", "Hostname")
@@ -39,6 +44,18 @@ def endpoint(node: dict) -> str:
     port = ((status.get("daemonEndpoints") or {}).get("kubeletEndpoint") or {}).get("Port") or DEFAULT_PORT
     host = f"[{address}]" if ":" in address else address
     return f"https://{host}:{port}"
+
+
+async def pod_node(api: API, kubelets: KubeletClient | None, pod: dict) -> dict:
+    """The Node object of the kubelet running `pod`, checked as kube-apiserver checks it
+    before any call to a kubelet: the pod is scheduled, and this server has kubelet client credentials."""
+    node_name = (pod.get("spec") or {}).get("nodeName")
+    if not node_name:
+        raise errors.bad_request(f"pod {pod['metadata']['name']} does not have a host assigned")
+    if kubelets is None:
+        raise errors.APIError(503, "ServiceUnavailable", "this API server has no kubelet client credentials "
+                              "configured (kubelet_client in its config), so it cannot reach kubelets")
+    return await api.store("", "nodes").get("", node_name)
 
 
 class KubeletClient:
@@ -72,6 +89,15 @@ class KubeletClient:
             raise errors.APIError(response.status, _REASONS.get(response.status, "InternalError"),
                                   text or f"the kubelet at {url} answered {response.status}")
         return response
+
+    async def upgrade(self, node: dict, path: str, method: str, headers: list[tuple[str, str]]) -> upgrade.Answer:
+        """Send an upgrade request (SPDY/3.1, or a WebSocket the runtime serves) to the kubelet and return its answer;
+        the caller relays or translates it. Unreachable kubelets are worded as kube-apiserver's proxy words them."""
+        try:
+            return await upgrade.dial(endpoint(node) + path, method, headers, ssl_context=self._ssl,
+                                      timeout=CONNECT_TIMEOUT)
+        except upgrade.UpgradeFailed as error:
+            raise errors.APIError(500, "InternalError", f"error dialing backend: {error}") from None
 
     async def close(self) -> None:
         if self._session is not None:

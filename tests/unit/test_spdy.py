@@ -138,25 +138,28 @@ async def test_client_and_server_sessions_exchange_streams(sockets):
             task.cancel()
 
 
-@pytest.mark.anyio
-async def test_the_peers_pings_are_echoed_and_ours_are_not(sockets):
+@pytest.fixture
+async def served(sockets):
+    """A server session being served on one end, and the raw other end: (session, reader, writer)."""
     (raw_reader, raw_writer), (reader, writer) = sockets
     server = spdy.Connection(from_streams(reader, writer), client=False)
     serving = asyncio.ensure_future(server.serve())
+    yield server, raw_reader, raw_writer
+    serving.cancel()
+
+
+@pytest.mark.anyio
+async def test_the_peers_pings_are_echoed_and_ours_are_not(served):
+    _, raw_reader, raw_writer = served
     raw = spdy.Codec()
-    try:
-        raw_writer.write(raw.encode(spdy.Ping(1)) + raw.encode(spdy.Ping(2)) + raw.encode(spdy.Ping(3)))
-        assert await _read_raw(raw_reader, raw) == spdy.Ping(1)  # a client's (odd) ping: echoed
-        assert await _read_raw(raw_reader, raw) == spdy.Ping(3)  # 2 is the server's own: an answer, not echoed
-    finally:
-        serving.cancel()
+    raw_writer.write(raw.encode(spdy.Ping(1)) + raw.encode(spdy.Ping(2)) + raw.encode(spdy.Ping(3)))
+    assert await _read_raw(raw_reader, raw) == spdy.Ping(1)  # a client's (odd) ping: echoed
+    assert await _read_raw(raw_reader, raw) == spdy.Ping(3)  # 2 is the server's own: an answer, not echoed
 
 
 @pytest.mark.anyio
-async def test_the_end_of_the_connection_ends_every_stream(sockets):
-    (raw_reader, raw_writer), (reader, writer) = sockets
-    server = spdy.Connection(from_streams(reader, writer), client=False)
-    serving = asyncio.ensure_future(server.serve())
+async def test_the_end_of_the_connection_ends_every_stream(served):
+    server, _, raw_writer = served
     raw = spdy.Codec()
     raw_writer.write(raw.encode(spdy.SynStream(1, {"streamtype": "data"})) + raw.encode(spdy.Data(1, b"part")))
     async with asyncio.timeout(10):
@@ -164,5 +167,5 @@ async def test_the_end_of_the_connection_ends_every_stream(sockets):
         assert await stream.read() == b"part"
         raw_writer.close()
         assert await stream.read() == b""
-        await serving
+        await server.done.wait()
         assert await server.accept() is None

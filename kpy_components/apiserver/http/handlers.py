@@ -12,13 +12,11 @@ from kpy_components.apiserver.registry.api import API
 from kpy_components.apiserver.registry.context import FIELD_VALIDATION, WriteContext, dry_run_requested
 from kpy_components.apiserver.registry.store import Store
 
-from . import logs, negotiation, watch
+from . import logs, negotiation, streams, watch
 from .context import RequestInfo, Security, User, resolve
 from .responses import json_response
 
 _NOT_FOUND = "the server could not find the requested resource"
-# Subresources that stream to a container through its kubelet; answered 501 until kpy serves them (pods/log is).
-_KUBELET_SUBRESOURCES = frozenset({"exec", "attach", "portforward", "proxy"})
 
 
 def not_found() -> errors.APIError:
@@ -170,9 +168,8 @@ class ResourceHandler:
         sub, verb, namespace, name = info.subresource, info.verb, info.namespace, info.name
         if store.info.plural == "namespaces":
             namespace = ""
-        if sub in _KUBELET_SUBRESOURCES:
-            raise errors.APIError(501, "NotImplemented", f"{store.info.plural}/{sub} is not served yet: it streams "
-                                  "from the node's kubelet, which this cluster does not run yet")
+        if store.info.plural == "pods" and sub in streams.SUBRESOURCES and name:
+            return await streams.serve(request, self.api, self.kubelets, sub, namespace, name)
         if not name:
             raise not_found()
         if (store.info.plural, sub, verb) == ("pods", "log", "get"):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from kpy_components.api import errors
-from kpy_components.apiserver.kubelet import KubeletClient
+from kpy_components.apiserver.kubelet import KubeletClient, pod_node
 from kpy_components.apiserver.registry.api import API
 
 # query parameters of PodLogOptions the kubelet understands, passed on as given
@@ -62,13 +62,7 @@ async def serve_log(request: web.Request, api: API, kubelets: KubeletClient | No
     pod = await api.store("", "pods").get(namespace, name)
     container = _container(pod, request.query.get("container", ""))
     options = _options(request.query)
-    node_name = (pod.get("spec") or {}).get("nodeName")
-    if not node_name:
-        raise errors.bad_request(f"pod {name} does not have a host assigned")
-    if kubelets is None:
-        raise errors.APIError(503, "ServiceUnavailable", "this API server has no kubelet client credentials "
-                              "configured (kubelet_client in its config), so it cannot reach kubelets")
-    node = await api.store("", "nodes").get("", node_name)
+    node = await pod_node(api, kubelets, pod)
     upstream = await kubelets.get(node, f"/containerLogs/{namespace}/{name}/{container}", options)
     try:
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})

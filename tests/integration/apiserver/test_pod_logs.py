@@ -3,24 +3,18 @@ from the node's kubelet over mutual TLS. The kubelet here is a stand-in (kpy has
 /containerLogs, and it accepts only the API server's kubelet-client certificate."""
 from __future__ import annotations
 
-import datetime
 import http.server
-import ipaddress
 import json
 import socketserver
-import ssl
 import subprocess
 import threading
 import time
 import urllib.parse
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 
 from apiserver.conftest import KUBECTL_DIR
-from kpy_components.pki import issue, keys
-from kpy_components.pki.profiles import WantedCert
+from apiserver.stand_in_kubelet import serving_context
 
 LINES = [f"line {n}" for n in range(1, 6)]
 
@@ -56,20 +50,7 @@ class _KubeletLogs(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def kubelet(apiserver):
     """A stand-in kubelet on 127.0.0.1 with a serving certificate from the cluster CA, requiring client certs."""
-    directory = apiserver.directory
-    ca_cert = x509.load_pem_x509_certificate((directory / "ca.crt").read_bytes())
-    ca_key = load_pem_private_key((directory / "ca.key").read_bytes(), None)
-    wanted = WantedCert(id="kubelet", path="kubelet", ca="ca", cn="system:node:logs-node",
-                        organizations=("system:nodes",), sans=frozenset({x509.IPAddress(ipaddress.ip_address(
-                            "127.0.0.1"))}), usages=frozenset({"server"}), key_type="ecdsa-p256", lifetime_days=1,
-                        host=None)
-    cert, key = issue.issue(wanted, ca_cert, ca_key, datetime.datetime.now(datetime.timezone.utc))
-    (directory / "stand-in-kubelet.crt").write_bytes(cert.public_bytes(Encoding.PEM))
-    (directory / "stand-in-kubelet.key").write_bytes(keys.private_pem(key))
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(directory / "stand-in-kubelet.crt", directory / "stand-in-kubelet.key")
-    context.load_verify_locations(directory / "ca.crt")
-    context.verify_mode = ssl.CERT_REQUIRED
+    context = serving_context(apiserver.directory, "logs-node")
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), _KubeletLogs)
     server.daemon_threads = True
     server.socket = context.wrap_socket(server.socket, server_side=True)
