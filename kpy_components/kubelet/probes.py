@@ -19,6 +19,7 @@ Contract for the agent:
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -86,15 +87,20 @@ def _go_seconds(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
+_DIAL_ERRORS = {errno.ECONNREFUSED: "connect: connection refused", errno.EHOSTUNREACH: "connect: no route to host",
+                errno.ENETUNREACH: "connect: network is unreachable", errno.ETIMEDOUT: "i/o timeout"}
+
+
 def _dial_error(addr: str, error: BaseException) -> str:
-    """Go's net error text for a failed dial, which probe outputs quote."""
-    if isinstance(error, (TimeoutError, asyncio.TimeoutError, httpx.TimeoutException)):
-        return f"dial tcp {addr}: i/o timeout"
-    text = str(error).lower()
-    if "refused" in text:
-        return f"dial tcp {addr}: connect: connection refused"
-    if "unreachable" in text:
-        return f"dial tcp {addr}: connect: no route to host"
+    """Go's net error text for a failed dial, which probe outputs quote (the OS error found down the cause chain:
+    httpx wraps it twice)."""
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, (TimeoutError, asyncio.TimeoutError, httpx.TimeoutException)):
+            return f"dial tcp {addr}: i/o timeout"
+        if isinstance(cause, OSError) and cause.errno in _DIAL_ERRORS:
+            return f"dial tcp {addr}: {_DIAL_ERRORS[cause.errno]}"
+        cause = cause.__cause__ or cause.__context__
     return f"dial tcp {addr}: {error}"
 
 
@@ -157,16 +163,19 @@ class Prober:
         host, port = action.get("host") or pod_ip, resolve_port(action.get("port"), container)
         path = action.get("path") or ""
         url = f"{scheme}://{_join(host, port)}{path if not path or path.startswith('/') else '/' + path}"
-        headers = {h.get("name", ""): h.get("value", "") for h in action.get("httpHeaders") or []}
-        lowered = {name.lower() for name in headers}
-        if "user-agent" not in lowered:
-            headers["User-Agent"] = user_agent()
-        if "accept" not in lowered:
-            headers["Accept"] = "*/*"
-        headers = {name: value for name, value in headers.items() if value or name.lower() not in ("accept",)}
+        client = self._client()
+        headers = httpx.Headers([(h.get("name", ""), h.get("value", "")) for h in action.get("httpHeaders") or []])
+        request = client.build_request("GET", url, headers=headers)
+        if "user-agent" not in headers:
+            request.headers["User-Agent"] = user_agent()
+        if "accept" not in headers:
+            request.headers["Accept"] = "*/*"
+        elif not headers.get("accept"):
+            del request.headers["Accept"]  # set but empty: none is sent, as upstream
+        request.headers["Connection"] = "close"
         try:
             async with asyncio.timeout(timeout):
-                response, body = await self._get(url, headers)
+                response, body = await self._get(request)
         except (TimeoutError, asyncio.TimeoutError):
             return Outcome(FAILURE, f'Get "{url}": context deadline exceeded (Client.Timeout exceeded while '
                                     "awaiting headers)")
@@ -180,10 +189,9 @@ class Prober:
             return Outcome(SUCCESS, body)
         return Outcome(FAILURE, f"HTTP probe failed with statuscode: {response.status_code}")
 
-    async def _get(self, url: str, headers: dict) -> tuple[httpx.Response, str]:
+    async def _get(self, request: httpx.Request) -> tuple[httpx.Response, str]:
         """GET following redirects to the same host only (upstream's followNonLocalRedirects=false)."""
         client = self._client()
-        request = client.build_request("GET", url, headers=headers)
         for _ in range(MAX_REDIRECTS + 1):
             response = await client.send(request, stream=True, follow_redirects=False)
             try:
