@@ -6,6 +6,8 @@ certificate from the dev cluster's CA, client certificates required) and `runnin
   reports the exit on the error stream as a Status (NonZeroExitCode with an ExitCode cause), as the kubelet does;
   container "stopped" is answered 404 `container not found ("stopped")`, as the kubelet answers a container that
   is not running;
+- /attach/<ns>/<pod>/<container>: the same with `echo attached` (then `cat` of stdin, with stdin) standing for the
+  container's process;
 - /portForward/<ns>/<pod>: each data stream is connected to 127.0.0.1:<its port header>.
 
 It stands in only for the kubelet: the API server, kubectl and the SPDY on both hops are the real ones.
@@ -93,8 +95,10 @@ async def _exec(connection: spdy.Connection, request: web.Request) -> None:
     wanted = [name for name, key in (("stdin", "input"), ("stdout", "output"), ("stderr", "error"))
               if query.get(key) == "1"]
     streams = await _accept_all(connection, 1 + len(wanted))
+    command = query.getall("command") if request.path.startswith("/exec/") else \
+        ["sh", "-c", "echo attached; cat" if "stdin" in streams else "echo attached"]
     process = await asyncio.create_subprocess_exec(
-        *query.getall("command"), stdin=asyncio.subprocess.PIPE if "stdin" in streams else asyncio.subprocess.DEVNULL,
+        *command, stdin=asyncio.subprocess.PIPE if "stdin" in streams else asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
 
     async def feed() -> None:
@@ -175,7 +179,8 @@ def _app(state: StandInKubelet) -> web.Application:
         return client_side.response
 
     app = web.Application()
-    for path in ("/exec/{namespace}/{pod}/{container}", "/portForward/{namespace}/{pod}"):
+    for path in ("/exec/{namespace}/{pod}/{container}", "/attach/{namespace}/{pod}/{container}",
+                 "/portForward/{namespace}/{pod}"):
         app.router.add_post(path, serve)
     return app
 

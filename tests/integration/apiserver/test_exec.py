@@ -1,4 +1,4 @@
-"""pods/exec and pods/portforward with the real kubectl 1.27 (SPDY/3.1 end to end: relayed byte for byte) and 1.33
+"""pods/exec, pods/attach and pods/portforward with the real kubectl 1.27 (SPDY/3.1 end to end: relayed byte for byte) and 1.33
 (WebSocket v5 exec translated to SPDY towards the kubelet; port-forward's SPDY tunnelled in a WebSocket), against a
 real kpy-apiserver whose Node points at a stand-in kubelet (stand_in_kubelet.py) running real local processes."""
 from __future__ import annotations
@@ -73,6 +73,13 @@ def test_exec_with_stdin(kubectl, pods, kubelet):
     result = kubectl("exec", "-i", "-n", pods, "web", "--", "sh", "-c", "tr a-z A-Z; echo done",
                      input="hello\nworld\n")
     assert result.stdout == "HELLO\nWORLD\ndone\n"
+    assert ("input", "1") in kubelet.seen[-1].query
+
+
+def test_attach(kubectl, pods, kubelet):
+    assert kubectl("attach", "-n", pods, "web").stdout == "attached\n"
+    assert kubelet.seen[-1].path == f"/attach/{pods}/web/app"
+    assert kubectl("attach", "-i", "-n", pods, "web", input="typed\n").stdout == "attached\ntyped\n"
     assert ("input", "1") in kubelet.seen[-1].query
 
 
