@@ -156,6 +156,10 @@ def field_forbidden(path: str, detail: str) -> Cause:
     return Cause(path, f"Forbidden: {detail}", "FieldValueForbidden")
 
 
+def field_not_found(path: str, value) -> Cause:
+    return Cause(path, f"Not found: {_show(value)}", "FieldValueNotFound")
+
+
 def field_duplicate(path: str, value) -> Cause:
     return Cause(path, f"Duplicate value: {_show(value)}", "FieldValueDuplicate")
 

@@ -1,171 +1,29 @@
-"""Kubernetes protobuf request bodies (kubectl >= 1.32 typed writes) decoded into the JSON dict the same request in
-JSON would carry.
+"""Kubernetes protobuf request bodies (kubectl >= 1.32 typed writes) decoded into the JSON the same request carries
+in JSON (what kubectl <= 1.31 sent).
 
 A body is `k8s\\x00` + runtime.Unknown {1: TypeMeta{1 apiVersion, 2 kind}, 2: raw message, 3: contentEncoding,
-4: contentType}. Messages are decoded with the field numbers of k8s.io/api's generated.proto for the kinds kubectl
-sends: Namespace, ConfigMap, Secret, ServiceAccount, Deployment, Job, CronJob, Role/ClusterRole(Binding), Service,
-PodDisruptionBudget, PriorityClass, ResourceQuota, SelfSubjectAccessReview, SubjectAccessReview,
-SelfSubjectRulesReview, SelfSubjectReview, TokenRequest, DeleteOptions (and Pod). Unknown fields are skipped.
+4: contentType}. Every message is decoded from the one description of the types (types.py over k8s_types.py, the
+same one field validation reads), and written as Go's JSON encoder writes the struct it stands for: a pointer field
+appears only when it was sent (so `replicas: 0` stays), a value field always (its zero omitted when `omitempty`,
+`null` for an unset slice, map or pointer without it), structs always, inlined members merged into their parent.
 
-Go writes every non-pointer field even when empty, while JSON omits empty ones: zero values are dropped unless the
-field is a pointer (marked `P`), whose presence is meaningful (`replicas: 0`, `gracePeriodSeconds: 0`).
-Errors are ValueError naming what is wrong and where.
+A field number the description does not know is not dropped silently: its path (`spec.template.spec.containers[0]
+.#99`, # then the number) is appended to the caller's `unknown` list, which field validation treats as an unknown
+JSON field (Strict refuses, Warn warns). Errors are ValueError naming what is wrong and where.
 """
 from __future__ import annotations
 
 import base64
+import json
+import struct
 from datetime import datetime, timezone
 
+from . import types
+from .types import Field
+
 MAGIC = b"k8s\x00"
-
-# Field kinds. A message type is named by its key in MESSAGES.
-STR, INT, BOOL, BYTES, TIME, QUANTITY, INT_OR_STR = "string", "int", "bool", "bytes", "time", "quantity", "intorstr"
-MAP_STR, MAP_BYTES, MAP_QUANTITY = "map:string", "map:bytes", "map:quantity"
-R, P, INLINE = "repeated", "pointer", "inline"  # flags
-
-
-def _f(name: str, kind: str, *flags: str) -> tuple:
-    return name, kind, frozenset(flags)
-
-
-_METADATA = _f("metadata", "ObjectMeta")
-
-MESSAGES: dict[str, dict[int, tuple]] = {
-    # k8s.io/apimachinery/pkg/apis/meta/v1
-    "ObjectMeta": {1: _f("name", STR), 2: _f("generateName", STR), 3: _f("namespace", STR), 4: _f("selfLink", STR),
-                   5: _f("uid", STR), 6: _f("resourceVersion", STR), 7: _f("generation", INT),
-                   8: _f("creationTimestamp", TIME), 9: _f("deletionTimestamp", TIME, P),
-                   10: _f("deletionGracePeriodSeconds", INT, P), 11: _f("labels", MAP_STR),
-                   12: _f("annotations", MAP_STR), 13: _f("ownerReferences", "OwnerReference", R),
-                   14: _f("finalizers", STR, R)},
-    "OwnerReference": {1: _f("kind", STR), 3: _f("name", STR), 4: _f("uid", STR), 5: _f("apiVersion", STR),
-                       6: _f("controller", BOOL, P), 7: _f("blockOwnerDeletion", BOOL, P)},
-    "LabelSelector": {1: _f("matchLabels", MAP_STR), 2: _f("matchExpressions", "LabelSelectorRequirement", R)},
-    "LabelSelectorRequirement": {1: _f("key", STR), 2: _f("operator", STR), 3: _f("values", STR, R)},
-    "DeleteOptions": {1: _f("gracePeriodSeconds", INT, P), 2: _f("preconditions", "Preconditions", P),
-                      3: _f("orphanDependents", BOOL, P), 4: _f("propagationPolicy", STR, P),
-                      5: _f("dryRun", STR, R)},
-    "Preconditions": {1: _f("uid", STR, P), 2: _f("resourceVersion", STR, P)},
-    # core/v1
-    "Namespace": {1: _METADATA, 2: _f("spec", "NamespaceSpec")},
-    "NamespaceSpec": {1: _f("finalizers", STR, R)},
-    "ConfigMap": {1: _METADATA, 2: _f("data", MAP_STR), 3: _f("binaryData", MAP_BYTES),
-                  4: _f("immutable", BOOL, P)},
-    "Secret": {1: _METADATA, 2: _f("data", MAP_BYTES), 3: _f("type", STR), 4: _f("stringData", MAP_STR),
-               5: _f("immutable", BOOL, P)},
-    "ServiceAccount": {1: _METADATA, 2: _f("secrets", "ObjectReference", R),
-                       3: _f("imagePullSecrets", "LocalObjectReference", R),
-                       4: _f("automountServiceAccountToken", BOOL, P)},
-    "ObjectReference": {1: _f("kind", STR), 2: _f("namespace", STR), 3: _f("name", STR), 4: _f("uid", STR),
-                        5: _f("apiVersion", STR), 6: _f("resourceVersion", STR), 7: _f("fieldPath", STR)},
-    "LocalObjectReference": {1: _f("name", STR)},
-    "Pod": {1: _METADATA, 2: _f("spec", "PodSpec")},
-    "PodTemplateSpec": {1: _METADATA, 2: _f("spec", "PodSpec")},
-    "PodSpec": {2: _f("containers", "Container", R), 3: _f("restartPolicy", STR),
-                4: _f("terminationGracePeriodSeconds", INT, P), 5: _f("activeDeadlineSeconds", INT, P),
-                6: _f("dnsPolicy", STR), 7: _f("nodeSelector", MAP_STR), 8: _f("serviceAccountName", STR),
-                9: _f("serviceAccount", STR), 10: _f("nodeName", STR), 11: _f("hostNetwork", BOOL),
-                12: _f("hostPID", BOOL), 13: _f("hostIPC", BOOL),
-                15: _f("imagePullSecrets", "LocalObjectReference", R), 16: _f("hostname", STR),
-                17: _f("subdomain", STR), 19: _f("schedulerName", STR), 20: _f("initContainers", "Container", R),
-                21: _f("automountServiceAccountToken", BOOL, P), 22: _f("tolerations", "Toleration", R),
-                24: _f("priorityClassName", STR), 25: _f("priority", INT, P),
-                27: _f("shareProcessNamespace", BOOL, P), 29: _f("runtimeClassName", STR, P),
-                30: _f("enableServiceLinks", BOOL, P), 31: _f("preemptionPolicy", STR, P)},
-    "Toleration": {1: _f("key", STR), 2: _f("operator", STR), 3: _f("value", STR), 4: _f("effect", STR),
-                   5: _f("tolerationSeconds", INT, P)},
-    "Container": {1: _f("name", STR), 2: _f("image", STR), 3: _f("command", STR, R), 4: _f("args", STR, R),
-                  5: _f("workingDir", STR), 6: _f("ports", "ContainerPort", R), 7: _f("env", "EnvVar", R),
-                  8: _f("resources", "ResourceRequirements"), 9: _f("volumeMounts", "VolumeMount", R),
-                  13: _f("terminationMessagePath", STR), 14: _f("imagePullPolicy", STR), 16: _f("stdin", BOOL),
-                  17: _f("stdinOnce", BOOL), 18: _f("tty", BOOL), 19: _f("envFrom", "EnvFromSource", R),
-                  20: _f("terminationMessagePolicy", STR), 24: _f("restartPolicy", STR, P)},
-    "ContainerPort": {1: _f("name", STR), 2: _f("hostPort", INT), 3: _f("containerPort", INT),
-                      4: _f("protocol", STR), 5: _f("hostIP", STR)},
-    "EnvVar": {1: _f("name", STR), 2: _f("value", STR), 3: _f("valueFrom", "EnvVarSource", P)},
-    "EnvVarSource": {1: _f("fieldRef", "ObjectFieldSelector", P),
-                     2: _f("resourceFieldRef", "ResourceFieldSelector", P),
-                     3: _f("configMapKeyRef", "KeySelector", P), 4: _f("secretKeyRef", "KeySelector", P)},
-    "ObjectFieldSelector": {1: _f("apiVersion", STR), 2: _f("fieldPath", STR)},
-    "ResourceFieldSelector": {1: _f("containerName", STR), 2: _f("resource", STR), 3: _f("divisor", QUANTITY)},
-    "KeySelector": {1: _f("", "LocalObjectReference", INLINE), 2: _f("key", STR), 3: _f("optional", BOOL, P)},
-    "EnvFromSource": {1: _f("prefix", STR), 2: _f("configMapRef", "EnvSource", P),
-                      3: _f("secretRef", "EnvSource", P)},
-    "EnvSource": {1: _f("", "LocalObjectReference", INLINE), 2: _f("optional", BOOL, P)},
-    "ResourceRequirements": {1: _f("limits", MAP_QUANTITY), 2: _f("requests", MAP_QUANTITY)},
-    "VolumeMount": {1: _f("name", STR), 2: _f("readOnly", BOOL), 3: _f("mountPath", STR), 4: _f("subPath", STR),
-                    5: _f("mountPropagation", STR, P), 6: _f("subPathExpr", STR)},
-    "Service": {1: _METADATA, 2: _f("spec", "ServiceSpec")},
-    "ServiceSpec": {1: _f("ports", "ServicePort", R), 2: _f("selector", MAP_STR), 3: _f("clusterIP", STR),
-                    4: _f("type", STR), 5: _f("externalIPs", STR, R), 7: _f("sessionAffinity", STR),
-                    8: _f("loadBalancerIP", STR), 9: _f("loadBalancerSourceRanges", STR, R),
-                    10: _f("externalName", STR), 11: _f("externalTrafficPolicy", STR),
-                    12: _f("healthCheckNodePort", INT), 13: _f("publishNotReadyAddresses", BOOL)},
-    "ServicePort": {1: _f("name", STR), 2: _f("protocol", STR), 3: _f("port", INT),
-                    4: _f("targetPort", INT_OR_STR), 5: _f("nodePort", INT), 6: _f("appProtocol", STR, P)},
-    "ResourceQuota": {1: _METADATA, 2: _f("spec", "ResourceQuotaSpec")},
-    "ResourceQuotaSpec": {1: _f("hard", MAP_QUANTITY), 2: _f("scopes", STR, R)},
-    # apps/v1, batch/v1, policy/v1
-    "Deployment": {1: _METADATA, 2: _f("spec", "DeploymentSpec")},
-    "DeploymentSpec": {1: _f("replicas", INT, P), 2: _f("selector", "LabelSelector", P),
-                       3: _f("template", "PodTemplateSpec"), 4: _f("strategy", "DeploymentStrategy"),
-                       5: _f("minReadySeconds", INT), 6: _f("revisionHistoryLimit", INT, P),
-                       7: _f("paused", BOOL), 9: _f("progressDeadlineSeconds", INT, P)},
-    "DeploymentStrategy": {1: _f("type", STR), 2: _f("rollingUpdate", "RollingUpdateDeployment", P)},
-    "RollingUpdateDeployment": {1: _f("maxUnavailable", INT_OR_STR, P), 2: _f("maxSurge", INT_OR_STR, P)},
-    "Job": {1: _METADATA, 2: _f("spec", "JobSpec")},
-    "JobSpec": {1: _f("parallelism", INT, P), 2: _f("completions", INT, P), 3: _f("activeDeadlineSeconds", INT, P),
-                4: _f("selector", "LabelSelector", P), 5: _f("manualSelector", BOOL, P),
-                6: _f("template", "PodTemplateSpec"), 7: _f("backoffLimit", INT, P),
-                8: _f("ttlSecondsAfterFinished", INT, P), 9: _f("completionMode", STR, P),
-                10: _f("suspend", BOOL, P)},
-    "CronJob": {1: _METADATA, 2: _f("spec", "CronJobSpec")},
-    "CronJobSpec": {1: _f("schedule", STR), 2: _f("startingDeadlineSeconds", INT, P),
-                    3: _f("concurrencyPolicy", STR), 4: _f("suspend", BOOL, P),
-                    5: _f("jobTemplate", "JobTemplateSpec"), 6: _f("successfulJobsHistoryLimit", INT, P),
-                    7: _f("failedJobsHistoryLimit", INT, P), 8: _f("timeZone", STR, P)},
-    "JobTemplateSpec": {1: _METADATA, 2: _f("spec", "JobSpec")},
-    "PodDisruptionBudget": {1: _METADATA, 2: _f("spec", "PodDisruptionBudgetSpec")},
-    "PodDisruptionBudgetSpec": {1: _f("minAvailable", INT_OR_STR, P), 2: _f("selector", "LabelSelector", P),
-                                3: _f("maxUnavailable", INT_OR_STR, P),
-                                4: _f("unhealthyPodEvictionPolicy", STR, P)},
-    # scheduling.k8s.io/v1 (value 0 and globalDefault false are dropped like every zero: JSON has the same meaning)
-    "PriorityClass": {1: _METADATA, 2: _f("value", INT), 3: _f("globalDefault", BOOL), 4: _f("description", STR),
-                      5: _f("preemptionPolicy", STR, P)},
-    # rbac.authorization.k8s.io/v1
-    "Role": {1: _METADATA, 2: _f("rules", "PolicyRule", R)},
-    "ClusterRole": {1: _METADATA, 2: _f("rules", "PolicyRule", R), 3: _f("aggregationRule", "AggregationRule", P)},
-    "AggregationRule": {1: _f("clusterRoleSelectors", "LabelSelector", R)},
-    "PolicyRule": {1: _f("verbs", STR, R), 2: _f("apiGroups", STR, R), 3: _f("resources", STR, R),
-                   4: _f("resourceNames", STR, R), 5: _f("nonResourceURLs", STR, R)},
-    "RoleBinding": {1: _METADATA, 2: _f("subjects", "Subject", R), 3: _f("roleRef", "RoleRef")},
-    "ClusterRoleBinding": {1: _METADATA, 2: _f("subjects", "Subject", R), 3: _f("roleRef", "RoleRef")},
-    "Subject": {1: _f("kind", STR), 2: _f("apiGroup", STR), 3: _f("name", STR), 4: _f("namespace", STR)},
-    "RoleRef": {1: _f("apiGroup", STR), 2: _f("kind", STR), 3: _f("name", STR)},
-    # authorization.k8s.io/v1, authentication.k8s.io/v1
-    "SelfSubjectAccessReview": {1: _METADATA, 2: _f("spec", "SelfSubjectAccessReviewSpec")},
-    "SelfSubjectAccessReviewSpec": {1: _f("resourceAttributes", "ResourceAttributes", P),
-                                    2: _f("nonResourceAttributes", "NonResourceAttributes", P)},
-    "SubjectAccessReview": {1: _METADATA, 2: _f("spec", "SubjectAccessReviewSpec")},
-    "SubjectAccessReviewSpec": {1: _f("resourceAttributes", "ResourceAttributes", P),
-                                2: _f("nonResourceAttributes", "NonResourceAttributes", P), 3: _f("user", STR),
-                                4: _f("groups", STR, R), 6: _f("uid", STR)},
-    "ResourceAttributes": {1: _f("namespace", STR), 2: _f("verb", STR), 3: _f("group", STR), 4: _f("version", STR),
-                           5: _f("resource", STR), 6: _f("subresource", STR), 7: _f("name", STR)},
-    "NonResourceAttributes": {1: _f("path", STR), 2: _f("verb", STR)},
-    "SelfSubjectRulesReview": {1: _METADATA, 2: _f("spec", "SelfSubjectRulesReviewSpec")},
-    "SelfSubjectRulesReviewSpec": {1: _f("namespace", STR)},
-    "SelfSubjectReview": {1: _METADATA},
-    "TokenRequest": {1: _METADATA, 2: _f("spec", "TokenRequestSpec")},
-    "TokenRequestSpec": {1: _f("audiences", STR, R), 3: _f("boundObjectRef", "BoundObjectReference", P),
-                         4: _f("expirationSeconds", INT, P)},
-    "BoundObjectReference": {1: _f("kind", STR), 2: _f("apiVersion", STR), 3: _f("name", STR), 4: _f("uid", STR)},
-}
-# ClusterRoleBinding/RoleBinding JSON always carries roleRef; top-level kinds decode from these names.
-KINDS = {"Namespace", "ConfigMap", "Secret", "ServiceAccount", "Pod", "Service", "ResourceQuota", "Deployment", "Job",
-         "CronJob", "PodDisruptionBudget", "PriorityClass", "Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding",
-         "SelfSubjectAccessReview", "SubjectAccessReview", "SelfSubjectRulesReview", "SelfSubjectReview",
-         "TokenRequest", "DeleteOptions"}
+_VARINT_SCALARS = {"int32", "int64", "bool"}
+_WIRE = {"int32": 0, "int64": 0, "bool": 0, "double": 1, "string": 2, "bytes": 2}
 
 
 # --- the wire format ---------------------------------------------------------------------------------------------
@@ -199,7 +57,7 @@ class _Reader:
         return chunk
 
     def fields(self):
-        """(field number, wire type, value): varints as int, length-delimited as bytes; fixed ones skipped."""
+        """(field number, wire type, value): varints as int, the others as bytes."""
         while not self.done():
             key = self.varint()
             number, wire = key >> 3, key & 7
@@ -228,106 +86,193 @@ def _text(raw: bytes, where: str) -> str:
         raise ValueError(f"{where} is not valid UTF-8") from None
 
 
-def _time(raw: bytes, where: str) -> str | None:
+def _raw_fields(data: bytes, where: str) -> dict[int, list[tuple[int, object]]]:
+    found: dict[int, list] = {}
+    for number, wire, value in _Reader(data, where).fields():
+        found.setdefault(number, []).append((wire, value))
+    return found
+
+
+# --- types whose JSON is their own -------------------------------------------------------------------------------
+
+def _seconds_nanos(raw: bytes, where: str) -> tuple[int, int]:
     seconds = nanos = 0
     for number, wire, value in _Reader(raw, where).fields():
         if number == 1 and wire == 0:
             seconds = _signed(value)
         elif number == 2 and wire == 0:
             nanos = _signed(value)
+    return seconds, nanos
+
+
+def _time(raw: bytes, where: str, micro: bool):
+    seconds, nanos = _seconds_nanos(raw, where)
     if seconds == 0 and nanos == 0:
         return None  # metav1.Time's zero value: null in JSON
-    return datetime.fromtimestamp(seconds, timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    moment = datetime.fromtimestamp(seconds, timezone.utc)
+    if micro:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{nanos // 1000:06d}Z"
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _quantity(raw: bytes, where: str) -> str:
-    for number, wire, value in _Reader(raw, where).fields():
-        if number == 1 and wire == 2:
-            return _text(value, where)
-    return ""
+def _go_duration(nanos: int) -> str:
+    """time.Duration.String(): 1h0m0s, 1m30s, 1.5s, 300ms, 0s."""
+    if nanos == 0:
+        return "0s"
+    sign, nanos = ("-", -nanos) if nanos < 0 else ("", nanos)
+    if nanos < 1_000_000_000:
+        for unit, size in (("ms", 1_000_000), ("µs", 1_000), ("ns", 1)):
+            if nanos >= size:
+                return sign + _decimal(nanos, size) + unit
+    hours, rest = divmod(nanos, 3_600_000_000_000)
+    minutes, rest = divmod(rest, 60_000_000_000)
+    text = _decimal(rest, 1_000_000_000) + "s"
+    if hours or minutes:
+        text = f"{minutes}m" + text
+    if hours:
+        text = f"{hours}h" + text
+    return sign + text
 
 
-def _int_or_string(raw: bytes, where: str):
-    kind, number_value, text = 0, 0, ""
-    for number, wire, value in _Reader(raw, where).fields():
-        if number == 1 and wire == 0:
-            kind = value
-        elif number == 2 and wire == 0:
-            number_value = _signed(value)
-        elif number == 3 and wire == 2:
-            text = _text(value, where)
-    return text if kind == 1 else number_value
+def _decimal(value: int, unit: int) -> str:
+    whole, fraction = divmod(value, unit)
+    digits = f"{fraction:0{len(str(unit)) - 1}d}".rstrip("0") if unit > 1 else ""
+    return f"{whole}.{digits}" if digits else str(whole)
 
 
-def _map_entry(raw: bytes, kind: str, where: str) -> tuple[str, object]:
-    key, value = "", "" if kind != MAP_BYTES else b""
-    for number, wire, item in _Reader(raw, where).fields():
-        if number == 1 and wire == 2:
-            key = _text(item, where)
-        elif number == 2 and wire == 2:
-            value = {MAP_STR: _text, MAP_QUANTITY: _quantity}.get(kind, lambda b, w: b)(item, where)
-    if kind == MAP_BYTES:
-        value = base64.b64encode(value).decode("ascii")
-    return key, value
+def _custom(message: str, raw: bytes, where: str, unknown: list[str]):
+    """The JSON of a type with its own JSON form (types.CUSTOM_JSON)."""
+    found = _raw_fields(raw, where)
 
+    def first(number: int, default):
+        return found.get(number, [(None, default)])[-1][1]
+
+    if message in (types.TIME, types.MICRO_TIME):
+        return _time(raw, where, message == types.MICRO_TIME)
+    if message == types.QUANTITY:
+        return _text(first(1, b"0"), where) or "0"
+    if message == types.INT_OR_STRING:
+        return _text(first(3, b""), where) if first(1, 0) == 1 else _signed(first(2, 0))
+    if message == types.DURATION:
+        return _go_duration(_signed(first(1, 0)))
+    data = first(1, None)  # RawExtension and FieldsV1: {1: raw bytes}, JSON (or a nested protobuf object)
+    if not data:
+        return None
+    if data.startswith(MAGIC):
+        return decode(data, unknown, where)
+    try:
+        return json.loads(data)
+    except ValueError:
+        raise ValueError(f"{where}: embedded object is neither JSON nor Kubernetes protobuf") from None
+
+
+# --- messages ----------------------------------------------------------------------------------------------------
 
 def _scalar(kind: str, wire: int, raw, where: str):
-    expected = 0 if kind in (INT, BOOL) else 2
-    if wire != expected:
-        raise ValueError(f"{where}: wire type {wire} where {kind} was expected")
-    if kind == INT:
+    if kind == "int32" or kind == "int64":
         return _signed(raw)
-    if kind == BOOL:
+    if kind == "bool":
         return raw != 0
-    if kind == STR:
+    if kind == "string":
         return _text(raw, where)
-    if kind == BYTES:
+    if kind == "bytes":
         return base64.b64encode(raw).decode("ascii")
-    if kind == TIME:
-        return _time(raw, where)
-    if kind == QUANTITY:
-        return _quantity(raw, where)
-    if kind == INT_OR_STR:
-        return _int_or_string(raw, where)
-    return decode_message(raw, kind, where)
+    if kind == "double":
+        return struct.unpack("<d", raw)[0]
+    raise ValueError(f"{where}: unsupported field type {kind}")
 
 
-def _empty(value) -> bool:
-    return value is None or value == "" or value == 0 or value is False or value == {} or value == []
-
-
-def decode_message(data: bytes, message: str, where: str = "") -> dict:
-    """One message of MESSAGES as a JSON dict (fields not in the table are skipped)."""
-    where = where or message
-    spec = MESSAGES[message]
-    result: dict = {}
-    present: set[str] = set()
-    for number, wire, raw in _Reader(data, where).fields():
-        field = spec.get(number)
-        if field is None:
-            continue
-        name, kind, flags = field
-        path = f"{where}.{name}" if name else where
-        if kind.startswith("map:"):
+def _values(field: Field, entries: list, where: str, unknown: list[str]) -> list:
+    """Every value of one field on the wire (packed repeated scalars unpacked), decoded."""
+    values = []
+    for index, (wire, raw) in enumerate(entries):
+        path = f"{where}[{len(values)}]" if field.repeated else where
+        if field.is_message:
             if wire != 2:
-                raise ValueError(f"{path}: wire type {wire} where a map entry was expected")
-            key, value = _map_entry(raw, kind, path)
-            result.setdefault(name, {})[key] = value
-            continue
-        value = _scalar(kind, wire, raw, path)
-        if INLINE in flags:
-            result.update(value)
-        elif R in flags:
-            result.setdefault(name, []).append(value)
+                raise ValueError(f"{where}: wire type {wire} where a message was expected")
+            values.append(_message_json(raw, field.type, path, unknown))
+        elif field.repeated and wire == 2 and field.type in _VARINT_SCALARS:
+            reader = _Reader(raw, where)
+            while not reader.done():
+                values.append(_scalar(field.type, 0, reader.varint(), where))
         else:
-            result[name] = value
-        if P in flags:
-            present.add(name)
-    return {k: v for k, v in result.items() if k in present or not _empty(v)}
+            if wire != _WIRE[field.type]:
+                raise ValueError(f"{where}: wire type {wire} where {field.type} was expected")
+            values.append(_scalar(field.type, wire, raw, path))
+    return values
 
 
-def decode(body: bytes) -> dict:
-    """A `k8s\\x00` protobuf request body as the JSON dict (with apiVersion and kind) the JSON body would be."""
+def _map(field: Field, entries: list, where: str, unknown: list[str]) -> dict:
+    key_field = Field(1, "key", field.map_key, False, False, False, False)
+    value_field = Field(2, "value", field.type, False, False, False, False)
+    out = {}
+    for wire, raw in entries:
+        if wire != 2:
+            raise ValueError(f"{where}: wire type {wire} where a map entry was expected")
+        found = _raw_fields(raw, where)
+        key = _values(key_field, found[1][-1:], where, unknown)[0] if 1 in found else ""
+        path = f"{where}[{key}]"
+        if 2 in found:
+            out[key] = _values(value_field, found[2][-1:], path, unknown)[0]
+        else:
+            out[key] = _zero(value_field, path, unknown)
+    return out
+
+
+def _zero(field: Field, where: str, unknown: list[str]):
+    """The JSON of a field's Go zero value (never sent, or sent without a value)."""
+    if field.is_message:
+        return _message_json(b"", field.type, where, unknown)
+    return {"string": "", "bytes": None, "bool": False, "double": 0.0}.get(field.type, 0)
+
+
+def _message_json(data: bytes, message: str, where: str, unknown: list[str]):
+    if message in types.CUSTOM_JSON:
+        return _custom(message, data, where, unknown)
+    if message in types.LIST_WRAPPERS:
+        item = types.fields(message)[1]
+        return _values(item, _raw_fields(data, where).get(1, []), where, unknown) or None
+    spec = types.fields(message)
+    found = _raw_fields(data, where)
+    for number in found:
+        if number not in spec:
+            unknown.append(f"{where}.#{number}" if where else f"#{number}")
+    result: dict = {}
+    for field in spec.values():
+        if field.name == "-":
+            continue
+        path = f"{where}.{field.name}" if where and field.name else (where or field.name)
+        present, value = _json_value(field, found.get(field.number, []), path, unknown)
+        if field.inline and isinstance(value, dict):
+            result.update(value)
+        elif present:
+            result[field.name] = value
+    return result
+
+
+def _json_value(field: Field, entries: list, path: str, unknown: list[str]) -> tuple[bool, object]:
+    """(written, value) as Go's encoding/json writes the field: unset slices, maps, pointers and []byte are null
+    (omitted with omitempty); a set pointer is written even when zero; structs are always written; a value
+    scalar's zero is omitted with omitempty."""
+    if field.map_key is not None or field.repeated:
+        value = (_map(field, entries, path, unknown) if field.map_key is not None
+                 else _values(field, entries, path, unknown)) if entries else None
+        return not (field.omitempty and not value), value
+    if not entries:
+        if field.pointer or field.type == "bytes":
+            return not field.omitempty, None
+        value = _zero(field, path, unknown)
+    else:
+        value = _values(field, entries[-1:], path, unknown)[0]
+        if field.pointer or field.is_message:
+            return True, value
+    return not (field.omitempty and value in ("", 0, False)), value
+
+
+def decode(body: bytes, unknown: list[str] | None = None, where: str = "") -> dict:
+    """A `k8s\\x00` protobuf request body as the JSON dict (with apiVersion and kind) the JSON body would be.
+    Paths of field numbers the description does not know are appended to `unknown`."""
+    unknown = [] if unknown is None else unknown
     if not body.startswith(MAGIC):
         raise ValueError("the body does not start with the Kubernetes protobuf prefix k8s\\x00")
     api_version = kind = encoding = ""
@@ -345,7 +290,8 @@ def decode(body: bytes) -> dict:
             encoding = _text(value, "runtime.Unknown.contentEncoding")
     if encoding:
         raise ValueError(f"content encoding {encoding!r} of the protobuf body is not supported")
-    if kind not in KINDS:
+    message = types.message_for(api_version, kind)
+    if message is None:
         raise ValueError(f"protobuf bodies of kind {kind or '(none)'!r} ({api_version}) are not supported; "
                          "send JSON or YAML")
-    return {"kind": kind, "apiVersion": api_version, **decode_message(raw, kind)}
+    return {"kind": kind, "apiVersion": api_version, **_message_json(raw, message, where, unknown)}

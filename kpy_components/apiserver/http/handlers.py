@@ -38,7 +38,7 @@ def _unsupported(name: str, value: str, supported: list[str]) -> errors.APIError
 
 
 def write_context(request: web.Request, info: RequestInfo, user: User, security: Security,
-                  delete_options: dict | None = None) -> WriteContext:
+                  delete_options: dict | None = None, body_unknown: list[str] | None = None) -> WriteContext:
     query = request.query
     dry_run = dry_run_requested(query.getall("dryRun", []) + list((delete_options or {}).get("dryRun") or []))
     validation = query.get("fieldValidation") or "Warn"
@@ -46,7 +46,8 @@ def write_context(request: web.Request, info: RequestInfo, user: User, security:
         raise _unsupported("fieldValidation", validation, list(FIELD_VALIDATION))
     manager = query.get("fieldManager") or request.headers.get("User-Agent", "unknown").split("/")[0]
     return WriteContext(user=user, info=info, admit=security.admit, dry_run=dry_run, field_manager=manager,
-                        field_validation=validation, force=query.get("force", "").lower() == "true")
+                        field_validation=validation, force=query.get("force", "").lower() == "true",
+                        body_unknown_fields=body_unknown or [])
 
 
 def _int_param(query, name: str) -> int | None:
@@ -80,17 +81,18 @@ class ResourceHandler:
             return await self.watches.serve(request, store, namespace, info.name)
         if verb in ("get", "list"):
             return await self._read(request, store, namespace, info.name)
-        body = await self._body(request) if verb in ("create", "update", "patch") else None
+        unknown: list[str] = []  # protobuf field numbers the body's decoder did not know
+        body = await self._body(request, unknown) if verb in ("create", "update", "patch") else None
         if verb == "create":
-            ctx = write_context(request, info, user, self.security)
+            ctx = write_context(request, info, user, self.security, body_unknown=unknown)
             created = await store.create(ctx, namespace, body)
             return json_response(created, 201, ctx.warnings)
         if verb == "update":
-            ctx = write_context(request, info, user, self.security)
+            ctx = write_context(request, info, user, self.security, body_unknown=unknown)
             stored, created = await store.update(ctx, namespace, info.name, body)
             return json_response(stored, 201 if created else 200, ctx.warnings)
         if verb == "patch":
-            ctx = write_context(request, info, user, self.security)
+            ctx = write_context(request, info, user, self.security, body_unknown=unknown)
             patch_type = negotiation.parse_media_type(request.content_type or "").type
             stored, created = await store.patch(ctx, namespace, info.name, patch_type, body)
             return json_response(stored, 201 if created else 200, ctx.warnings)
@@ -130,11 +132,11 @@ class ResourceHandler:
 
     # --- bodies --------------------------------------------------------------------------------------------------
     @staticmethod
-    async def _body(request: web.Request):
+    async def _body(request: web.Request, unknown: list[str]):
         data = await request.read()
         if not data:
             raise errors.bad_request("the request body is empty")
-        return negotiation.decode_body(request.headers.get("Content-Type"), data)
+        return negotiation.decode_body(request.headers.get("Content-Type"), data, unknown)
 
     async def _delete_options(self, request: web.Request) -> dict:
         data = await request.read()
@@ -174,8 +176,9 @@ class ResourceHandler:
             raise not_found()
         if (store.info.plural, sub, verb) == ("pods", "log", "get"):
             return await logs.serve_log(request, self.api, self.kubelets, namespace, name)
-        body = await self._body(request) if verb in ("create", "update", "patch") else None
-        ctx = write_context(request, info, user, self.security)
+        unknown: list[str] = []
+        body = await self._body(request, unknown) if verb in ("create", "update", "patch") else None
+        ctx = write_context(request, info, user, self.security, body_unknown=unknown)
         patch_type = negotiation.parse_media_type(request.content_type or "").type
         serve = _SUBRESOURCE_VERBS.get((sub, verb))
         if serve is None:
@@ -232,10 +235,12 @@ class ResourceHandler:
             raise not_found()
         if info.verb != "create" or info.name or info.subresource:
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
-        body = await self._body(request)
+        unknown: list[str] = []
+        body = await self._body(request, unknown)
         if not isinstance(body, dict):
             raise errors.bad_request(f"the request body must be a {resource.kind} object")
-        return json_response(await resolve(handler(body, user, info)), 201)
+        warnings = [f'unknown field "{path}"' for path in unknown]
+        return json_response(await resolve(handler(body, user, info)), 201, warnings)
 
 
 _SUBRESOURCE_VERBS = {

@@ -80,13 +80,14 @@ def aggregated_discovery(accept: list[MediaType]) -> tuple[str, str] | None:
     return None
 
 
-def decode_body(content_type: str | None, body: bytes) -> dict:
-    """A request body (JSON, YAML or Kubernetes protobuf) as a dict; 400/415 with a clear message otherwise."""
+def decode_body(content_type: str | None, body: bytes, unknown: list[str] | None = None) -> dict:
+    """A request body (JSON, YAML or Kubernetes protobuf) as a dict; 400/415 with a clear message otherwise.
+    Protobuf field numbers the type description lacks are appended to `unknown` by path, for field validation."""
     media = parse_media_type(content_type or JSON).type
     if media == PROTOBUF:
         from kpy_components.api import protobuf  # imported late: only kubectl >= 1.32 typed writes need it
         try:
-            return protobuf.decode(body)
+            return protobuf.decode(body, unknown)
         except ValueError as exc:
             raise errors.bad_request(f"the protobuf request body could not be decoded: {exc}") from exc
     if media in (JSON, MERGE_PATCH, STRATEGIC_MERGE_PATCH, JSON_PATCH):

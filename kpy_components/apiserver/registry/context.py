@@ -35,6 +35,8 @@ class WriteContext:
     force: bool = False
     warnings: list[str] = field(default_factory=list)
     applying: bool = False  # a server-side apply: managedFields come from the apply, not from an Update entry
+    # Paths the body's decoder did not know (protobuf field numbers): reported with the unknown JSON fields.
+    body_unknown_fields: list[str] = field(default_factory=list)
 
     async def admission(self, operation: str, obj: dict | None, old: dict | None) -> None:
         if self.admit and self.user and self.info:

@@ -71,7 +71,7 @@ class Store:
         """fieldValidation: Strict -> 400 naming every unknown field; Warn -> one warning each; Ignore -> nothing."""
         if ctx.field_validation == "Ignore":
             return
-        unknown = schema.unknown_fields(obj, schema.schema_for(api_version, kind))
+        unknown = ctx.body_unknown_fields + schema.unknown_fields(obj, api_version, kind)
         if not unknown:
             return
         problems = [f'unknown field "{path}"' for path in unknown]

@@ -114,6 +114,29 @@ def validate_pod_spec(spec, path: str, restart_policies: list[str] = RESTART_POL
     causes.extend(validation.non_negative(spec.get("terminationGracePeriodSeconds"),
                                           f"{path}.terminationGracePeriodSeconds"))
     causes.extend(validation.unique_names(spec.get("volumes"), f"{path}.volumes"))
+    causes.extend(_validate_volume_mounts(spec, path))
+    return causes
+
+
+def _validate_volume_mounts(spec: dict, path: str) -> list[Cause]:
+    """Every container's volumeMounts name a volume of the pod and say where (upstream's validateVolumeMounts)."""
+    volumes = {v.get("name") for v in spec.get("volumes") or [] if isinstance(v, dict)}
+    causes = []
+    for field in ("initContainers", "containers", "ephemeralContainers"):
+        containers = spec.get(field)
+        for index, container in enumerate(containers if isinstance(containers, list) else []):
+            mounts = container.get("volumeMounts") if isinstance(container, dict) else None
+            for number, mount in enumerate(mounts if isinstance(mounts, list) else []):
+                here = f"{path}.{field}[{index}].volumeMounts[{number}]"
+                if not isinstance(mount, dict):
+                    causes.append(field_invalid(here, mount, "must be an object"))
+                    continue
+                if not mount.get("name"):
+                    causes.append(field_required(f"{here}.name"))
+                elif mount["name"] not in volumes:
+                    causes.append(meta.field_not_found(f"{here}.name", mount["name"]))
+                if not mount.get("mountPath"):
+                    causes.append(field_required(f"{here}.mountPath"))
     return causes
 
 
