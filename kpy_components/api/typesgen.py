@@ -219,10 +219,10 @@ def _field_type(messages: dict, field) -> tuple[str, list[str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m kpy_components.api.typesgen KUBECTL_BINARY", file=sys.stderr)
+    if len(args) not in (1, 2):
+        print("usage: python -m kpy_components.api.typesgen KUBECTL_BINARY [OUTPUT]", file=sys.stderr)
         return 2
-    binary_path = Path(args[0])
+    binary_path, output = Path(args[0]), Path(args[1]) if len(args) == 2 else OUTPUT
     binary = binary_path.read_bytes()
     messages, structs = descriptors(binary), go_structs(binary)
     packages = {proto_package(g, v) for g, v in catalog.default_registry().group_versions()} | set(_META_PACKAGES)
@@ -255,8 +255,8 @@ def main(argv: list[str] | None = None) -> int:
     lines.append("LIST_WRAPPERS = frozenset({")
     lines.extend(f"    {name!r}," for name in wrappers)
     lines.append("})")
-    OUTPUT.write_text("\n".join(lines) + "\n")
-    print(f"{OUTPUT}: {len(described)} messages from {binary_path.name}; without Go struct data: {sorted(unmatched)}")
+    output.write_text("\n".join(lines) + "\n")
+    print(f"{output}: {len(described)} messages from {binary_path.name}; without Go struct data: {sorted(unmatched)}")
     return 0
 
 
