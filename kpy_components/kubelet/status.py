@@ -230,6 +230,15 @@ def _names(names: list[str]) -> str:
     return "[" + " ".join(names) + "]"  # Go's %s of a []string
 
 
+def _judged(kind: str, reason: str, unknown: list[str], adjective: str, failing: list[str]) -> dict:
+    """True, or False naming the containers of unknown status and the failing ones (upstream's message)."""
+    messages = ([f"containers with unknown status: {_names(unknown)}"] if unknown else []) + \
+               ([f"containers with {adjective} status: {_names(failing)}"] if failing else [])
+    if messages:
+        return {"type": kind, "status": "False", "reason": reason, "message": ", ".join(messages)}
+    return {"type": kind, "status": "True"}
+
+
 def _initialized(pod: dict, statuses: list[dict], pod_phase: str) -> dict:
     spec = pod.get("spec") or {}
     by_name = {s["name"]: s for s in statuses}
@@ -249,12 +258,7 @@ def _initialized(pod: dict, statuses: list[dict], pod_phase: str) -> dict:
     if any({"running", "terminated"} & set(by_name[c["name"]]["state"])
            for c in spec.get("containers") or [] if c["name"] in by_name):
         return {"type": "Initialized", "status": "True"}
-    messages = ([f"containers with unknown status: {_names(unknown)}"] if unknown else []) + \
-               ([f"containers with incomplete status: {_names(incomplete)}"] if incomplete else [])
-    if messages:
-        return {"type": "Initialized", "status": "False", "reason": "ContainersNotInitialized",
-                "message": ", ".join(messages)}
-    return {"type": "Initialized", "status": "True"}
+    return _judged("Initialized", "ContainersNotInitialized", unknown, "incomplete", incomplete)
 
 
 def _containers_ready(pod: dict, statuses: list[dict], pod_phase: str) -> dict:
@@ -271,12 +275,7 @@ def _containers_ready(pod: dict, statuses: list[dict], pod_phase: str) -> dict:
     if (pod_phase == "Succeeded" and not unknown) or pod_phase == "Failed":
         return {"type": "ContainersReady", "status": "False",
                 "reason": "PodCompleted" if pod_phase == "Succeeded" else "PodFailed"}
-    messages = ([f"containers with unknown status: {_names(unknown)}"] if unknown else []) + \
-               ([f"containers with unready status: {_names(unready)}"] if unready else [])
-    if messages:
-        return {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady",
-                "message": ", ".join(messages)}
-    return {"type": "ContainersReady", "status": "True"}
+    return _judged("ContainersReady", "ContainersNotReady", unknown, "unready", unready)
 
 
 def _ready(pod: dict, containers_ready: dict, conditions: list[dict]) -> dict:

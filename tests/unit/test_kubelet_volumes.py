@@ -137,7 +137,7 @@ async def test_missing_objects_and_keys_fail_with_upstream_words_unless_optional
         await setup(pod, tmp_path, source)
     assert caught.value.failures == {"v1": 'configmap "gone" not found',
                                      "v2": "configmap references non-existent config key: b",
-                                     "v3": "references non-existent secret key: user".join(["secret ", ""]),
+                                     "v3": "secret references non-existent secret key: user",
                                      "v4": 'secret "gone" not found'}
     assert caught.value.event_messages()[0] == 'MountVolume.SetUp failed for volume "v1" : configmap "gone" not found'
     ok2 = tmp_path / "pods/u1/volumes/kubernetes.io~configmap/ok2"
