@@ -424,7 +424,8 @@ class ProbeManager:
         uid = pod["metadata"]["uid"]
         self.pods[uid] = pod
         sandbox = observation.sandbox
-        pod_ip = sandbox.ip if sandbox else ""
+        # a hostNetwork sandbox has no address of its own: its pod IP (status.podIP) is the node's
+        pod_ip = (sandbox.ip if sandbox else "") or (pod.get("status") or {}).get("podIP", "")
         spec = pod.get("spec") or {}
         for container in (spec.get("initContainers") or []) + (spec.get("containers") or []):
             latest = observation.latest(container["name"])

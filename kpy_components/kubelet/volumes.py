@@ -222,7 +222,8 @@ def _downward_payload(pod: dict, items: list, mode: int, allocatable: dict | Non
         except ValueError as error:
             errors.append(str(error))
             continue
-        payload[os.path.normpath(item.get("path", ""))] = (value.encode(), item.get("mode") or mode)
+        item_mode = item.get("mode")
+        payload[os.path.normpath(item.get("path", ""))] = (value.encode(), mode if item_mode is None else item_mode)
     if errors:
         raise _Failed(_aggregate(errors))
     return payload

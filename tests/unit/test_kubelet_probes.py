@@ -378,3 +378,16 @@ async def test_run_loops_on_the_injected_sleep_and_remove_pod_stops_it():
     assert periods == [7, 7, 7] and len(prober.calls) == 3
     assert manager.workers == {} and manager.results == {}
     await manager.close()
+
+
+async def test_host_network_pods_are_probed_on_their_status_address(harness):
+    manager, clock, prober, changes, events = harness
+    pod = probed_pod(readiness={})
+    pod["spec"]["hostNetwork"] = True
+    pod["status"]["podIP"] = "10.213.0.21"
+    observation = PodObservation(uid="u1", sandbox=SandboxObservation(id="s", attempt=0, ready=True),
+                                 containers=observed().containers)
+    manager.update(pod, observation)
+    prober.script["readiness"] = [Outcome(SUCCESS, "")]
+    await manager.workers[("u1", "app", "readiness")].tick()
+    assert prober.calls == [("readiness", "c1", "10.213.0.21")]
