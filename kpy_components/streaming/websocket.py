@@ -89,9 +89,11 @@ async def translate(ws: web.WebSocketResponse, upstream: Upgraded, wanted: list[
 
     async def up() -> None:
         async for message in ws:
-            if message.type != WSMsgType.BINARY or not message.data:
+            # A text message counts as its UTF-8 bytes, as upstream reads it (the Python client sends str so).
+            payload = message.data.encode() if message.type == WSMsgType.TEXT else message.data
+            if message.type not in (WSMsgType.BINARY, WSMsgType.TEXT) or not payload:
                 continue
-            channel, data = message.data[0], message.data[1:]
+            channel, data = payload[0], payload[1:]
             if channel == CLOSE and data and data[0] in streams:
                 await streams[data[0]].close()
             elif channel in (STDIN, RESIZE) and channel in streams and not streams[channel].local_done:

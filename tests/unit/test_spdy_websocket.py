@@ -91,7 +91,7 @@ async def test_exec_channels_become_spdy_streams_and_back():
             streams = await _streams(bridge.kubelet, 4)
             assert list(streams) == ["error", "stdin", "stdout", "stderr"]  # client-go's order
             await client.send_bytes(b"\x00hello ")
-            await client.send_bytes(b"\x00world")
+            await client.send_str("\x00world")  # a text message, as the Python client sends str
             await client.send_bytes(bytes([websocket.CLOSE, websocket.STDIN]))  # v5: stdin is done
             assert await _read_all(streams["stdin"]) == b"hello world"  # ... ended by FIN
             await streams["stdout"].write(b"out")

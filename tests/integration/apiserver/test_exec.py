@@ -11,6 +11,9 @@ import threading
 import time
 
 import pytest
+from kubernetes import client, config
+from kubernetes.stream import stream
+from kubernetes.stream.ws_client import STDIN_CHANNEL as STDIN
 
 from apiserver.conftest import KUBECTL_DIR, free_port
 from apiserver.stand_in_kubelet import running
@@ -155,3 +158,20 @@ def test_port_forward_moves_bytes_both_ways(kubectl, pods, echo_port, kubelet):
     seen = kubelet.seen[-1]
     assert (seen.path, seen.protocols, seen.client) == (f"/portForward/{pods}/web", ["portforward.k8s.io"],
                                                         "kube-apiserver-kubelet-client")
+
+
+def test_the_python_clients_exec(apiserver, pods):
+    """The official client offers v5 and v4 over WebSocket (served by the v5 translation) and sends str as text
+    messages."""
+    configuration = client.Configuration()
+    config.load_kube_config(config_file=str(apiserver.admin_kubeconfig), client_configuration=configuration)
+    with client.ApiClient(configuration) as api:
+        session = stream(client.CoreV1Api(api).connect_get_namespaced_pod_exec, "web", pods,
+                         command=["sh", "-c", "cat; echo err >&2; exit 4"], stdin=True, stdout=True, stderr=True,
+                         tty=False, _preload_content=False)
+        session.write_stdin("from python\n")
+        session.close_channel(STDIN)  # v5 CLOSE: the command sees the end of its input
+        session.run_forever(timeout=DEADLINE)
+        assert session.read_stdout() == "from python\n"
+        assert session.read_stderr() == "err\n"
+        assert session.returncode == 4
