@@ -86,6 +86,19 @@ def test_attach(kubectl, pods, kubelet):
     assert ("input", "1") in kubelet.seen[-1].query
 
 
+def test_cp_both_ways_keeps_binary_content(kubectl, pods, tmp_path):
+    """kubectl cp is tar over exec (stdout one way, stdin the other); the stand-in's "container" is this machine,
+    so the paths are local temporary ones."""
+    content = bytes(range(256)) * 4096 + b"\x00\xff end"  # 1 MiB and a bit, every byte value
+    (tmp_path / "out").mkdir()
+    source = tmp_path / "source.bin"
+    source.write_bytes(content)
+    kubectl("cp", f"{pods}/web:{source}", str(tmp_path / "copied.bin"))
+    assert (tmp_path / "copied.bin").read_bytes() == content
+    kubectl("cp", str(source), f"{pods}/web:{tmp_path / 'out' / 'uploaded.bin'}")
+    assert (tmp_path / "out" / "uploaded.bin").read_bytes() == content
+
+
 def test_exec_errors_are_worded_as_kubernetes_words_them(kubectl, pods):
     stopped = kubectl("exec", "-n", pods, "web", "-c", "stopped", "--", "true", check=False)
     assert stopped.returncode != 0 and "container stopped is not valid for pod web" in stopped.stderr
