@@ -81,7 +81,7 @@ async def translate(ws: web.WebSocketResponse, upstream: Upgraded, wanted: list[
     (everything it sent relayed first) or the SPDY side once the client went away."""
     connection = spdy.Connection(upstream, client=True)
     serving = asyncio.ensure_future(connection.serve())
-    streams = {channel: await connection.open({"streamtype": STREAM_TYPES[channel]}) for channel in wanted}
+    streams: dict[int, spdy.Stream] = {}
 
     async def down(channel: int, stream: spdy.Stream) -> None:
         while data := await stream.read():
@@ -99,16 +99,22 @@ async def translate(ws: web.WebSocketResponse, upstream: Upgraded, wanted: list[
             elif channel in (STDIN, RESIZE) and channel in streams and not streams[channel].local_done:
                 await streams[channel].write(data)
 
-    outputs = [asyncio.ensure_future(down(c, s)) for c, s in streams.items() if c in _OUTPUT]
-    client = asyncio.ensure_future(up())
+    tasks: list[asyncio.Future] = []
     try:
+        for channel in wanted:
+            streams[channel] = await connection.open({"streamtype": STREAM_TYPES[channel]})
+        outputs = [asyncio.ensure_future(down(c, s)) for c, s in streams.items() if c in _OUTPUT]
+        client = asyncio.ensure_future(up())
+        tasks = [client, *outputs]
         await asyncio.wait([serving, client], return_when=asyncio.FIRST_COMPLETED)
         if serving.done():  # the kubelet ended the session: relay the rest, then end the client's
             await asyncio.gather(*outputs, return_exceptions=True)
+    except ConnectionError as error:  # the kubelet hung up before the streams were open
+        await send_status(ws, error_status(f"error creating streams: {error}"))
     finally:
-        for task in (client, *outputs):
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(client, *outputs, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await connection.close()
         serving.cancel()
         await asyncio.gather(serving, return_exceptions=True)
