@@ -75,7 +75,10 @@ def fetch(name: str, cache_dir: Path) -> Package:
     cache_dir.mkdir(parents=True, exist_ok=True)
     cached = [inspect(path) for path in sorted(cache_dir.glob(f"{name}_*.deb"))]
     if not cached:
-        _run("apt-get", "download", "-q", name, cwd=cache_dir)
+        try:
+            _run("apt-get", "download", "-q", name, cwd=cache_dir)
+        except ImageError as exc:
+            raise ImageError(f"{exc} (is there an apt source with {name}, and has `apt-get update` run?)") from exc
         cached = [inspect(path) for path in sorted(cache_dir.glob(f"{name}_*.deb"))]
         if not cached:
             raise ImageError(f"apt-get download {name} left no {name}_*.deb in {cache_dir}")
