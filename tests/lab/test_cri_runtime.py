@@ -5,6 +5,7 @@ requests.py runs, is observed at every step, and shows inside the container what
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -44,7 +45,8 @@ CONTAINERD_CONFIG = f"""version = 2
 
 CNI_CONFIG = f"""{{"cniVersion": "0.4.0", "name": "kpy-test", "plugins": [
   {{"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": false,
-    "ipam": {{"type": "host-local", "ranges": [[{{"subnet": "{POD_CIDR}"}}]]}}}},
+    "ipam": {{"type": "host-local", "ranges": [[{{"subnet": "{POD_CIDR}"}}]],
+             "routes": [{{"dst": "0.0.0.0/0"}}]}}}},
   {{"type": "portmap", "capabilities": {{"portMappings": true}}}}]}}
 """
 
@@ -124,6 +126,15 @@ def wait_for(predicate, what: str, deadline: float = 30.0):
             return value
         time.sleep(0.1)
     raise AssertionError(f"gave up waiting for {what}")
+
+
+def fetch(url: str) -> str | None:
+    """The page's text, or None while nothing answers there."""
+    try:
+        with urllib.request.urlopen(url, timeout=2) as answer:
+            return answer.read().decode()
+    except OSError:
+        return None
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +265,42 @@ async def test_a_pod_runs_through_its_whole_life(runtime_socket):
         assert await runtime.list_pod_observations(UID) == {}
         with pytest.raises(CRINotFound):
             await runtime.pod_sandbox_status(sandbox_id)
+
+
+async def test_host_ports_stats_images_and_streaming_urls(runtime_socket):
+    """A hostPort reaches the container through the portmap plugin; stats, image and streaming calls answer."""
+    web = {"metadata": {"name": "web-1", "namespace": "shop", "uid": UID.replace("0b8c", "1b8c")},
+           "spec": {"containers": [{"name": "httpd", "image": "busybox",
+                                    "command": ["sh", "-c", "mkdir -p /tmp/www && echo it-works > /tmp/www/index.html"
+                                                " && exec httpd -f -p 8000 -h /tmp/www"],
+                                    "ports": [{"containerPort": 8000, "hostPort": 18080}]}]}}
+    uid = web["metadata"]["uid"]
+    async with RuntimeClient(runtime_socket, timeout=60) as runtime:
+        images = await runtime.list_images()
+        assert {BUSYBOX, PAUSE} <= {tag for image in images for tag in image.repo_tags}
+        # containerd measures the snapshotter's usage in the background (0 until it has): the place is what is sure.
+        assert [fs.mountpoint for fs in await runtime.image_fs_info()] == [
+            "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs"]
+
+        sandbox_config = requests.pod_sandbox_config(web, dns_settings=SETTINGS)
+        sandbox_id = await runtime.run_pod_sandbox(sandbox_config)
+        busybox = await runtime.image_status("busybox")
+        container_id = await runtime.create_container(sandbox_id, requests.container_config(
+            web, web["spec"]["containers"][0], attempt=0, image_ref=busybox.id, envs=[], mounts=[],
+            memory_capacity=8 << 30), sandbox_config)
+        await runtime.start_container(container_id)
+        address = kpy_lab("status", f"--lab={LAB}").stdout.split()[1]
+        assert wait_for(lambda: fetch(f"http://{address}:18080/"), "the hostPort to answer") == "it-works\n"
+
+        usage = await runtime.container_stats(container_id)
+        assert (usage.id, usage.name, usage.pod_uid) == (container_id, "httpd", uid)
+        assert usage.memory_working_set_bytes > 0 and usage.timestamp > 0
+        assert container_id in {u.id for u in await runtime.list_container_stats({requests.POD_UID_LABEL: uid})}
+        await runtime.reopen_container_log(container_id)
+        for url in (await runtime.attach(container_id), await runtime.port_forward(sandbox_id, [8000])):
+            assert url.startswith("http://127.0.0.1:")  # containerd's streaming server, proxied by the kubelet
+
+        await runtime.stop_pod_sandbox(sandbox_id)  # stops its containers too
+        assert (await runtime.container_status(container_id)).state == "exited"
+        await runtime.remove_pod_sandbox(sandbox_id)  # and removes them
+        assert await runtime.list_containers({requests.POD_UID_LABEL: uid}) == []
