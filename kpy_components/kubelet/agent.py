@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry
 from kpy_components.api.errors import APIError
 from kpy_components.client import EventRecorder, RESTClient, SharedInformerFactory, ignore_not_found
 
-from . import logs, network
+from . import logs, network, streaming
 from .config import KubeletConfig
 from .cri.client import CRIError, RuntimeClient
 from .node import NodeAgent, Readiness, node_ip
@@ -67,7 +67,7 @@ class Agent:
         self.nodes = informers.informer(client.resource("nodes"))
         self.node = NodeAgent(client, config, node_name, self.address, self.readiness, self.runtime_version)
         self.pods = PodManager(client, informers, runtime, config, node_name, recorder, APIObjectSource(client),
-                               self.address)
+                               self.address, lambda: ((self.node.node or {}).get("status") or {}).get("allocatable"))
         self.pod_cidr = ""
         self._network_error = "no pod CIDR assigned to this node yet"
         self._runtime_version = ""
@@ -80,13 +80,18 @@ class Agent:
         return self._runtime_version
 
     async def readiness(self) -> Readiness:
+        """The runtime's RuntimeReady and NetworkReady conditions, and whether this node's pod network is wired."""
         try:
-            runtime_ready, network_ready, message = await self.runtime.ready()
+            conditions = {c.type: c for c in await self.runtime.status()}
         except CRIError as error:
             return Readiness(False, False, f"container runtime is down: {error.message}")
+        problems = [f"{kind}=false reason:{c.reason} message:{c.message}" for kind in ("RuntimeReady", "NetworkReady")
+                    if (c := conditions.get(kind)) is not None and not c.status]
+        runtime = conditions.get("RuntimeReady")
+        network_ready = conditions.get("NetworkReady") is None or conditions["NetworkReady"].status
         if self._network_error:
-            return Readiness(runtime_ready, False, self._network_error)
-        return Readiness(runtime_ready, network_ready, message)
+            return Readiness(runtime is None or runtime.status, False, self._network_error)
+        return Readiness(runtime is None or runtime.status, network_ready, "; ".join(problems))
 
     def health_checks(self) -> dict:
         async def syncloop() -> str | None:
@@ -161,7 +166,7 @@ class Agent:
         async def running() -> bool:
             if options.previous:
                 return False
-            latest = (await self.runtime.pod_observation(uid)).latest(container)
+            latest = (await self.pods.observe(uid)).latest(container)
             return latest is not None and latest.state == "running"
 
         response = web.StreamResponse(headers={"Content-Type": "text/plain"})
@@ -171,24 +176,29 @@ class Agent:
         await response.write_eof()
         return response
 
-    async def stream_url(self, kind: str, namespace: str, name: str, container: str, params) -> str:
+    async def stream_url(self, kind: str, namespace: str, name: str, container: str,
+                         options: streaming.StreamOptions) -> str:
         """The runtime's streaming URL for exec/attach/portforward; APIError 404 when the pod or container is not
-        here or not running."""
+        here or not running (upstream's words)."""
         pod = self.pods.find(namespace, name)
         if pod is None:
             raise APIError(404, "NotFound", f'pod "{name}" not found')
-        uid = pod["metadata"]["uid"]
-        observation = await self.runtime.pod_observation(uid)
-        if kind == "portforward":
-            if observation.sandbox is None or not observation.sandbox.ready:
-                raise APIError(404, "NotFound", f'pod "{name}" has no running sandbox')
-            return await self.runtime.port_forward(observation.sandbox.id, params)
-        latest = observation.latest(container)
-        if latest is None or latest.state != "running":
-            raise APIError(404, "NotFound", f'container not found ("{container}")')
-        if kind == "exec":
-            return await self.runtime.exec(latest.id, params)
-        return await self.runtime.attach(latest.id, params)
+        observation = await self.pods.observe(pod["metadata"]["uid"])
+        try:
+            if kind == "portforward":
+                if observation.sandbox is None or not observation.sandbox.ready:
+                    raise APIError(404, "NotFound", f'pod "{name}" has no running sandbox')
+                return await self.runtime.port_forward(observation.sandbox.id, list(options.ports))
+            latest = observation.latest(container)
+            if latest is None or latest.state != "running":
+                raise APIError(404, "NotFound", f'container not found ("{container}")')
+            if kind == "exec":
+                return await self.runtime.exec(latest.id, list(options.command), tty=options.tty,
+                                               stdin=options.stdin, stdout=options.stdout, stderr=options.stderr)
+            return await self.runtime.attach(latest.id, tty=options.tty, stdin=options.stdin,
+                                             stdout=options.stdout, stderr=options.stderr)
+        except CRIError as error:
+            raise APIError(500, "InternalError", error.message) from None
 
     # --- life --------------------------------------------------------------------------------------------------
     async def run(self) -> None:

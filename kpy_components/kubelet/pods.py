@@ -1,54 +1,51 @@
 """The pods bound to this node, run through CRI: the kubelet's keyed, idempotent loop.
 
 Shape (as the control loops): an informer on the pods bound here (fieldSelector spec.nodeName=<node>) and a relist
-of the runtime every second (upstream's PLEG) feed one work queue keyed by pod UID; one worker at a time per UID
-converges what runs to what the pod asks for and reports the pod's status. Probe results and back-off timers
-re-queue the UID. Nothing is kept that the runtime and the API do not hold, so a restarted kubelet adopts what runs:
-it finds the same sandbox and containers by their labels and neither restarts nor leaks them.
+of the runtime every second (upstream's PLEG) feed one work queue keyed by pod UID; the queue hands a UID to one
+worker at a time, which converges what runs to what the pod asks for and reports the pod's status. Probe results and
+back-off timers re-queue the UID. Nothing is kept that the runtime and the API do not hold, so a restarted kubelet
+adopts what runs: it finds the same sandbox and containers by their labels and neither restarts nor leaks them.
 
 One sync of a pod (`sync`):
-- gone from the API → every container and the sandbox stopped and removed, its volumes unmounted;
-- being deleted → preStop hooks, SIGTERM, SIGKILL after the grace period, final status, then the pod object's
+- gone from the API → every container and sandbox of its UID stopped and removed, its volumes torn down;
+- being deleted → preStop hooks, SIGTERM, SIGKILL after the grace period, the final status, then the pod object's
   final delete (grace 0, UID precondition);
-- Succeeded/Failed → nothing more runs;
-- otherwise → volumes, a ready sandbox (a new one when it died: every container starts again), init containers one at
-  a time, then every container as restartPolicy and back-off allow, then the status.
+- Succeeded/Failed in the API → nothing more runs;
+- otherwise → volumes, a ready sandbox (a new one when it died: every container starts again), init containers one
+  at a time, then every container as restartPolicy and back-off allow, then the status.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
 import time
-from pathlib import Path
 
 from kpy_components.api.meta import deep_copy
 from kpy_components.client import (EventRecorder, RESTClient, SharedInformerFactory, WorkQueue, field_index,
                                    ignore_not_found, is_not_found, run_workers)
 
+from . import hooks, pullsecrets
 from . import status as pod_status
 from .backoff import BackOff
+from .cgroups import pod_cgroup_parent
 from .config import KubeletConfig
-from .cri import requests
-from .cri.client import CRIError, RuntimeClient
+from .cri import api_pb2, dns, requests
+from .cri.client import CRIError, CRINotFound, CRITimeout, RuntimeClient
 from .env import resolve_env
-from .model import ContainerConfigError, ContainerRuntimeState, PodObservation, Waiting
-from .probes import ProbeManager
+from .model import ContainerConfigError, ContainerRuntimeState, Event, PodObservation, VolumeError, Waiting
+from .probes import Prober, ProbeManager
 from .volumes import VolumeManager
 
 log = logging.getLogger(__name__)
 UID_INDEX = "uid"
 RELIST_PERIOD = 1.0  # seconds between runtime relists (upstream's PLEG period)
-RESYNC_PERIOD = 10.0  # every pod is synced at least this often (back-off expiry, token refresh, config drift)
+RESYNC_PERIOD = 10.0  # every pod is synced at least this often (token refresh, config drift)
 WORKERS = 8
 NORMAL, WARNING = "Normal", "Warning"
+TERMINATION_LOG_LIMIT = 4096  # bytes of a termination message kept (upstream's)
 
 
-def _restart_wanted(policy: str, exit_code: int) -> bool:
-    return policy == "Always" or (policy == "OnFailure" and exit_code != 0)
-
-
-def _grace_period(pod: dict) -> int:
+def grace_period(pod: dict) -> int:
     metadata, spec = pod.get("metadata") or {}, pod.get("spec") or {}
     value = metadata.get("deletionGracePeriodSeconds")
     if value is None:
@@ -56,21 +53,42 @@ def _grace_period(pod: dict) -> int:
     return max(int(value), 2)  # upstream's minimum: give SIGTERM a moment even for --grace-period=1
 
 
+def field_path(pod: dict, name: str) -> str:
+    spec = pod.get("spec") or {}
+    for kind in ("initContainers", "containers"):
+        if any(c.get("name") == name for c in spec.get(kind) or ()):
+            return f"spec.{kind}{{{name}}}"
+    return ""
+
+
+def image_pull_policy(container: dict) -> str:
+    """The policy as defaulted by the API (which kpy's API server does), or upstream's rule when missing."""
+    if container.get("imagePullPolicy"):
+        return container["imagePullPolicy"]
+    image = container.get("image", "").rsplit("/", 1)[-1]
+    return "Always" if ":" not in image.split("@")[0] or image.endswith(":latest") else "IfNotPresent"
+
+
 class PodManager:
     def __init__(self, client: RESTClient, informers: SharedInformerFactory, runtime: RuntimeClient,
-                 config: KubeletConfig, node_name: str, recorder: EventRecorder, source, host_ip: str):
+                 config: KubeletConfig, node_name: str, recorder: EventRecorder, source, host_ip: str,
+                 node_allocatable=lambda: None):
         self.client, self.runtime, self.config = client, runtime, config
         self.node_name, self.recorder, self.source, self.host_ip = node_name, recorder, source, host_ip
+        self.node_allocatable = node_allocatable
         self.pods_info = client.resource("pods")
         self.pods = informers.informer(self.pods_info, field_selector=f"spec.nodeName={node_name}",
                                        indexers={UID_INDEX: field_index("metadata.uid")})
         self.services = informers.informer(client.resource("services"))
         self.queue = WorkQueue("pods")
         self.observed: dict[str, PodObservation] = {}
-        self.states: dict[tuple[str, str], ContainerRuntimeState] = {}
+        self.states: dict[str, dict[str, ContainerRuntimeState]] = {}
         self.backoff = BackOff()
-        self.volumes = VolumeManager(config.root_dir / "pods", source)
-        self.probes = ProbeManager(runtime, on_change=self.queue.add, recorder=recorder)
+        self.volumes = VolumeManager(config.root_dir / "pods", source, mount_tmpfs=hooks.mount_tmpfs,
+                                     unmount=hooks.unmount)
+        self.probes = ProbeManager(Prober(self._exec_sync), on_change=self.queue.add, on_event=self._event)
+        self.dns = dns.DNSSettings(cluster_dns=tuple(config.cluster_dns), cluster_domain=config.cluster_domain,
+                                   host=dns.parse_resolv_conf(_read_text(config.resolv_conf)))
         self.pods.add_handler(on_add=self._enqueue, on_update=lambda _old, new: self._enqueue(new),
                               on_delete=self._enqueue)
 
@@ -80,6 +98,16 @@ class PodManager:
         if uid:
             self.queue.add(uid)
 
+    def _event(self, pod: dict, event: Event) -> None:
+        self.recorder.event(pod, event.type, event.reason, event.message, event.field_path)
+
+    async def _exec_sync(self, container_id: str, command: list[str], timeout: float) -> tuple[int, str]:
+        try:
+            result = await self.runtime.exec_sync(container_id, command, int(timeout) or 1)
+        except CRITimeout as error:
+            raise TimeoutError(error.message) from None
+        return result.exit_code, (result.stdout + result.stderr).decode(errors="replace")
+
     def pod(self, uid: str) -> dict | None:
         found = self.pods.store.by_index(UID_INDEX, uid)
         return found[0] if found else None
@@ -87,13 +115,22 @@ class PodManager:
     def find(self, namespace: str, name: str) -> dict | None:
         return self.pods.store.get_object(namespace, name)
 
+    async def observe(self, uid: str) -> PodObservation:
+        observation = (await self.runtime.list_pod_observations(uid)).get(uid) or PodObservation(uid)
+        self.observed[uid] = observation
+        return observation
+
     async def run(self) -> None:
         await self.pods.wait_for_sync()
         await self.services.wait_for_sync()
         await self._relist()  # adopt what runs before the first sync
         for pod in self.pods.store.list():
             self._enqueue(pod)
-        await asyncio.gather(run_workers(self.queue, self.sync, WORKERS), self._relist_loop(), self._resync_loop())
+        try:
+            await asyncio.gather(run_workers(self.queue, self.sync, WORKERS), self._relist_loop(),
+                                 self._resync_loop())
+        finally:
+            await self.probes.close()
 
     async def _relist(self) -> None:
         current = await self.runtime.list_pod_observations()
@@ -115,12 +152,12 @@ class PodManager:
             await asyncio.sleep(RESYNC_PERIOD)
             for pod in self.pods.store.list():
                 self._enqueue(pod)
+            self.backoff.gc()
 
     # --- one pod -----------------------------------------------------------------------------------------------
     async def sync(self, uid: str) -> None:
         pod = self.pod(uid)
-        observation = await self.runtime.pod_observation(uid)
-        self.observed[uid] = observation
+        observation = await self.observe(uid)
         if pod is None:
             await self._remove(uid, observation)
             return
@@ -128,167 +165,145 @@ class PodManager:
             await self._terminate(pod, observation)
             return
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
-            await self._stop_all(pod, observation, _grace_period(pod), reason=None)
+            if any(c.state in ("running", "created") for c in observation.containers):
+                await self._stop_all(pod, observation, grace_period(pod))
+            self.probes.remove_pod(uid)
             return
+        self.probes.update(pod, observation)
         try:
             await self._converge(pod, observation)
         finally:
             await self._report(pod)
 
+    def _state(self, uid: str, name: str) -> ContainerRuntimeState:
+        return self.states.setdefault(uid, {}).setdefault(name, ContainerRuntimeState())
+
     async def _converge(self, pod: dict, observation: PodObservation) -> None:
-        uid = pod["metadata"]["uid"]
-        spec = pod.get("spec") or {}
-        await self.volumes.prepare(pod)
+        uid, spec = pod["metadata"]["uid"], pod.get("spec") or {}
+        try:
+            await self.volumes.prepare(pod)
+        except VolumeError as error:
+            for message in error.event_messages():
+                self.recorder.event(pod, WARNING, "FailedMount", message)
+            self.queue.add_after(uid, 5.0)
+            return
         sandbox = observation.sandbox
         if sandbox is None or not sandbox.ready:
             if sandbox is not None and self._done_for_good(pod, observation):
-                return  # restartPolicy Never (or OnFailure after success): the pod is over, not restarted
-            await self._stop_all(pod, observation, _grace_period(pod), reason=None)
+                return  # every container finished and none may restart: the pod is over
+            if observation.containers or sandbox is not None:
+                await self._stop_all(pod, observation, grace_period(pod))
             await self._new_sandbox(pod, 0 if sandbox is None else sandbox.attempt + 1)
-            observation = await self.runtime.pod_observation(uid)
-            self.observed[uid] = observation
+            observation = await self.observe(uid)
             if observation.sandbox is None:
                 return
-        sandbox_id = observation.sandbox.id
-        # Init containers: one at a time, each to success before the next.
+            self.probes.update(pod, observation)
         for container in spec.get("initContainers") or ():
             latest = observation.latest(container["name"])
             if latest is not None and latest.state == "exited" and latest.exit_code == 0:
                 continue
-            if latest is not None and latest.state in ("running", "created"):
+            if latest is not None and latest.state == "running":
                 return
-            if latest is not None and latest.state == "exited":
-                if spec.get("restartPolicy", "Always") == "Never":
-                    return  # the pod failed; status says so
-                if not self._back_off_passed(pod, container, latest):
-                    return
-            await self._start(pod, container, sandbox_id, observation)
+            if latest is not None and latest.state == "exited" and not pod_status.should_restart(
+                    container, pod, latest):
+                return  # restartPolicy Never: the pod failed; its status says so
+            await self._start_when_due(pod, container, observation)
             return
         for container in spec.get("containers") or ():
             latest = observation.latest(container["name"])
-            state = self.states.setdefault((uid, container["name"]), ContainerRuntimeState())
             if latest is not None and latest.state == "running":
-                if self.probes.liveness_failed(uid, container["name"], latest.id):
-                    self.recorder.event(pod, NORMAL, "Killing",
-                                        f"Container {container['name']} failed liveness probe, will be restarted",
-                                        self._field_path(pod, container))
-                    await self._stop_container(latest.id, _grace_period(pod))
+                message = self.probes.restart_message(uid, container["name"], latest.id)
+                if message:
+                    self.recorder.event(pod, NORMAL, "Killing", message, field_path(pod, container["name"]))
+                    await self._stop_container(pod, container, latest.id, grace_period(pod))
+                    self.queue.add(uid)
                 continue
-            if latest is not None and latest.state == "created":
-                await self.runtime.start_container(latest.id)
+            if not pod_status.should_restart(container, pod, latest):
                 continue
-            if latest is not None and latest.state == "exited":
-                if not _restart_wanted(spec.get("restartPolicy", "Always"), latest.exit_code):
-                    continue
-                if not self._back_off_passed(pod, container, latest):
-                    continue
-            if state.waiting is not None and state.waiting.reason == "ImagePullBackOff" and \
-                    not self.backoff.image_pull_allowed(container.get("image", ""), time.monotonic()):
-                continue
-            await self._start(pod, container, sandbox_id, observation)
+            await self._start_when_due(pod, container, observation)
 
     def _done_for_good(self, pod: dict, observation: PodObservation) -> bool:
-        policy = (pod.get("spec") or {}).get("restartPolicy", "Always")
-        if policy == "Always":
-            return False
-        finished = [observation.latest(c["name"]) for c in (pod.get("spec") or {}).get("containers") or ()]
-        return all(c is not None and c.state == "exited" and not _restart_wanted(policy, c.exit_code)
-                   for c in finished)
+        containers = (pod.get("spec") or {}).get("containers") or ()
+        return all((latest := observation.latest(c["name"])) is not None and latest.state == "exited"
+                   and not pod_status.should_restart(c, pod, latest) for c in containers)
 
-    def _back_off_passed(self, pod: dict, container: dict, latest) -> bool:
-        """Whether a restart may happen now; else the container waits in CrashLoopBackOff and the pod is re-queued
-        when the back-off ends."""
+    async def _start_when_due(self, pod: dict, container: dict, observation: PodObservation) -> None:
+        """Start (or restart) the container unless its CrashLoopBackOff holds it back."""
         uid, name = pod["metadata"]["uid"], container["name"]
-        now = time.monotonic()
-        remaining = self.backoff.crash_remaining(uid, name, latest.finished_at, now)
-        if remaining <= 0:
-            return True
-        state = self.states.setdefault((uid, name), ContainerRuntimeState())
-        delay = self.backoff.crash_delay(uid, name)
-        message = f"back-off {delay:g}s restarting failed container={name} pod={pod['metadata']['name']}_" \
-                  f"{pod['metadata']['namespace']}({uid})"
-        if state.waiting is None or state.waiting.reason != "CrashLoopBackOff":
-            self.recorder.event(pod, WARNING, "BackOff", "Back-off restarting failed container "
-                                f"{name} in pod {pod['metadata']['name']}_{pod['metadata']['namespace']}({uid})",
-                                self._field_path(pod, container))
-        state.waiting = Waiting("CrashLoopBackOff", message)
-        self.queue.add_after(uid, remaining)
-        return False
-
-    @staticmethod
-    def _field_path(pod: dict, container: dict) -> str:
-        spec = pod.get("spec") or {}
-        for kind in ("initContainers", "containers"):
-            for index, c in enumerate(spec.get(kind) or ()):
-                if c.get("name") == container.get("name"):
-                    return f"spec.{kind}{{{c['name']}}}"
-        return ""
+        latest = observation.latest(name)
+        if latest is not None and latest.state == "created":
+            await ignore_gone(self.runtime.remove_container(latest.id))  # created but never started: start afresh
+        elif latest is not None and latest.state == "exited":
+            waiting = self.backoff.crash_wait(pod, name, latest.finished_at)
+            if waiting is not None:
+                state = self._state(uid, name)
+                if state.waiting is None or state.waiting.reason != "CrashLoopBackOff":
+                    self.recorder.event(pod, WARNING, "BackOff", self.backoff.crash_event(pod, name),
+                                        field_path(pod, name))
+                state.waiting = waiting
+                self.queue.add_after(uid, self.backoff.crash_remaining(uid, name, latest.finished_at) + 0.1)
+                return
+        await self._start(pod, container, observation)
 
     async def _new_sandbox(self, pod: dict, attempt: int) -> None:
-        config = requests.sandbox_config(pod, attempt=attempt, settings=self._dns_settings(),
-                                         log_root=str(self.config.pod_logs_dir),
-                                         cgroup_parent=self._cgroup_parent(pod))
         try:
-            await self.runtime.run_pod_sandbox(config)
+            await self.runtime.run_pod_sandbox(self._sandbox_config(pod, attempt))
         except CRIError as error:
             self.recorder.event(pod, WARNING, "FailedCreatePodSandBox",
                                 f"Failed to create pod sandbox: {error.message}")
             raise
 
-    def _dns_settings(self):
-        return requests.DNSSettings(cluster_dns=self.config.cluster_dns, cluster_domain=self.config.cluster_domain,
-                                    resolv_conf=self.config.resolv_conf)
+    def _sandbox_config(self, pod: dict, attempt: int):
+        return requests.pod_sandbox_config(pod, dns_settings=self.dns, attempt=attempt,
+                                           cgroup_parent=pod_cgroup_parent(pod, self.config.cgroup_driver))
 
-    def _cgroup_parent(self, pod: dict) -> str:
-        qos = pod_status.qos_class(pod)
-        uid = pod["metadata"]["uid"]
-        if self.config.cgroup_driver == "systemd":
-            level = "" if qos == "Guaranteed" else f"-{qos.lower()}"
-            parent = f"kubepods{level}.slice" if level else "kubepods.slice"
-            return f"{parent.removesuffix('.slice')}-pod{uid.replace('-', '_')}.slice" if level else \
-                f"kubepods-pod{uid.replace('-', '_')}.slice"
-        return f"/kubepods/{'' if qos == 'Guaranteed' else qos.lower() + '/'}pod{uid}"
-
-    async def _start(self, pod: dict, container: dict, sandbox_id: str, observation: PodObservation) -> None:
+    async def _start(self, pod: dict, container: dict, observation: PodObservation) -> None:
         uid, name = pod["metadata"]["uid"], container["name"]
-        state = self.states.setdefault((uid, name), ContainerRuntimeState())
-        field_path = self._field_path(pod, container)
+        state, where = self._state(uid, name), field_path(pod, name)
         latest = observation.latest(name)
         attempt = 0 if latest is None else latest.attempt + 1
-        if not await self._ensure_image(pod, container, state, field_path):
+        image_ref = await self._ensure_image(pod, container, state, where)
+        if image_ref is None:
             return
+        sandbox = observation.sandbox
         try:
-            envs = await resolve_env(pod, container, self.source, self.services.store.list(),
-                                     host_ip=self.host_ip)
-            mounts = self.volumes.mounts(pod, container)
+            resolved = await resolve_env(pod, container, self.source, self.services.store.list(),
+                                         pod_ips=sandbox.ips or ((sandbox.ip,) if sandbox.ip else ()),
+                                         host_ips=(self.host_ip,), node_allocatable=self.node_allocatable())
+            for event in resolved.events:
+                self._event(pod, event)
+            mounts = self.volumes.mounts(pod, container, resolved.as_dict())
+            mounts.append(hooks.termination_log_mount(self.volumes.pod_dir(uid), container, attempt))
         except ContainerConfigError as error:
             state.waiting = Waiting("CreateContainerConfigError", str(error))
-            self.recorder.event(pod, WARNING, "Failed", f"Error: {error}", field_path)
+            self.recorder.event(pod, WARNING, "Failed", f"Error: {error}", where)
             self.queue.add_after(uid, 5.0)
             return
-        sandbox_config = requests.sandbox_config(pod, attempt=observation.sandbox.attempt,
-                                                 settings=self._dns_settings(),
-                                                 log_root=str(self.config.pod_logs_dir),
-                                                 cgroup_parent=self._cgroup_parent(pod))
-        config = requests.container_config(pod, container, attempt=attempt, envs=envs, mounts=mounts)
-        if latest is not None and latest.state == "exited":
-            await ignore_cri(self._prune(observation, name))
+        config = requests.container_config(pod, container, attempt=attempt, image_ref=image_ref,
+                                           envs=resolved.envs, mounts=mounts, memory_capacity=_memory_capacity())
+        await self._prune(observation, name)
         try:
-            container_id = await self.runtime.create_container(sandbox_id, config, sandbox_config)
+            container_id = await self.runtime.create_container(sandbox.id, config, self._sandbox_config(
+                pod, sandbox.attempt))
         except CRIError as error:
             state.waiting = Waiting("CreateContainerError", error.message)
-            self.recorder.event(pod, WARNING, "Failed", f"Error: {error.message}", field_path)
+            self.recorder.event(pod, WARNING, "Failed", f"Error: {error.message}", where)
             raise
-        self.recorder.event(pod, NORMAL, "Created", f"Created container {name}", field_path)
+        self.recorder.event(pod, NORMAL, "Created", f"Created container {name}", where)
         try:
             await self.runtime.start_container(container_id)
         except CRIError as error:
             state.waiting = Waiting("RunContainerError", error.message)
-            self.recorder.event(pod, WARNING, "Failed", f"Error: {error.message}", field_path)
+            self.recorder.event(pod, WARNING, "Failed", f"Error: {error.message}", where)
             raise
         state.waiting = None
-        self.recorder.event(pod, NORMAL, "Started", f"Started container {name}", field_path)
-        self.probes.watch(pod, container, container_id, observation.sandbox_ip())
+        self.recorder.event(pod, NORMAL, "Started", f"Started container {name}", where)
+        post_start = ((container.get("lifecycle") or {}).get("postStart"))
+        if post_start:
+            failure = await hooks.run(post_start, self._exec_sync, container, container_id, sandbox.ip, 30)
+            if failure:
+                self.recorder.event(pod, WARNING, "FailedPostStartHook", failure, where)
+                await self._stop_container(pod, container, container_id, grace_period(pod))
         self.queue.add(uid)
 
     async def _prune(self, observation: PodObservation, name: str) -> None:
@@ -296,86 +311,87 @@ class PodManager:
         exited = sorted((c for c in observation.containers if c.name == name and c.state == "exited"),
                         key=lambda c: c.attempt)
         for old in exited[:-1]:
-            await self.runtime.remove_container(old.id)
+            await ignore_gone(self.runtime.remove_container(old.id))
 
-    async def _ensure_image(self, pod: dict, container: dict, state: ContainerRuntimeState, field_path: str) -> bool:
-        image = container.get("image", "")
-        policy = container.get("imagePullPolicy") or ("Always" if image.endswith(":latest") or ":" not in
-                                                       image.rsplit("/", 1)[-1] else "IfNotPresent")
+    async def _ensure_image(self, pod: dict, container: dict, state: ContainerRuntimeState, where: str) -> str | None:
+        """The image's reference in the runtime, pulled as imagePullPolicy says; None while it cannot be had (the
+        container waits with ErrImagePull / ImagePullBackOff / ErrImageNeverPull)."""
+        uid, image, policy = pod["metadata"]["uid"], container.get("image", ""), image_pull_policy(container)
         present = await self.runtime.image_status(image)
-        if present and policy != "Always":
-            if state.waiting is None or state.waiting.reason in ("ErrImagePull", "ImagePullBackOff"):
-                self.recorder.event(pod, NORMAL, "Pulled",
-                                    f'Container image "{image}" already present on machine', field_path)
-            return True
+        if present is not None and policy != "Always":
+            self.recorder.event(pod, NORMAL, "Pulled", f'Container image "{image}" already present on machine',
+                                where)
+            return present.id
         if policy == "Never":
-            state.waiting = Waiting("ErrImageNeverPull", f'Container image "{image}" is not present with pull '
-                                    "policy of Never")
-            self.recorder.event(pod, WARNING, "ErrImageNeverPull", state.waiting.message, field_path)
-            return False
-        now = time.monotonic()
-        if not self.backoff.image_pull_allowed(image, now):
-            state.waiting = Waiting("ImagePullBackOff", f'Back-off pulling image "{image}"')
-            self.recorder.event(pod, NORMAL, "BackOff", state.waiting.message, field_path)
-            self.queue.add_after(pod["metadata"]["uid"], self.backoff.image_pull_remaining(image, now))
-            return False
-        self.recorder.event(pod, NORMAL, "Pulling", f'Pulling image "{image}"', field_path)
+            state.waiting = Waiting("ErrImageNeverPull",
+                                    f'Container image "{image}" is not present with pull policy of Never')
+            self.recorder.event(pod, WARNING, "ErrImageNeverPull", state.waiting.message, where)
+            return None
+        waiting = self.backoff.pull_wait(pod, image)
+        if waiting is not None:
+            if state.waiting is None or state.waiting.reason != "ImagePullBackOff":
+                self.recorder.event(pod, NORMAL, "BackOff", waiting.message, where)
+            state.waiting = waiting
+            self.queue.add_after(uid, self.backoff.pull_remaining(uid, image) + 0.1)
+            return None
+        self.recorder.event(pod, NORMAL, "Pulling", f'Pulling image "{image}"', where)
         started = time.monotonic()
         try:
-            await self.runtime.pull_image(image, auth=await self._pull_auth(pod, image))
+            image_ref = await self.runtime.pull_image(image, auth=await self._pull_auth(pod, image))
         except CRIError as error:
-            self.backoff.image_pull_failed(image, time.monotonic())
+            self.backoff.pull_failed(uid, image)
             state.waiting = Waiting("ErrImagePull", error.message)
-            self.recorder.event(pod, WARNING, "Failed", f'Failed to pull image "{image}": {error.message}',
-                                field_path)
-            self.recorder.event(pod, WARNING, "Failed", "Error: ErrImagePull", field_path)
-            self.queue.add_after(pod["metadata"]["uid"], self.backoff.image_pull_remaining(image, time.monotonic()))
-            return False
-        self.backoff.image_pull_succeeded(image)
+            self.recorder.event(pod, WARNING, "Failed", f'Failed to pull image "{image}": {error.message}', where)
+            self.recorder.event(pod, WARNING, "Failed", "Error: ErrImagePull", where)
+            self.queue.add_after(uid, self.backoff.pull_remaining(uid, image) + 0.1)
+            return None
+        self.backoff.pull_succeeded(uid, image)
         took = time.monotonic() - started
-        self.recorder.event(pod, NORMAL, "Pulled", f'Successfully pulled image "{image}" in {took:.3f}s',
-                            field_path)
-        return True
+        self.recorder.event(pod, NORMAL, "Pulled", f'Successfully pulled image "{image}" in {took:.3f}s', where)
+        return image_ref
 
-    async def _pull_auth(self, pod: dict, image: str) -> dict | None:
-        """Credentials for `image` from the pod's imagePullSecrets (kubernetes.io/dockerconfigjson)."""
+    async def _pull_auth(self, pod: dict, image: str) -> api_pb2.AuthConfig | None:
+        """Credentials for `image` from the pod's imagePullSecrets, the first that has some for its registry."""
         namespace = pod["metadata"]["namespace"]
         for reference in (pod.get("spec") or {}).get("imagePullSecrets") or ():
             secret = await self.source.secret(namespace, reference.get("name", ""))
-            auth = requests.registry_auth(secret, image) if secret else None
-            if auth:
-                return auth
+            found = pullsecrets.credentials(secret, image) if secret else None
+            if found is not None:
+                return api_pb2.AuthConfig(username=found[0], password=found[1])
         return None
 
-    async def _stop_container(self, container_id: str, grace: int) -> None:
-        try:
-            await self.runtime.stop_container(container_id, grace)
-        except CRIError as error:
-            if not error.not_found:
-                raise
+    async def _stop_container(self, pod: dict | None, container: dict | None, container_id: str,
+                              grace: int) -> None:
+        """preStop (within the grace period), then SIGTERM and SIGKILL when the rest of it has passed."""
+        started = time.monotonic()
+        pre_stop = ((container or {}).get("lifecycle") or {}).get("preStop")
+        if pod is not None and pre_stop:
+            sandbox = self.observed.get(pod["metadata"]["uid"], PodObservation("")).sandbox
+            failure = await hooks.run(pre_stop, self._exec_sync, container, container_id,
+                                      sandbox.ip if sandbox else "", grace)
+            if failure:
+                self.recorder.event(pod, WARNING, "FailedPreStopHook", failure, field_path(pod, container["name"]))
+        remaining = max(2, int(grace - (time.monotonic() - started)))
+        await ignore_gone(self.runtime.stop_container(container_id, remaining))
 
-    async def _stop_all(self, pod: dict | None, observation: PodObservation, grace: int, reason: str | None) -> None:
+    async def _stop_all(self, pod: dict | None, observation: PodObservation, grace: int) -> None:
         running = [c for c in observation.containers if c.state in ("running", "created")]
+        specs = {c["name"]: c for c in ((pod or {}).get("spec") or {}).get("containers") or ()}
         if pod is not None:
-            specs = {c["name"]: c for c in (pod.get("spec") or {}).get("containers") or ()}
             for container in running:
-                if container.name in specs and reason:
+                if container.name in specs and container.state == "running":
                     self.recorder.event(pod, NORMAL, "Killing", f"Stopping container {container.name}",
-                                        self._field_path(pod, specs[container.name]))
-            await asyncio.gather(*(self.probes.pre_stop(pod, specs.get(c.name), c.id, observation.sandbox_ip(),
-                                                        grace) for c in running if c.name in specs))
-        await asyncio.gather(*(self._stop_container(c.id, grace) for c in running))
-        if pod is not None:
-            self.probes.forget(pod["metadata"]["uid"])
+                                        field_path(pod, container.name))
+        await asyncio.gather(*(self._stop_container(pod, specs.get(c.name), c.id, grace) for c in running))
         if observation.sandbox is not None and observation.sandbox.ready:
-            await ignore_cri(self.runtime.stop_pod_sandbox(observation.sandbox.id))
+            await ignore_gone(self.runtime.stop_pod_sandbox(observation.sandbox.id))
 
     async def _terminate(self, pod: dict, observation: PodObservation) -> None:
-        await self._stop_all(pod, observation, _grace_period(pod), reason="Killing")
         uid = pod["metadata"]["uid"]
-        final = await self.runtime.pod_observation(uid)
-        self.observed[uid] = final
-        await self._report(pod, final)
+        self.probes.remove_pod(uid)
+        await self._stop_all(pod, observation, grace_period(pod))
+        final = await self.observe(uid)
+        await self._report(pod, final, terminal=True)
         deleted = await ignore_not_found(self.client.delete(self.pods_info, pod["metadata"]["name"],
                                                             pod["metadata"]["namespace"], grace_period_seconds=0,
                                                             preconditions={"uid": uid}))
@@ -384,42 +400,43 @@ class PodManager:
 
     async def _remove(self, uid: str, observation: PodObservation) -> None:
         """The pod is gone from the API: nothing of it may remain."""
-        if observation.sandbox is None and not observation.containers:
-            self.observed.pop(uid, None)
-            self.volumes.forget(uid)
-            return
-        await self._stop_all(None, observation, 2, reason=None)
-        for container in observation.containers:
-            await ignore_cri(self.runtime.remove_container(container.id))
-        for sandbox_id in await self.runtime.sandbox_ids(uid):
-            await ignore_cri(self.runtime.stop_pod_sandbox(sandbox_id))
-            await ignore_cri(self.runtime.remove_pod_sandbox(sandbox_id))
-        self.probes.forget(uid)
+        self.probes.remove_pod(uid)
         self.backoff.forget(uid)
-        for key in [k for k in self.states if k[0] == uid]:
-            del self.states[key]
-        await asyncio.to_thread(self.volumes.cleanup, uid)
-        log.info("Removed pod's containers and sandbox uid=%s", uid)
+        self.states.pop(uid, None)
+        if observation.sandbox is not None or observation.containers:
+            await self._stop_all(None, observation, 2)
+            for container in observation.containers:
+                await ignore_gone(self.runtime.remove_container(container.id))
+            for sandbox in await self.runtime.list_pod_sandboxes({requests.POD_UID_LABEL: uid}):
+                await ignore_gone(self.runtime.stop_pod_sandbox(sandbox.id))
+                await ignore_gone(self.runtime.remove_pod_sandbox(sandbox.id))
+            log.info("Removed the containers and sandbox of a deleted pod uid=%s", uid)
+        await self.volumes.teardown(uid)
+        self.observed.pop(uid, None)
 
     # --- status ------------------------------------------------------------------------------------------------
-    async def _report(self, pod: dict, observation: PodObservation | None = None) -> None:
+    async def _report(self, pod: dict, observation: PodObservation | None = None, terminal: bool = False) -> None:
         uid = pod["metadata"]["uid"]
-        observation = observation or await self.runtime.pod_observation(uid)
-        states = {name: state for (u, name), state in self.states.items() if u == uid}
-        for name, ready in self.probes.readiness(uid).items():
-            states.setdefault(name, ContainerRuntimeState()).ready = ready
-        for name, started in self.probes.started(uid).items():
-            states.setdefault(name, ContainerRuntimeState()).started = started
+        observation = observation or await self.observe(uid)
+        states = self.states.setdefault(uid, {})
+        for name, state in states.items():  # a container that runs again no longer waits
+            latest = observation.latest(name)
+            if state.waiting is not None and latest is not None and latest.state == "running":
+                state.waiting = None
+        self.probes.apply(uid, states, observation)
         current = self.pod(uid) or pod
-        wanted = pod_status.compute(current, observation, states, host_ip=self.host_ip,
-                                    previous=current.get("status") or {})
+        messages = await asyncio.to_thread(hooks.termination_messages, self.volumes.pod_dir(uid), current,
+                                           observation, self.config.pod_logs_dir)
+        wanted = pod_status.compute(current, observation, states, host_ips=(self.host_ip,),
+                                    termination_messages=messages, terminal=terminal)
         if wanted == (current.get("status") or {}):
             return
-        patch = {"metadata": {"uid": uid}, "status": wanted}
         try:
-            await self.client.patch(self.pods_info, current["metadata"]["name"], patch,
+            await self.client.patch(self.pods_info, current["metadata"]["name"],
+                                    {"metadata": {"uid": uid}, "status": _merge_patch(current.get("status") or {},
+                                                                                      wanted)},
                                     current["metadata"]["namespace"], subresource="status", patch_type="merge")
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - only a vanished pod is expected; the rest is retried
             if not is_not_found(error):
                 raise
 
@@ -429,14 +446,33 @@ class PodManager:
                 "items": [deep_copy(p) for p in self.pods.store.list()]}
 
 
-async def ignore_cri(call) -> None:
-    """Await a cleanup call whose object may already be gone."""
+def _merge_patch(old: dict, new: dict) -> dict:
+    """A JSON merge patch turning `old` into `new` at the top level (keys the kubelet no longer reports go)."""
+    patch = dict(new)
+    for key in old:
+        if key not in new and key not in ("nominatedNodeName", "resize"):  # the scheduler's and others' fields
+            patch[key] = None
+    return patch
+
+
+def _memory_capacity() -> int:
+    try:
+        with open("/proc/meminfo") as meminfo:
+            return int(meminfo.readline().split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _read_text(path) -> str:
+    try:
+        return path.read_text() if path else ""
+    except OSError:
+        return ""
+
+
+async def ignore_gone(call) -> None:
+    """Await a stop or remove whose object may already be gone."""
     try:
         await call
-    except CRIError as error:
-        if not error.not_found:
-            raise
-
-
-def remove_tree(path: Path) -> None:
-    shutil.rmtree(path, ignore_errors=True)
+    except CRINotFound:
+        pass
