@@ -1,5 +1,6 @@
-"""Build every image of the catalog into a cache: `<cache>/debs` (the packages) and `<cache>/layouts/<name>` (one
-OCI image layout per image)."""
+"""Build every image of the catalog into a cache: `<cache>/debs` (the packages), `<cache>/layouts/<name>` (one
+OCI image layout per image, what skopeo pushes) and `<cache>/archives/<name>.tar` (the same image as one archive
+naming its full references, for air-gapped nodes: `ctr -n k8s.io images import`)."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,6 +13,7 @@ from kpy_components.images import catalog, debs, oci
 class Built:
     name: str
     layout: Path
+    archive: Path
     repository: str  # path in a registry, e.g. library/busybox
     tags: tuple[str, ...]
     digest: str  # the manifest's
@@ -29,6 +31,13 @@ def build_all(cache_dir: Path, recipes=catalog.RECIPES, *, dry_run: bool = False
         image = recipe.build(package)
         layout = cache_dir / "layouts" / recipe.name
         changes = oci.write_layout(layout, image, dry_run=dry_run)
-        built.append(Built(recipe.name, layout, recipe.repository, image.tags, image.digest,
+        archive = cache_dir / "archives" / f"{recipe.name}.tar"
+        data = oci.archive_bytes(image, recipe.references(image))
+        if not archive.is_file() or archive.read_bytes() != data:
+            changes.append(f"wrote {archive.name}")
+            if not dry_run:
+                archive.parent.mkdir(parents=True, exist_ok=True)
+                oci.replace_file(archive, data)
+        built.append(Built(recipe.name, layout, archive, recipe.repository, image.tags, image.digest,
                            tuple(recipe.references(image)), f"{package.name}={package.version}", tuple(changes)))
     return built

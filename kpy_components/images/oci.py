@@ -22,6 +22,8 @@ MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_CONFIG = "application/vnd.oci.image.config.v1+json"
 MEDIA_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 REF_NAME = "org.opencontainers.image.ref.name"
+# The full name containerd's importer (`ctr images import`) gives a manifest of an archive's index.
+CONTAINERD_NAME = "io.containerd.image.name"
 LAYOUT_VERSION = {"imageLayoutVersion": "1.0.0"}
 # What `created` says in every config: the build is reproducible, so there is no build time to record (ko and
 # Bazel's rules_oci do the same).
@@ -159,6 +161,20 @@ def index_json(image: Image) -> bytes:
     })
 
 
+def archive_bytes(image: Image, references: Iterable[str]) -> bytes:
+    """An OCI image layout as one tar (what `ctr -n k8s.io images import` and k3s's air-gap folder take): the index
+    names the manifest once per full reference (docker.io/library/busybox:1.35), as `ctr images export` writes it.
+    Deterministic like the layers."""
+    manifests = [image.manifest.descriptor(annotations={CONTAINERD_NAME: reference,
+                                                        REF_NAME: reference.rpartition(":")[2]})
+                 for reference in references]
+    index = canonical_json({"schemaVersion": 2, "mediaType": MEDIA_INDEX, "manifests": manifests})
+    entries = [directory("blobs"), directory("blobs/sha256"), file("oci-layout", canonical_json(LAYOUT_VERSION)),
+               file("index.json", index)]
+    entries += [file(f"blobs/sha256/{blob.digest.removeprefix('sha256:')}", blob.data) for blob in image.blobs()]
+    return layer_tar(entries)
+
+
 def write_layout(directory: Path, image: Image, *, dry_run: bool = False) -> list[str]:
     """Make `directory` an OCI image layout holding exactly `image`: missing blobs written, blobs of other builds
     removed, index.json and oci-layout replaced only when their content differs. Returns what changed (empty when
@@ -170,7 +186,7 @@ def write_layout(directory: Path, image: Image, *, dry_run: bool = False) -> lis
             if data is None:
                 path.unlink()
             else:
-                _replace(path, data)
+                replace_file(path, data)
     return [what for what, _, _ in plan]
 
 
@@ -217,7 +233,8 @@ def _verified_blob(directory: Path, descriptor: dict) -> bytes:
     return data
 
 
-def _replace(path: Path, data: bytes) -> None:
+def replace_file(path: Path, data: bytes) -> None:
+    """Write `data` to `path` atomically (a partial file beside it, renamed over it), mode 0644."""
     partial = path.with_name(f".{path.name}.partial")
     partial.write_bytes(data)
     partial.chmod(stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP | stat.S_IROTH)

@@ -130,3 +130,17 @@ def test_skopeo_reads_the_layout_with_our_digest(tmp_path):
     inspected = json.loads(out.stdout)
     assert inspected["Digest"] == built.digest
     assert inspected["Layers"] == [built.layers[0].digest]
+
+
+def test_archive_names_each_full_reference_and_holds_every_blob():
+    built = image()
+    data = oci.archive_bytes(built, ["docker.io/library/tool:latest", "docker.io/library/tool:1.0"])
+    assert data == oci.archive_bytes(built, ["docker.io/library/tool:latest", "docker.io/library/tool:1.0"])
+    tar = tarfile.open(fileobj=io.BytesIO(data))
+    index = json.load(tar.extractfile("index.json"))
+    assert [(m["digest"], m["annotations"]) for m in index["manifests"]] == [
+        (built.digest, {oci.CONTAINERD_NAME: "docker.io/library/tool:latest", oci.REF_NAME: "latest"}),
+        (built.digest, {oci.CONTAINERD_NAME: "docker.io/library/tool:1.0", oci.REF_NAME: "1.0"}),
+    ]
+    for blob_ in built.blobs():
+        assert tar.extractfile(f"blobs/sha256/{blob_.digest.removeprefix('sha256:')}").read() == blob_.data

@@ -78,6 +78,16 @@ def test_registry_serves_on_its_host(registry_host):
     assert registry_host.socket("tcp://0.0.0.0:5000").is_listening or registry_host.socket("tcp://:::5000").is_listening
 
 
+def test_image_archives_are_imported_into_the_k8s_io_namespace(host):
+    """Before any test pulls: the archives the inventory lists for this host were imported by the converge."""
+    archives = host.ansible.get_variables().get("containerd_image_archives", [])
+    if not archives:
+        pytest.skip("no image archives for this host")
+    assert host.file("/var/lib/kpy/images/busybox.tar").is_file
+    for tag in ("1.35", "latest"):
+        assert image_digest(host, f"docker.io/library/busybox:{tag}") == built_digest("busybox", tag)
+
+
 @pytest.mark.parametrize(("reference", "layout", "tag"), [(BUSYBOX, "busybox", "1.35"), (PAUSE, "pause", catalog.PAUSE_TAG),
                                                             ("docker.io/library/busybox:latest", "busybox", "latest")])
 def test_images_pull_through_the_mirror_with_the_digests_kpy_built(host, reference, layout, tag):

@@ -33,7 +33,8 @@ EXAMPLES = r"""
 
 RETURN = r"""
 images:
-  description: One entry per image - name, references (as manifests name them), digest, tags, layout, package.
+  description: One entry per image - name, references (as manifests name them), digest, tags, layout, archive
+    (the image as one tar for ctr images import), package.
   returned: always
   type: list
   elements: dict
@@ -70,7 +71,8 @@ def main():
     module.exit_json(
         changed=bool(built or pushed),
         images=[{"name": image.name, "references": list(image.references), "digest": image.digest,
-                 "tags": list(image.tags), "layout": str(image.layout), "package": image.package}
+                 "tags": list(image.tags), "layout": str(image.layout), "archive": str(image.archive),
+                 "package": image.package}
                 for image in images],
         pushed=pushed,
         built=built,
