@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from kpy_components.kubelet.cri import requests
-from kpy_components.kubelet.cri.client import CRINotFound, RuntimeClient
+from kpy_components.kubelet.cri.client import CRIError, CRINotFound, RuntimeClient
 from kpy_components.kubelet.cri.dns import DNSSettings, ResolvConf
 from kpy_components.kubelet.model import Mount
 
@@ -281,6 +281,8 @@ async def test_host_ports_stats_images_and_streaming_urls(runtime_socket):
         # containerd measures the snapshotter's usage in the background (0 until it has): the place is what is sure.
         assert [fs.mountpoint for fs in await runtime.image_fs_info()] == [
             "/var/lib/containerd/io.containerd.snapshotter.v1.overlayfs"]
+        with pytest.raises(CRIError, match="127.0.0.1:5999"):  # nothing listens there, inside the host
+            await runtime.pull_image("127.0.0.1:5999/missing:1")
 
         sandbox_config = requests.pod_sandbox_config(web, dns_settings=SETTINGS)
         sandbox_id = await runtime.run_pod_sandbox(sandbox_config)
@@ -304,3 +306,11 @@ async def test_host_ports_stats_images_and_streaming_urls(runtime_socket):
         assert (await runtime.container_status(container_id)).state == "exited"
         await runtime.remove_pod_sandbox(sandbox_id)  # and removes them
         assert await runtime.list_containers({requests.POD_UID_LABEL: uid}) == []
+
+        # RemoveImage removes the image, under every name it has (CRI semantics), not just the name given.
+        on_host(f"ctr -n k8s.io images tag {BUSYBOX} docker.io/library/copy:1 >/dev/null")
+        assert (await runtime.image_status("copy:1")).id == busybox.id
+        await runtime.remove_image("copy:1")
+        assert await runtime.image_status("copy:1") is None and await runtime.image_status("busybox") is None
+        on_host("ctr -n k8s.io images import /tmp/images.tar >/dev/null")  # back for whatever runs next
+        assert (await runtime.image_status("busybox")).id == busybox.id

@@ -22,6 +22,7 @@ from ..model import ContainerObservation, PodObservation, SandboxObservation
 DEFAULT_SOCKET = "/run/containerd/containerd.sock"
 DEFAULT_TIMEOUT = 120.0  # seconds
 MAX_MESSAGE = 16 * 1024 * 1024  # upstream's; ExecSync output is capped there by the runtime
+_DEFAULT = object()  # a call's deadline when not given: the client's timeout (None means no deadline)
 _STATES = {api_pb2.CONTAINER_CREATED: "created", api_pb2.CONTAINER_RUNNING: "running",
            api_pb2.CONTAINER_EXITED: "exited", api_pb2.CONTAINER_UNKNOWN: "unknown"}
 
@@ -181,11 +182,11 @@ class RuntimeClient:
             code = error.code()
             raise _ERRORS.get(code, CRIError)(name, code.name, error.details() or "") from None
 
-    async def _runtime_call(self, name: str, request, timeout: float | None = -1.0):
-        return await self._call("runtime", name, request, self.timeout if timeout == -1.0 else timeout)
+    async def _runtime_call(self, name: str, request, timeout: float | None | object = _DEFAULT):
+        return await self._call("runtime", name, request, self.timeout if timeout is _DEFAULT else timeout)
 
-    async def _image_call(self, name: str, request, timeout: float | None = -1.0):
-        return await self._call("image", name, request, self.timeout if timeout == -1.0 else timeout)
+    async def _image_call(self, name: str, request, timeout: float | None | object = _DEFAULT):
+        return await self._call("image", name, request, self.timeout if timeout is _DEFAULT else timeout)
 
     # ---- runtime ----
 
