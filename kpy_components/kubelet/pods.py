@@ -77,8 +77,8 @@ class PodManager:
         self.node_name, self.recorder, self.source, self.host_ip = node_name, recorder, source, host_ip
         self.node_allocatable = node_allocatable
         self.pods_info = client.resource("pods")
-        self.pods = informers.informer(self.pods_info, field_selector=f"spec.nodeName={node_name}",
-                                       indexers={UID_INDEX: field_index("metadata.uid")})
+        self.pods = informers.informer(self.pods_info, field_selector=f"spec.nodeName={node_name}")
+        self.pods.store.add_indexers({UID_INDEX: field_index("metadata.uid")})
         self.services = informers.informer(client.resource("services"))
         self.queue = WorkQueue("pods")
         self.observed: dict[str, PodObservation] = {}
