@@ -53,11 +53,18 @@ class Bridge:
         self.session = aiohttp.ClientSession()
         return self
 
+    async def connect(self) -> aiohttp.ClientWebSocketResponse:
+        return await self.session.ws_connect(self.url, protocols=self.protocols)
+
     async def __aexit__(self, *exc):
         await self.session.close()
         await self.runner.cleanup()
         await self.kubelet.close()
         self.serving.cancel()
+
+
+def translating(wanted: list[int]) -> Bridge:
+    return Bridge(lambda ws, upstream: websocket.translate(ws, upstream, wanted), (websocket.V5,))
 
 
 async def _streams(kubelet: spdy.Connection, count: int) -> dict[str, spdy.Stream]:
@@ -84,9 +91,9 @@ def test_channels_follow_the_options():
 
 async def test_exec_channels_become_spdy_streams_and_back():
     wanted = websocket.channels(stdin=True, stdout=True, stderr=True, tty=False)
-    async with Bridge(lambda ws, up: websocket.translate(ws, up, wanted), (websocket.V5,)) as bridge:
+    async with translating(wanted) as bridge:
         async with asyncio.timeout(TIMEOUT):
-            client = await bridge.session.ws_connect(bridge.url, protocols=(websocket.V5,))
+            client = await bridge.connect()
             assert client.protocol == websocket.V5
             streams = await _streams(bridge.kubelet, 4)
             assert list(streams) == ["error", "stdin", "stdout", "stderr"]  # client-go's order
@@ -107,9 +114,9 @@ async def test_exec_channels_become_spdy_streams_and_back():
 
 async def test_resize_goes_to_the_resize_stream():
     wanted = websocket.channels(stdin=True, stdout=True, stderr=False, tty=True)
-    async with Bridge(lambda ws, up: websocket.translate(ws, up, wanted), (websocket.V5,)) as bridge:
+    async with translating(wanted) as bridge:
         async with asyncio.timeout(TIMEOUT):
-            client = await bridge.session.ws_connect(bridge.url, protocols=(websocket.V5,))
+            client = await bridge.connect()
             streams = await _streams(bridge.kubelet, 4)
             assert list(streams) == ["error", "stdin", "stdout", "resize"]
             size = json.dumps({"Width": 80, "Height": 24}).encode()
@@ -119,9 +126,9 @@ async def test_resize_goes_to_the_resize_stream():
 
 async def test_the_client_going_away_ends_the_kubelet_session():
     wanted = websocket.channels(stdin=False, stdout=True, stderr=False, tty=False)
-    async with Bridge(lambda ws, up: websocket.translate(ws, up, wanted), (websocket.V5,)) as bridge:
+    async with translating(wanted) as bridge:
         async with asyncio.timeout(TIMEOUT):
-            client = await bridge.session.ws_connect(bridge.url, protocols=(websocket.V5,))
+            client = await bridge.connect()
             streams = await _streams(bridge.kubelet, 2)
             await client.close()
             await bridge.kubelet.done.wait()  # GOAWAY and the connection closed
@@ -143,7 +150,7 @@ async def test_a_refused_upgrade_is_a_status_on_the_error_channel():
 
     async with Bridge(serve, (websocket.V5,)) as bridge:
         async with asyncio.timeout(TIMEOUT):
-            client = await bridge.session.ws_connect(bridge.url, protocols=(websocket.V5,))
+            client = await bridge.connect()
             assert [m.data async for m in client] == [b"\x03" + json.dumps(status).encode()]
 
 
@@ -151,7 +158,7 @@ async def test_the_tunnel_carries_spdy_bytes_unchanged():
     protocol = websocket.TUNNEL_PREFIX + "portforward.k8s.io"
     async with Bridge(websocket.tunnel, (protocol,)) as bridge:
         async with asyncio.timeout(TIMEOUT):
-            client = await bridge.session.ws_connect(bridge.url, protocols=(protocol,))
+            client = await bridge.connect()
             codec = spdy.Codec()  # the client's side of the tunnelled session, written by hand, split anyhow
             wire = codec.encode(spdy.SynStream(1, {"streamtype": "data", "port": "80", "requestid": "0"})) + \
                 codec.encode(spdy.Data(1, b"GET / HTTP/1.0\r\n\r\n"))
