@@ -152,6 +152,10 @@ class RuntimeClient:
         self._channel: grpc.aio.Channel | None = None
         self._runtime: api_pb2_grpc.RuntimeServiceStub | None = None
         self._images: api_pb2_grpc.ImageServiceStub | None = None
+        # Status answers by (id, state): a container's or sandbox's status only changes with its state, so a relist
+        # asks only about what is new or changed state (two list calls a second in a steady node, as upstream's
+        # PLEG), not about every object.
+        self._seen: dict[tuple[str, int], SandboxObservation | ContainerObservation] = {}
 
     async def __aenter__(self) -> RuntimeClient:
         return self
@@ -345,9 +349,14 @@ class RuntimeClient:
             if pod_uid and (pod_uid not in newest or sandbox.created_at > newest[pod_uid].created_at):
                 newest[pod_uid] = sandbox
         owned = [c for c in containers if c.labels.get(POD_UID_LABEL)]
-        sandbox_statuses = await asyncio.gather(*(self._gone_is_none(self.pod_sandbox_status(s.id))
+        sandbox_statuses = await asyncio.gather(*(self._status(s.id, s.state, self.pod_sandbox_status)
                                                   for s in newest.values()))
-        container_statuses = await asyncio.gather(*(self._gone_is_none(self.container_status(c.id)) for c in owned))
+        container_statuses = await asyncio.gather(*(self._status(c.id, c.state, self.container_status)
+                                                    for c in owned))
+        if uid is None:  # a full relist: forget what no longer exists
+            live = {(s.id, s.state) for s in sandboxes} | {(c.id, c.state) for c in containers}
+            for key in [k for k in self._seen if k not in live]:
+                del self._seen[key]
         pods: dict[str, dict] = {}
         for pod_uid, status in zip(newest, sandbox_statuses):
             pods.setdefault(pod_uid, {"sandbox": None, "containers": []})["sandbox"] = status
@@ -360,9 +369,13 @@ class RuntimeClient:
             containers=tuple(sorted(parts["containers"], key=lambda c: (c.created_at, c.attempt), reverse=True)))
             for pod_uid, parts in pods.items()}
 
-    @staticmethod
-    async def _gone_is_none(call):
-        try:
-            return await call
-        except CRINotFound:
-            return None
+    async def _status(self, object_id: str, state: int, fetch):
+        """The object's status, asked of the runtime only when (id, state) was not seen before; None when it went
+        away between the list and the status call."""
+        key = (object_id, state)
+        if key not in self._seen:
+            try:
+                self._seen[key] = await fetch(object_id)
+            except CRINotFound:
+                return None
+        return self._seen[key]
