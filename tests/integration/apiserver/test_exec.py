@@ -117,6 +117,23 @@ def test_a_container_that_is_not_running_is_reported_from_the_kubelet(kubectl, p
     assert 'unable to upgrade connection: container not found ("stopped")' in result.stderr
 
 
+def test_an_unreachable_kubelet_is_reported(kubectl, pods, apiserver):
+    admin = [str(KUBECTL_DIR / "kubectl.1.33"), "--kubeconfig", str(apiserver.admin_kubeconfig)]
+    closed = free_port()  # nothing listens there
+    node = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": f"gone-{kubectl.version}"},
+            "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                       "daemonEndpoints": {"kubeletEndpoint": {"Port": closed}}}}
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": f"on-gone-{kubectl.version}", "namespace": pods},
+           "spec": {"nodeName": node["metadata"]["name"], "containers": [{"name": "app", "image": "a.invalid/a:1"}]}}
+    for manifest in (node, pod):
+        subprocess.run([*admin, "create", "-f", "-"], input=json.dumps(manifest), text=True, check=True,
+                       capture_output=True)
+    subprocess.run([*admin, "replace", "--subresource=status", "-f", "-"], input=json.dumps(node), text=True,
+                   check=True, capture_output=True)
+    result = kubectl("exec", "-n", pods, pod["metadata"]["name"], "--", "true", check=False)
+    assert result.returncode != 0 and "error dialing backend" in result.stderr and str(closed) in result.stderr
+
+
 class _Echo(socketserver.BaseRequestHandler):
     def handle(self):
         while data := self.request.recv(65536):
