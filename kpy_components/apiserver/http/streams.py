@@ -26,7 +26,6 @@ from kpy_components.streaming import upgrade, websocket
 from .logs import _container
 
 SUBRESOURCES = frozenset({"exec", "attach", "portforward"})
-_TRUE, _FALSE = ("1", "t", "T", "true", "TRUE", "True"), ("", "0", "f", "F", "false", "FALSE", "False")
 _SPDY_UPGRADE = [("Connection", "Upgrade"), ("Upgrade", "SPDY/3.1")]
 
 
@@ -46,10 +45,9 @@ class _Options:
 
 
 def _bool(query, name: str) -> bool:
-    value = query.get(name, "")
-    if value not in _TRUE + _FALSE:  # strconv.ParseBool, as the query parameter codec uses
-        raise errors.bad_request(f'{name}: strconv.ParseBool: parsing "{value}": invalid syntax')
-    return value in _TRUE
+    """A query flag as apimachinery's Convert_Slice_string_To_bool reads it: absent, "0" or "false" (any case) is
+    false, anything else (even empty) true."""
+    return name in query and query[name] != "0" and query[name].lower() != "false"
 
 
 def _options(subresource: str, query) -> _Options:
