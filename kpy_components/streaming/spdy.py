@@ -250,8 +250,6 @@ class Stream:
         self.local_done = False
 
     async def read(self) -> bytes:
-        if self.remote_done and self._incoming.empty():
-            return b""
         data = await self._incoming.get()
         if not data:
             self._incoming.put_nowait(b"")  # every later read sees the end too
@@ -319,7 +317,10 @@ class Connection:
 
     async def accept(self) -> Stream | None:
         """The next stream the peer opened (not yet replied to), or None once the peer went away."""
-        return await self._accepted.get()
+        stream = await self._accepted.get()
+        if stream is None:
+            self._accepted.put_nowait(None)  # every later accept sees the end too
+        return stream
 
     async def serve(self) -> None:
         """Read and dispatch frames until the connection ends (or breaks), then end every stream."""
