@@ -99,6 +99,20 @@ def test_cp_both_ways_keeps_binary_content(kubectl, pods, tmp_path):
     assert (tmp_path / "out" / "uploaded.bin").read_bytes() == content
 
 
+def test_exec_needs_create_on_pods_exec(kubectl, pods, apiserver):
+    """RBAC decides on the subresource: a user who may read pods but not exec into them is refused."""
+    admin = [str(KUBECTL_DIR / "kubectl.1.33"), "--kubeconfig", str(apiserver.admin_kubeconfig), "-n", pods]
+    subprocess.run([*admin, "create", "role", "pod-reader", "--verb=get,list", "--resource=pods"],
+                   capture_output=True)  # once per module; the second version finds it there
+    subprocess.run([*admin, "create", "rolebinding", "pod-reader", "--role=pod-reader", "--user=reader"],
+                   capture_output=True)
+    reader = kubectl.as_user(apiserver.user_kubeconfig("reader"))
+    result = reader("exec", "-n", pods, "web", "--", "true", check=False)
+    assert result.returncode != 0
+    assert f'User "reader" cannot create resource "pods/exec" in API group "" in the namespace "{pods}"' \
+        in result.stderr
+
+
 def test_exec_errors_are_worded_as_kubernetes_words_them(kubectl, pods):
     stopped = kubectl("exec", "-n", pods, "web", "-c", "stopped", "--", "true", check=False)
     assert stopped.returncode != 0 and "container stopped is not valid for pod web" in stopped.stderr
