@@ -307,6 +307,24 @@ def _owned_below(paths: set[Path], path: Path) -> bool:
     return any(p[:len(path)] == path for p in paths)
 
 
+_KUBECTL = "kubectl"  # `kubectl apply --server-side`'s field manager
+_LAST_APPLIED = "kubectl.kubernetes.io/last-applied-configuration"
+
+
+def _unchanged_since_client_side_apply(live: dict | None, live_values: dict[Path, object], kind: str) -> set[Path]:
+    """The fields of the object's client-side apply annotation whose live value is still the applied one: upstream's
+    lastAppliedManager lets `kubectl apply --server-side` take exactly these over without a conflict (the
+    client-side -> server-side apply migration)."""
+    text = (((live or {}).get("metadata") or {}).get("annotations") or {}).get(_LAST_APPLIED)
+    try:
+        last_applied = json.loads(text) if text else None
+    except ValueError:
+        return set()
+    if not isinstance(last_applied, dict):
+        return set()
+    return {path for path, value in field_values(last_applied, kind).items() if live_values.get(path) == value}
+
+
 def apply(live: dict | None, applied: dict, manager: str, force: bool = False, subresource: str = "",
           now: str | None = None) -> dict:
     """The object after server-side applying `applied` as `manager` onto `live` (None or {} when it does not exist
@@ -331,7 +349,8 @@ def apply(live: dict | None, applied: dict, manager: str, force: bool = False, s
     modified = _changed(live_values, {p: merged_values.get(p) for p in new_set}) & set(live_values)
     conflicts = [(identity, entry, path) for identity, (entry, paths) in managers.items() if identity != me
                  for path in sorted(modified & paths)]
-    if conflicts and not force:
+    if conflicts and not force and not (manager == _KUBECTL and {p for _, _, p in conflicts}
+                                        <= _unchanged_since_client_side_apply(live, live_values, kind)):
         raise conflict_error([(e, p) for _, e, p in conflicts])
     for identity, _, path in conflicts:
         managers[identity][1].discard(path)
@@ -351,11 +370,21 @@ def apply(live: dict | None, applied: dict, manager: str, force: bool = False, s
 
 def record_update(old: dict | None, new: dict, manager: str, subresource: str = "", now: str | None = None) -> dict:
     """Track a non-apply write of `new` (over `old`, None/{} for a create) in new's managedFields, in place; returns
-    `new`. The writer takes over the fields it changed; removed fields leave every manager."""
+    `new`. The writer takes over the fields it changed; removed fields leave every manager.
+
+    As upstream's field manager, a write that sets managedFields itself (other than on a subresource) is taken at
+    its word: kubectl's client-side -> server-side apply migration replaces the `kubectl-client-side-apply` entry
+    with its own Apply entry this way. `managedFields: [{}]` resets them."""
     now = now or now_rfc3339()
     kind = new.get("kind") or (old or {}).get("kind", "")
     api_version = new.get("apiVersion") or (old or {}).get("apiVersion", "")
-    managers = _managers(old) if old else _managers(new)
+    supplied = (new.get("metadata") or {}).get("managedFields")
+    if supplied == [{}]:
+        managers = {}
+    elif old and (not supplied or subresource):
+        managers = _managers(old)
+    else:
+        managers = _managers(new)
     before = {identity: set(paths) for identity, (_, paths) in managers.items()}
     old_values, new_values = field_values(old, kind, update=True), field_values(new, kind, update=True)
     changed = _changed(old_values, new_values)

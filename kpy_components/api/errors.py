@@ -17,6 +17,9 @@ class Cause:
     reason: str = "FieldValueInvalid"
 
 
+_DETAILS_ORDER = ("name", "group", "kind", "uid", "causes", "retryAfterSeconds")
+
+
 @dataclass
 class APIError(Exception):
     code: int
@@ -29,10 +32,14 @@ class APIError(Exception):
         return self.message
 
     def status(self) -> dict:
+        """The Status, its fields in upstream's order (kind, apiVersion, metadata, status, message, reason,
+        details{name, group, kind, uid, causes, retryAfterSeconds}, code): clients and tests compare the bytes."""
         status = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                  "message": self.message, "reason": self.reason, "code": self.code}
+                  "message": self.message, "reason": self.reason}
         if self.details:
-            status["details"] = self.details
+            ordered = {name: self.details[name] for name in _DETAILS_ORDER if name in self.details}
+            status["details"] = {**ordered, **self.details}
+        status["code"] = self.code
         return status
 
     @classmethod

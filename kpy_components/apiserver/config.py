@@ -15,6 +15,8 @@
     service_account: {key_files: [...], signing_key_file, issuer}
     kubelet_client: {cert_file, key_file, ca_file}    # for pods/log; ca_file verifies kubelets' certificates
     authorization_modes: [Node, RBAC]
+    enable_admission_plugins: [NodeRestriction]         # upstream's names; every kpy plugin is on by default
+    disable_admission_plugins: [DefaultStorageClass]
     log_level: info
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from kpy_components.apiserver.admission.chain import PLUGINS as ADMISSION_PLUGINS
 from kpy_components.apiserver.kubelet import KubeletClientConfig
 from kpy_components.component.config import ConfigError, Reader, load_yaml, unreadable
 
@@ -70,6 +73,13 @@ class ServerConfig:
     authorization_modes: tuple[str, ...] = ("Node", "RBAC")
     log_level: str = "info"
     kubelet_client: KubeletClientConfig | None = None
+    # upstream's --enable-admission-plugins / --disable-admission-plugins (every kpy plugin is on by default)
+    enable_admission_plugins: tuple[str, ...] = ()
+    disable_admission_plugins: tuple[str, ...] = ()
+
+    @property
+    def disabled_admission_plugins(self) -> frozenset[str]:
+        return frozenset(self.disable_admission_plugins) - set(self.enable_admission_plugins)
 
 
 def _ip(reader: Reader, name: str, default: str | None) -> str | None:
@@ -125,7 +135,8 @@ def _kubelet_client(data: Any, problems: list[str]) -> KubeletClientConfig:
 def parse(data: Any, source: str = "kpy-apiserver config") -> ServerConfig:
     problems: list[str] = []
     known = ("bind_address", "secure_port", "advertise_address", "tls", "storage", "service_cluster_ip_range",
-             "service_node_port_range", "service_account", "authorization_modes", "log_level", "kubelet_client")
+             "service_node_port_range", "service_account", "authorization_modes", "log_level", "kubelet_client",
+             "enable_admission_plugins", "disable_admission_plugins")
     top = Reader(data, "", problems, known)
     tls_reader = Reader(top.mapping("tls"), "tls.", problems, ("cert_file", "key_file", "client_ca_file"))
     tls = TLSConfig(*(tls_reader.path(n, required=True) or Path() for n in ("cert_file", "key_file",
@@ -151,7 +162,11 @@ def parse(data: Any, source: str = "kpy-apiserver config") -> ServerConfig:
         authorization_modes=top.strings("authorization_modes", ("Node", "RBAC"), AUTHORIZATION_MODES),
         log_level=top.string("log_level", "info", LOG_LEVELS) or "info",
         kubelet_client=_kubelet_client(top.mapping("kubelet_client"), problems) if "kubelet_client" in
-        (data if isinstance(data, dict) else {}) else None)
+        (data if isinstance(data, dict) else {}) else None,
+        enable_admission_plugins=top.strings("enable_admission_plugins", (), ADMISSION_PLUGINS),
+        disable_admission_plugins=top.strings("disable_admission_plugins", (), ADMISSION_PLUGINS))
+    for name in sorted(set(config.enable_admission_plugins) & set(config.disable_admission_plugins)):
+        top.problem("disable_admission_plugins", f"{name} is also in enable_admission_plugins: it cannot be both")
     if set(config.authorization_modes) != set(AUTHORIZATION_MODES):
         top.problem("authorization_modes", "kpy-apiserver authorizes with Node and RBAC together; list both")
     if config.service_account.signing_key_file is None:

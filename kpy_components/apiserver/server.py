@@ -18,6 +18,7 @@ from kpy_components.component import collector
 from kpy_components.apiserver.storage.cache import CacheSettings, WatchCache
 from kpy_components.apiserver.storage.interface import Compacted, Storage, StorageError
 
+from .client_cas import announce_client_cas
 from .config import ServerConfig, TLSConfig
 from .kubelet import KubeletClient
 from .http import health
@@ -33,13 +34,15 @@ _STORAGE_CHECK_TIMEOUT = 2.0
 
 
 def tls_context(tls: TLSConfig) -> ssl.SSLContext:
-    """TLS 1.2+, client certificates optional but verified against the client CA, HTTP/1.1 only in ALPN (exec and
-    port-forward upgrades need HTTP/1.1)."""
+    """TLS 1.2+, client certificates optional but verified against the client CA (whose names the handshake
+    announces), HTTP/1.1 only in ALPN (exec and port-forward upgrades need HTTP/1.1)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(tls.cert_file, tls.key_file)
     context.load_verify_locations(cafile=str(tls.client_ca_file))
     context.verify_mode = ssl.CERT_OPTIONAL
+    if not announce_client_cas(context, tls.client_ca_file):
+        log.warning("the TLS handshake will not name the acceptable client CAs (no OpenSSL context found)")
     context.set_alpn_protocols(["http/1.1"])
     return context
 
@@ -73,8 +76,9 @@ def build_security(config: ServerConfig, api: API, allow_all: bool):
     from kpy_components.apiserver.auth.security import SecurityConfig, SecurityRuntime
 
     account = config.service_account
-    runtime = SecurityRuntime(api, SecurityConfig.from_files(account.signing_key_file, account.key_files,
-                                                             issuer=account.issuer))
+    runtime = SecurityRuntime(api, SecurityConfig.from_files(
+        account.signing_key_file, account.key_files, issuer=account.issuer,
+        disabled_admission_plugins=config.disabled_admission_plugins))
     return runtime.security, runtime
 
 

@@ -312,8 +312,8 @@ async def test_objects_posted_to_the_wrong_url_are_refused(server):
     assert status == 400
     assert body["message"] == "the API version in the data (v1) does not match the expected API version (apps/v1)"
     status, body = await client.request("POST", "/api/v1/namespaces/default/secrets", config_map("x"))
-    assert status == 400 and body["message"] == ("the kind in the data (ConfigMap) does not match the expected kind "
-                                                 "(Secret)")
+    assert status == 400 and body["message"] == ("the object provided is unrecognized (must be of type Secret): the "
+                                                 "body is a ConfigMap (v1)")
 
 
 async def test_secrets_are_encrypted_at_rest_with_an_encryption_config(tmp_path):

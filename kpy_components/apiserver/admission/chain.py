@@ -60,6 +60,13 @@ def forbidden(attributes: Attributes, message: str, causes: list[dict] | None = 
     return APIError(403, "Forbidden", f'{qualified} "{name}" is forbidden: {message}', details)
 
 
+# The admission plugins kpy-apiserver runs, by upstream's names; all are enabled unless the configuration's
+# disable_admission_plugins names them (enable_admission_plugins may only name these).
+PLUGINS = ("NamespaceLifecycle", "LimitRanger", "ServiceAccount", "Priority", "DefaultTolerationSeconds",
+           "DefaultStorageClass", "StorageObjectInUseProtection", "NodeRestriction", "PersistentVolumeClaimResize",
+           "ResourceQuota")
+
+
 class AdmissionChain:
     def __init__(self, mutating: Sequence[MutatingPlugin], validating: Sequence[ValidatingPlugin]):
         self.mutating, self.validating = list(mutating), list(validating)

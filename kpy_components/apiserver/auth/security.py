@@ -58,6 +58,7 @@ class SecurityConfig:
     bootstrap_tokens: bool = True
     rbac_resync_seconds: float = 30.0  # re-list of RBAC objects: a backstop to the watch events the server forwards
     pods_resync_seconds: float = 30.0  # re-list of pods for the Node authorizer's graph
+    disabled_admission_plugins: frozenset[str] = frozenset()  # names of admission.chain.PLUGINS not to run
 
     @property
     def audiences(self) -> tuple[str, ...]:
@@ -122,11 +123,18 @@ class SecurityRuntime:
         limit_ranger = LimitRanger(api)
         escalation = RBACEscalation(api, self.authorize, self.rules_for, self._refresh_rbac)
         priority = PriorityAdmission(api)
-        self.admission = AdmissionChain(  # kube-apiserver's plugin order
-            mutating=[NamespaceLifecycle(api), limit_ranger, ServiceAccountAdmission(api), priority,
-                      DefaultTolerationSeconds(), DefaultStorageClass(api), StorageObjectInUseProtection()],
-            validating=[limit_ranger, NodeRestriction(api), priority, PersistentVolumeClaimResize(api), escalation,
-                        ResourceQuotaAdmission(api, quota_status_writer(api))])
+        off = config.disabled_admission_plugins
+        self.admission = AdmissionChain(  # kube-apiserver's plugin order; RBAC escalation checks always run
+            mutating=[plugin for name, plugin in (
+                ("NamespaceLifecycle", NamespaceLifecycle(api)), ("LimitRanger", limit_ranger),
+                ("ServiceAccount", ServiceAccountAdmission(api)), ("Priority", priority),
+                ("DefaultTolerationSeconds", DefaultTolerationSeconds()),
+                ("DefaultStorageClass", DefaultStorageClass(api)),
+                ("StorageObjectInUseProtection", StorageObjectInUseProtection())) if name not in off],
+            validating=[plugin for name, plugin in (
+                ("LimitRanger", limit_ranger), ("NodeRestriction", NodeRestriction(api)), ("Priority", priority),
+                ("PersistentVolumeClaimResize", PersistentVolumeClaimResize(api)), ("", escalation),
+                ("ResourceQuota", ResourceQuotaAdmission(api, quota_status_writer(api)))) if name not in off])
         self.token_issuer = TokenIssuer(signer, config.audiences, lookup)
         self.security = Security(authenticate=self.authenticator.authenticate, authorize=self.authorize,
                                  admit=self.admission.admit, virtual=self.reviews.handlers(),

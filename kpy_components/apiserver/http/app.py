@@ -21,7 +21,7 @@ from kpy_components.apiserver.registry.api import API
 from . import discovery, health, negotiation, openapi
 from .context import RequestInfo, Security, User, resolve
 from .handlers import ResourceHandler, not_found
-from .responses import error_response, json_response
+from .responses import compressed, error_response, json_response
 from .routing import request_info
 from .watch import Watches
 
@@ -66,7 +66,7 @@ def build_app(state: AppState) -> web.Application:
             else:
                 response = await _non_resource(request, info, state, docs)
             code = response.status
-            return response
+            return compressed(request, response)
         except errors.APIError as error:
             code = error.code
             return error_response(error)

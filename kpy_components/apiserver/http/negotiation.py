@@ -98,9 +98,16 @@ def decode_body(content_type: str | None, body: bytes, unknown: list[str] | None
 
 
 def _decode_json(body: bytes):
+    """JSON; a YAML object sent as JSON (`kubectl create --raw -f x.yaml`) is taken too."""
     try:
         return loads(body or b"null")
     except ValueError as exc:  # orjson's JSONDecodeError, also for bytes that are not UTF-8
+        try:
+            as_yaml = yaml.safe_load(body)
+        except (yaml.YAMLError, ValueError):
+            as_yaml = None
+        if isinstance(as_yaml, dict):
+            return as_yaml
         raise errors.bad_request(f"the request body is not valid JSON: {exc}") from exc
 
 

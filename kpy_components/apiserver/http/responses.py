@@ -7,6 +7,7 @@ from kpy_components.api.errors import APIError
 from kpy_components.apiserver.storage.codec import dumps
 
 JSON_TYPE = "application/json"
+GZIP_THRESHOLD = 128 * 1024  # bytes: upstream's defaultGzipThresholdBytes
 
 
 def json_response(obj, status: int = 200, warnings: list[str] | None = None,
@@ -19,6 +20,25 @@ def json_response(obj, status: int = 200, warnings: list[str] | None = None,
     return response
 
 
+def compressed(request: web.Request, response: web.StreamResponse) -> web.StreamResponse:
+    """gzip a complete response larger than GZIP_THRESHOLD when the client accepts it (upstream's
+    APIResponseCompression: lists of many objects shrink a lot); `Vary: Accept-Encoding` on every such response
+    so caches keep the two forms apart. Streams (watches, logs) are left alone."""
+    if not isinstance(response, web.Response) or response.body is None or response.prepared:
+        return response
+    body = response.body
+    if not isinstance(body, bytes) or len(body) <= GZIP_THRESHOLD:
+        return response
+    response.headers.add("Vary", "Accept-Encoding")
+    offered = request.headers.get("Accept-Encoding", "").split(",")
+    if "gzip" in {coding.split(";")[0].strip().lower() for coding in offered}:
+        response.enable_compression(web.ContentCoding.gzip)
+    return response
+
+
 def error_response(error: APIError) -> web.Response:
+    """The error's Status, then a newline, as upstream's JSON encoder writes it."""
     headers = {"Retry-After": str(error.retry_after)} if error.retry_after else None
-    return json_response(error.status(), error.code, headers=headers)
+    response = json_response(error.status(), error.code, headers=headers)
+    response.body = response.body + b"\n"
+    return response

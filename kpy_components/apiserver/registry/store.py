@@ -55,8 +55,8 @@ class Store:
             raise errors.bad_request(f"the API version in the data ({given_version}) does not match the expected "
                                      f"API version ({api_version})")
         if given_kind and given_kind != kind:
-            raise errors.bad_request(f"the kind in the data ({given_kind}) does not match the expected kind "
-                                     f"({kind})")
+            raise errors.bad_request(f"the object provided is unrecognized (must be of type {kind}): the body is a "
+                                     f"{given_kind} ({given_version or api_version})")
         obj["apiVersion"], obj["kind"] = api_version, kind
         metadata = meta.metadata(obj)
         if self.info.namespaced:
@@ -68,15 +68,17 @@ class Store:
             metadata.pop("namespace", None)
 
     def check_fields(self, ctx: WriteContext, obj: dict, kind: str, api_version: str) -> None:
-        """fieldValidation: Strict -> 400 naming every unknown field; Warn -> one warning each; Ignore -> nothing."""
-        if ctx.field_validation == "Ignore":
-            return
-        unknown = ctx.body_unknown_fields + schema.unknown_fields(obj, api_version, kind)
-        if not unknown:
+        """fieldValidation: Strict -> 400 naming every unknown field; Warn -> one warning each; Ignore -> nothing.
+        A value of the wrong shape (labels as a string) is a 400 whatever the validation, as a decoding error."""
+        version = api_version.rpartition("/")[2]
+        try:
+            unknown = ctx.body_unknown_fields + schema.unknown_fields(obj, api_version, kind)
+        except schema.DecodingError as exc:
+            raise errors.bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: {exc}') from exc
+        if not unknown or ctx.field_validation == "Ignore":
             return
         problems = [f'unknown field "{path}"' for path in unknown]
         if ctx.field_validation == "Strict":
-            version = api_version.rpartition("/")[2]
             raise errors.bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: strict '
                                      f'decoding error: {", ".join(problems)}')
         ctx.warnings.extend(problems)

@@ -232,6 +232,8 @@ class ReplicationControllerStrategy(Strategy):
         podspec.default_template(template)
         if isinstance(template, dict) and not spec.get("selector"):
             spec["selector"] = dict(meta.labels_of(template))
+        if isinstance(template, dict) and not meta.labels_of(obj) and meta.labels_of(template):
+            meta.metadata(obj)["labels"] = dict(meta.labels_of(template))  # upstream's defaulting, as the selector
 
     def validate(self, obj):
         spec = obj.get("spec") or {}

@@ -27,6 +27,7 @@ def _wants_node_ports(spec: dict) -> bool:
 
 
 class ServiceStrategy(Strategy):
+    return_deleted_object = True  # as upstream: clients parse the DELETE reply as the Service
     def __init__(self, info, cluster_ips: ClusterIPAllocator, node_ports: NodePortAllocator):
         super().__init__(info)
         self.cluster_ips, self.node_ports = cluster_ips, node_ports
