@@ -367,6 +367,18 @@ MESSAGES: dict[str, tuple] = {
         (3, 'incomplete', 'bool', ''),
         (4, 'evaluationError', 'string', 'o'),
     ),
+    'k8s.io.api.autoscaling.v1.Scale': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'spec', 'k8s.io.api.autoscaling.v1.ScaleSpec', 'o'),
+        (3, 'status', 'k8s.io.api.autoscaling.v1.ScaleStatus', 'o'),
+    ),
+    'k8s.io.api.autoscaling.v1.ScaleSpec': (
+        (1, 'replicas', 'int32', 'o'),
+    ),
+    'k8s.io.api.autoscaling.v1.ScaleStatus': (
+        (1, 'replicas', 'int32', ''),
+        (2, 'selector', 'string', 'o'),
+    ),
     'k8s.io.api.batch.v1.CronJob': (
         (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
         (2, 'spec', 'k8s.io.api.batch.v1.CronJobSpec', 'o'),

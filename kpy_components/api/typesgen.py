@@ -13,7 +13,8 @@ Matching them per struct (package path and type name from the reflection data) g
 number, JSON name, type, and the flags repeated / pointer / omitempty / inline, exactly what Go's JSON encoder needs
 to write the same object kubectl <= 1.31 sent as JSON.
 
-Only the group-versions kpy serves (catalog.py) and the meta types are written, with every message they reach.
+Only the group-versions kpy serves (catalog.py), the kinds of their subresources and the meta types are written,
+with every message they reach.
 """
 from __future__ import annotations
 
@@ -225,8 +226,11 @@ def main(argv: list[str] | None = None) -> int:
     binary_path, output = Path(args[0]), Path(args[1]) if len(args) == 2 else OUTPUT
     binary = binary_path.read_bytes()
     messages, structs = descriptors(binary), go_structs(binary)
-    packages = {proto_package(g, v) for g, v in catalog.default_registry().group_versions()} | set(_META_PACKAGES)
+    registry = catalog.default_registry()
+    packages = {proto_package(g, v) for g, v in registry.group_versions()} | set(_META_PACKAGES)
     roots = [name for name in messages if name.rpartition(".")[0] in packages]
+    roots += [f"{proto_package(sub.group, sub.version or 'v1')}.{sub.kind}"  # Scale (autoscaling/v1), ...
+              for info in registry for sub in info.subresources if sub.version]
     unmatched: list[str] = []
     described = describe(messages, structs, roots, unmatched)
     version = subprocess.run([str(binary_path), "version", "--client", "-o", "yaml"], capture_output=True,

@@ -36,6 +36,7 @@ def test_pointers_omitempty_and_inlined_members():
     ("v1", "Pod", "k8s.io.api.core.v1.Pod"),
     ("rbac.authorization.k8s.io/v1", "RoleBinding", "k8s.io.api.rbac.v1.RoleBinding"),
     ("policy/v1", "DeleteOptions", "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions"),
+    ("autoscaling/v1", "Scale", "k8s.io.api.autoscaling.v1.Scale"),  # a subresource's kind from another group
     ("example.com/v1", "Widget", None),
 ])
 def test_kinds_map_to_messages(api_version, kind, message):
