@@ -13,9 +13,16 @@ from pathlib import Path
 from kpy_components.lab.run import LabError, run
 from kpy_components.lab.spec import Host, LabSpec
 
-# Cgroup hierarchies each host gets a cgroup of its own in (lab-hosts.md: otherwise systemd inside misbehaves).
-CGROUP_HIERARCHIES = ("systemd", "unified", "memory")
 CGROUP_ROOT = Path("/sys/fs/cgroup")
+
+
+def cgroup_hierarchies() -> tuple[str, ...]:
+    """Every cgroup hierarchy mounted on the machine (the v1 controllers, systemd's, the unified one). Each host gets a
+    cgroup of its own in all of them (lab-hosts.md: otherwise systemd inside misbehaves), so that what runs inside
+    a host — pod containers' cgroups included — lands below the host's cgroup and never at the machine's root."""
+    mounted = {line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()
+               if line.split()[2] in ("cgroup", "cgroup2")}
+    return tuple(sorted(p.name for p in CGROUP_ROOT.iterdir() if str(p) in mounted))
 
 
 class Machine:
@@ -37,7 +44,7 @@ class Machine:
 
     @property
     def cgroups(self) -> list[Path]:
-        return [CGROUP_ROOT / h / "kpy-lab" / self.spec.name / self.host.name for h in CGROUP_HIERARCHIES]
+        return [CGROUP_ROOT / h / "kpy-lab" / self.spec.name / self.host.name for h in cgroup_hierarchies()]
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
     def start(self, image: Path, authorized_key: str) -> None:
@@ -51,7 +58,7 @@ class Machine:
                 str(self.merged))
         self._write_host_files(authorized_key)
         for cgroup in self.cgroups:
-            cgroup.mkdir(parents=True, exist_ok=True)
+            _make_cgroup(cgroup)
         command = [
             "systemd-nspawn", "--quiet", f"--directory={self.merged}", f"--machine={self.host.name}", "--boot",
             f"--network-bridge={self.spec.bridge}", "--console=read-only", "--resolv-conf=off", "--timezone=off",
@@ -115,11 +122,28 @@ class Machine:
             if self.pid:
                 os.killpg(pid, signal.SIGKILL)
                 time.sleep(0.2)
+        # Whatever the host left running (a pod's PID 1 that ignores SIGTERM keeps systemd's shutdown waiting; its
+        # containerd shim is no child of nspawn) is still in the host's cgroups: end it, so nothing outlives the host.
+        self._kill_leftovers(deadline=time.monotonic() + 10)
         if os.path.ismount(self.merged):
             run("umount", str(self.merged))
         for cgroup in self.cgroups:
             _remove_cgroup_tree(cgroup)
         self.pid_file.unlink(missing_ok=True)
+
+    def _kill_leftovers(self, deadline: float) -> None:
+        while time.monotonic() < deadline:
+            pids = [int(pid) for cgroup in self.cgroups if cgroup.exists()
+                    for procs in cgroup.rglob("cgroup.procs") for pid in procs.read_text().split()]
+            if not pids:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.2)
+        raise LabError(f"{self.host.name}: processes in {self.cgroups[0]} survived SIGKILL")
 
     # --- files inside the host ---------------------------------------------------------------------------------
     def _write_host_files(self, authorized_key: str) -> None:
@@ -140,6 +164,19 @@ class Machine:
             (ssh_dir / "authorized_keys").chmod(0o600)
             if owner != "root":
                 run("chroot", str(root), "chown", "-R", f"{owner}:{owner}", f"/{home}/.ssh")
+
+
+def _make_cgroup(cgroup: Path) -> None:
+    """Create the cgroup and its parents; a cpuset cgroup starts with no CPUs or memory nodes (a process cannot join
+    it then), so each level gets its parent's."""
+    missing = [cgroup, *cgroup.parents]
+    missing = [p for p in reversed(missing[:missing.index(CGROUP_ROOT / cgroup.relative_to(CGROUP_ROOT).parts[0])])]
+    for level in missing:
+        level.mkdir(exist_ok=True)
+        for setting in ("cpuset.cpus", "cpuset.mems"):
+            own = level / setting
+            if own.exists() and not own.read_text().strip():
+                own.write_text((level.parent / setting).read_text())
 
 
 def _remove_cgroup_tree(cgroup: Path) -> None:
