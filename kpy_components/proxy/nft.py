@@ -1,0 +1,65 @@
+"""The kernel side: the `nft` binary, scripts in its input language on stdin (`nft -f -`).
+
+Why the binary and its text language: a script is one transaction (all or nothing), which is what a sync needs;
+the text is what `nft list ruleset` shows and what kube-proxy's own library (knftables) writes, so logs, tests and
+a person debugging a node read the same thing; and the hosts run kpy in a venv, where Debian's python3-nftables
+bindings (for the system Python) are not importable. JSON input would say the same things at several times the
+size. `Runner` is injectable so the lab test can drive a host's nft from this machine.
+"""
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+
+from .rules import FAMILY, TABLE
+from .script import Existing
+
+# (argv, stdin text or None) -> stdout; raises NftError when the command fails.
+Runner = Callable[[list[str], "str | None"], str]
+
+
+class NftError(Exception):
+    """nft refused a command or a script; the message holds what nft printed."""
+
+
+def run_local(argv: list[str], stdin: str | None = None) -> str:
+    try:
+        done = subprocess.run(argv, input=stdin, capture_output=True, text=True, check=False)
+    except OSError as error:
+        raise NftError(f"{argv[0]}: {error.strerror}") from None
+    if done.returncode != 0:
+        raise NftError(f"{' '.join(argv[:3])}: {done.stderr.strip() or f'exit {done.returncode}'}")
+    return done.stdout
+
+
+class Nft:
+    def __init__(self, runner: Runner = run_local, binary: str = "nft"):
+        self.runner, self.binary = runner, binary
+
+    def apply(self, script: str) -> None:
+        """Load `script` as one transaction (nothing changes when nft refuses any line of it)."""
+        self.runner([self.binary, "-f", "-"], script)
+
+    def existing(self) -> Existing:
+        """The chains, sets and maps of our table as the kernel has them (nothing when the table is missing)."""
+        try:
+            listed = self.runner([self.binary, "-j", "list", "table", FAMILY, TABLE], None)
+        except NftError as error:
+            if "No such file or directory" in str(error):
+                return Existing()
+            raise
+        return parse_listing(listed)
+
+
+def parse_listing(text: str) -> Existing:
+    """Existing names from `nft -j list table` output."""
+    chains, containers = set(), {}
+    for item in json.loads(text or "{}").get("nftables", ()):
+        for kind in ("chain", "set", "map"):
+            if kind in item and item[kind].get("table") == TABLE:
+                if kind == "chain":
+                    chains.add(item[kind]["name"])
+                else:
+                    containers[item[kind]["name"]] = kind
+    return Existing(frozenset(chains), containers)
