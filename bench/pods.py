@@ -1,0 +1,399 @@
+"""Pod start-up benchmark: kpy-kubelet through containerd on a lab cluster, create → Running seen by a watch, for a
+burst of 30 pods per worker and for a steady 5 pods/s, each pod's time split into its phases; and the kubelet's RSS
+at 0, 30 and 60 pods per worker. Targets beside the numbers as ratios (performance-anchors.md): p99 ≤ 2 s with the
+image present (Kubernetes' SLO: 5 s), kubelet RSS ≤ 100 MB at 60 pods.
+
+Usage (root, after ./scripts/setup):  .venv/bin/python bench/pods.py [--per-worker 30] [--rate 5]
+    [--inventory DIR --lab NAME]   (a running lab provisioned by site.yml instead of a fresh one)
+By default it boots lab `bench` (10.213.25.0/24: 1 control-plane host, 2 workers), provisions it with site.yml and
+takes it down at the end. Pods: busybox:1.35 `sleep 3600` (imagePullPolicy IfNotPresent, pulled on every worker
+first), terminationGracePeriodSeconds 1, in a namespace of their own that is deleted at the end.
+
+Runs, in order: RSS at 0 pods; the burst (30 per worker at once) and RSS at 30 per worker; the pods deleted; the
+steady rate (the same count at --rate pods/s), kept running while a second burst lands on top (30 more per worker,
+so the nodes already run pods) and RSS at 60 per worker; everything deleted, RSS at 0 pods again.
+
+Where each number comes from (every clock is this machine's: lab hosts are containers on its kernel):
+- create: this process's time just before the POST; seen scheduled / seen Running: when the watch delivered the
+  first version with spec.nodeName / with phase Running;
+- sandbox: containerd's createdAt of the pod's sandbox (CRI PodSandboxStatus, nanoseconds: its pause container
+  recorded, after the pod network is set up), read on the worker through the kubelet's own CRI client;
+- container start: the container's startedAt from containerd (nanoseconds);
+- image: the kubelet's Pulled event (its message gives the pull time to the millisecond; "already present" = 0).
+So scheduling + sandbox + container start + status seen = the total. The API's own timestamps (conditions'
+lastTransitionTime, startedAt, events) have one-second resolution: they are printed as a cross-check only.
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import json
+import math
+import os
+import re
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from kubernetes import client, config, watch
+from kubernetes.client.rest import ApiException
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from labcluster import LabCluster, lab_cluster  # noqa: E402
+
+IMAGE = "busybox:1.35"
+TARGET_P99_S, SLO_P99_S = 2.0, 5.0  # the issue's target with the image present; Kubernetes' pod start-up SLO
+TARGET_RSS_MB = 100.0
+RUNNING_DEADLINE_S = 180.0  # a pod not Running by then is reported as never Running
+GONE_DEADLINE_S = 180.0
+CREATORS = 16  # concurrent create calls (and HTTP connections)
+CRI_TIMES = """
+import asyncio, json
+from kpy_components.kubelet.cri.client import RuntimeClient
+async def main():
+    async with RuntimeClient() as runtime:
+        pods = await runtime.list_pod_observations()
+    print(json.dumps({uid: {"sandbox": p.sandbox.created_at if p.sandbox else None,
+                            "started": max((c.started_at for c in p.containers), default=None)}
+                      for uid, p in pods.items()}))
+asyncio.run(main())
+"""
+KUBELET_MEMORY = 'grep -E "^(VmRSS|VmHWM):" /proc/$(systemctl show -p MainPID --value kpy-kubelet)/status'
+PULLED_IN = re.compile(r"Successfully pulled image .* in ([0-9.]+)s")  # the kubelet writes seconds
+
+
+@dataclass
+class PodTimes:
+    name: str
+    created: float = 0.0  # just before the POST
+    seen_scheduled: float | None = None
+    seen_running: float | None = None
+    node: str = ""
+    uid: str = ""
+    sandbox: float | None = None  # from containerd
+    started: float | None = None
+    image_s: float | None = None  # from the Pulled event
+    api: dict = field(default_factory=dict)  # the API's own one-second timestamps, by name
+
+
+class PodWatch:
+    """One watch on the namespace's pods, in a thread: when each pod was first seen bound and first seen Running."""
+
+    def __init__(self, api: client.CoreV1Api, namespace: str):
+        self.api, self.namespace = api, namespace
+        self.pods: dict[str, PodTimes] = {}
+        self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
+        self.restarts = 0
+        self._watch = watch.Watch()
+        self._stopping = False
+        listed = api.list_namespaced_pod(namespace, _preload_content=False)
+        self._version = json.loads(listed.data)["metadata"]["resourceVersion"]
+        self._thread = threading.Thread(target=self._run, daemon=True, name="pod-watch")
+        self._thread.start()
+
+    def track(self, name: str) -> PodTimes:
+        with self.lock:
+            return self.pods.setdefault(name, PodTimes(name))
+
+    def _run(self) -> None:
+        while not self._stopping:
+            try:
+                for event in self._watch.stream(self.api.list_namespaced_pod, self.namespace, deserialize=False,
+                                                resource_version=self._version, timeout_seconds=300):
+                    arrived, pod = time.time(), event["object"]
+                    self._version = pod["metadata"].get("resourceVersion") or self._version
+                    if event["type"] in ("ADDED", "MODIFIED"):
+                        self._seen(pod, arrived)
+            except Exception as error:  # noqa: BLE001 - resumed from the last version; counted and printed
+                if self._stopping:
+                    return
+                self.restarts += 1
+                print(f"  (pod watch restarted: {error})", file=sys.stderr)
+                time.sleep(0.5)
+
+    def _seen(self, pod: dict, arrived: float) -> None:
+        name = pod["metadata"]["name"]
+        with self.changed:
+            times = self.pods.setdefault(name, PodTimes(name))
+            times.uid = pod["metadata"].get("uid", "")
+            if pod.get("spec", {}).get("nodeName") and times.seen_scheduled is None:
+                times.seen_scheduled, times.node = arrived, pod["spec"]["nodeName"]
+            if (pod.get("status") or {}).get("phase") == "Running" and times.seen_running is None:
+                times.seen_running = arrived
+            self.changed.notify_all()
+
+    def wait_running(self, names: list[str], deadline_s: float) -> list[str]:
+        """Wait until every pod named was seen Running or the deadline passed; the names never seen Running."""
+        deadline = time.monotonic() + deadline_s
+        with self.changed:
+            while (late := [n for n in names if self.pods[n].seen_running is None]) and \
+                    (left := deadline - time.monotonic()) > 0:
+                self.changed.wait(left)
+        return late
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._watch.stop()
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    """Nearest rank: of 60 values p50 is the 30th and p99 the 60th (the slowest)."""
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+def pod_body(name: str, phase: str, node: str = "") -> dict:
+    spec = {"terminationGracePeriodSeconds": 1,
+            "containers": [{"name": "sleep", "image": IMAGE, "imagePullPolicy": "IfNotPresent",
+                            "command": ["sleep", "3600"]}]}
+    if node:
+        spec["nodeName"] = node
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"bench-phase": phase}},
+            "spec": spec}
+
+
+class Bench:
+    def __init__(self, cluster: LabCluster):
+        self.cluster = cluster
+        configuration = client.Configuration()
+        config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=configuration)
+        configuration.connection_pool_maxsize = CREATORS + 4
+        self.api = client.CoreV1Api(client.ApiClient(configuration))
+        self.namespace = f"bench-pods-{uuid.uuid4().hex[:6]}"
+        self.pool = concurrent.futures.ThreadPoolExecutor(CREATORS)
+        nodes = self.api.list_node().items
+        self.workers = sorted(n.metadata.name for n in nodes
+                              if "node-role.kubernetes.io/control-plane" not in (n.metadata.labels or {}))
+        not_ready = [n.metadata.name for n in nodes if not any(
+            c.type == "Ready" and c.status == "True" for c in n.status.conditions or ())]
+        if not self.workers or not_ready:
+            sys.exit(f"the cluster needs Ready workers: workers {self.workers or 'none'}, not Ready {not_ready}")
+
+    # --- the namespace -------------------------------------------------------------------------------------------
+    def open(self) -> None:
+        self.api.create_namespace({"metadata": {"name": self.namespace}})
+        deadline = time.monotonic() + 30
+        while not self.api.list_namespaced_service_account(self.namespace,
+                                                           field_selector="metadata.name=default").items:
+            if time.monotonic() > deadline:
+                sys.exit(f"namespace {self.namespace}: no default ServiceAccount after 30 s")
+            time.sleep(0.2)
+        self.watch = PodWatch(self.api, self.namespace)
+
+    def close(self) -> float:
+        """Delete the namespace and wait until it is gone; how long that took."""
+        started = time.monotonic()
+        self.watch.stop()
+        self.delete_pods()
+        self.api.delete_namespace(self.namespace)
+        while time.monotonic() - started < GONE_DEADLINE_S:
+            try:
+                self.api.read_namespace(self.namespace)
+            except ApiException as error:
+                if error.status == 404:
+                    return time.monotonic() - started
+                raise
+            time.sleep(0.5)
+        sys.exit(f"namespace {self.namespace} still there after {GONE_DEADLINE_S:.0f} s")
+
+    # --- pods ----------------------------------------------------------------------------------------------------
+    def _create(self, name: str, phase: str, node: str = "") -> None:
+        self.watch.track(name).created = time.time()
+        self.api.create_namespaced_pod(self.namespace, pod_body(name, phase, node), _preload_content=False).data
+
+    def create(self, names: list[str], phase: str, rate: float | None = None) -> None:
+        """Create the pods all at once (as fast as CREATORS connections go), or one every 1/rate s."""
+        started = time.monotonic()
+        futures = []
+        for i, name in enumerate(names):
+            if rate:
+                delay = started + i / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            futures.append(self.pool.submit(self._create, name, phase))
+        for future in futures:
+            future.result()
+
+    def delete_pods(self) -> float:
+        """Delete every pod of the namespace and wait until none is left; how long that took."""
+        started = time.monotonic()
+        names = [p.metadata.name for p in self.api.list_namespaced_pod(self.namespace).items]
+        list(self.pool.map(lambda n: self.api.delete_namespaced_pod(n, self.namespace, _preload_content=False).data,
+                           names))
+        while self.api.list_namespaced_pod(self.namespace).items:
+            if time.monotonic() - started > GONE_DEADLINE_S:
+                sys.exit(f"pods of {self.namespace} still there after {GONE_DEADLINE_S:.0f} s")
+            time.sleep(0.5)
+        return time.monotonic() - started
+
+    def prepull(self) -> None:
+        """One pod per worker, so the image is present everywhere; then deleted."""
+        names = [f"prepull-{worker}" for worker in self.workers]
+        for name, worker in zip(names, self.workers):
+            self._create(name, "prepull", worker)
+        late = self.watch.wait_running(names, RUNNING_DEADLINE_S)
+        if late:
+            sys.exit(f"pre-pull pods never Running: {late}")
+        self.delete_pods()
+
+    def run_phase(self, label: str, count: int, rate: float | None = None) -> dict:
+        prefix = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:20]
+        names = [f"{prefix}-{i:03d}" for i in range(count)]
+        load = os.getloadavg()[0]
+        self.create(names, prefix, rate)
+        late = self.watch.wait_running(names, RUNNING_DEADLINE_S)
+        self.collect(names)
+        return {"label": label, "names": names, "late": late, "load": load}
+
+    # --- what the runtime and the API recorded -------------------------------------------------------------------
+    def collect(self, names: list[str]) -> None:
+        pods = {n: self.watch.pods[n] for n in names}
+        for worker in self.workers:
+            runtime = json.loads(self.cluster.ssh(worker, "/opt/kpy/current/bin/python -", stdin=CRI_TIMES))
+            for times in pods.values():
+                if times.uid in runtime:
+                    times.sandbox, times.started = runtime[times.uid]["sandbox"], runtime[times.uid]["started"]
+        listed = json.loads(self.api.list_namespaced_pod(self.namespace, _preload_content=False).data)["items"]
+        for pod in listed:
+            times = pods.get(pod["metadata"]["name"])
+            if times is None:
+                continue
+            status = pod.get("status") or {}
+            conditions = {c["type"]: c.get("lastTransitionTime") for c in status.get("conditions") or ()}
+            running = [s["state"]["running"].get("startedAt") for s in status.get("containerStatuses") or ()
+                       if "running" in (s.get("state") or {})]
+            times.api = {"created": pod["metadata"].get("creationTimestamp"),
+                         "PodScheduled": conditions.get("PodScheduled"),
+                         "PodReadyToStartContainers": conditions.get("PodReadyToStartContainers"),
+                         "startedAt": running[0] if running else None, "Ready": conditions.get("Ready")}
+        events = json.loads(self.api.list_namespaced_event(self.namespace, _preload_content=False).data)["items"]
+        for event in events:
+            times = pods.get(event.get("involvedObject", {}).get("name"))
+            if times is None or event.get("reason") != "Pulled":
+                continue
+            if "already present" in event.get("message", ""):
+                times.image_s = 0.0
+            elif match := PULLED_IN.search(event.get("message", "")):
+                times.image_s = float(match.group(1))
+
+    # --- the kubelets' memory ------------------------------------------------------------------------------------
+    def kubelet_memory(self) -> dict[str, tuple[float, float]]:
+        """VmRSS and VmHWM (peak) of kpy-kubelet on each worker, in MB."""
+        found = {}
+        for worker in self.workers:
+            fields = dict(line.split(":", 1) for line in self.cluster.ssh(worker, KUBELET_MEMORY).splitlines())
+            found[worker] = tuple(int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
+        return found
+
+
+# --- printing --------------------------------------------------------------------------------------------------------
+def _parse(value: str | None) -> float | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp() if value else None
+
+
+def _p(values: list[float]) -> str:
+    if not values:
+        return "      n/a      "
+    return f"{percentile(values, 0.5):6.2f} {percentile(values, 0.99):6.2f}  "
+
+
+def print_latency(bench: Bench, phases: list[dict]) -> None:
+    print("\nstart-up latency, create → Running seen by the watch (s; nearest rank: of 100 pods or fewer, p99 is the "
+          "slowest)")
+    print(f"{'run':34} {'pods':>5} {'per node':>10} {'p50':>6} {'p99':>6} {'max':>6}   "
+          f"p99/target {TARGET_P99_S:.0f} s   p99/SLO {SLO_P99_S:.0f} s   load")
+    for phase in phases:
+        pods = [bench.watch.pods[n] for n in phase["names"]]
+        totals = [p.seen_running - p.created for p in pods if p.seen_running]
+        nodes = {}
+        for p in pods:
+            nodes[p.node or "unbound"] = nodes.get(p.node or "unbound", 0) + 1
+        split = "/".join(str(nodes[n]) for n in sorted(nodes))
+        if not totals:
+            print(f"{phase['label']:34} {len(pods):5} {split:>10}   no pod reached Running")
+            continue
+        p99 = percentile(totals, 0.99)
+        print(f"{phase['label']:34} {len(pods):5} {split:>10} {percentile(totals, 0.5):6.2f} {p99:6.2f} "
+              f"{max(totals):6.2f}   {p99 / TARGET_P99_S:13.2f}   {p99 / SLO_P99_S:10.2f}   {phase['load']:4.1f}"
+              + (f"   NEVER Running: {len(phase['late'])} ({', '.join(phase['late'][:3])}...)" if phase["late"]
+                 else ""))
+    print("\nwhere the time goes, p50 p99 (s): scheduling = create → seen bound; sandbox = → containerd's sandbox "
+          "createdAt;\ncontainer = → containerd's container startedAt (image check, create, start); "
+          "status seen = → Running seen by the watch")
+    print(f"{'run':34} {'scheduling':>14} {'sandbox':>14} {'container':>14} {'status seen':>14} "
+          f"{'image (Pulled)':>15}")
+    for phase in phases:
+        pods = [p for p in (bench.watch.pods[n] for n in phase["names"])
+                if p.seen_running and p.seen_scheduled and p.sandbox and p.started]
+        present = sum(1 for p in pods if p.image_s == 0.0)
+        images = [p.image_s for p in pods if p.image_s is not None]
+        print(f"{phase['label']:34} {_p([p.seen_scheduled - p.created for p in pods])}"
+              f"{_p([p.sandbox - p.seen_scheduled for p in pods])}{_p([p.started - p.sandbox for p in pods])}"
+              f"{_p([p.seen_running - p.started for p in pods])}"
+              f"{_p(images)}{present}/{len(pods)} already present")
+    print("\nthe API's own timestamps (one-second resolution, p50 p99 in whole seconds from creationTimestamp):")
+    print(f"{'run':34} {'PodScheduled':>14} {'ReadyToStart':>14} {'startedAt':>14} {'Ready':>14}")
+    for phase in phases:
+        pods = [bench.watch.pods[n].api for n in phase["names"]]
+        row = ""
+        for key in ("PodScheduled", "PodReadyToStartContainers", "startedAt", "Ready"):
+            row += _p([_parse(a[key]) - _parse(a["created"]) for a in pods if a.get(key) and a.get("created")])
+        print(f"{phase['label']:34} {row}")
+
+
+def print_memory(bench: Bench, samples: list[tuple[str, dict]]) -> None:
+    print(f"\nkpy-kubelet memory on the workers (VmRSS, MB; peak = VmHWM)   target {TARGET_RSS_MB:.0f} MB at 60 pods")
+    print(f"{'when':34} " + " ".join(f"{w:>16}" for w in bench.workers) + "   worst/target")
+    for label, memory in samples:
+        worst = max(rss for rss, _ in memory.values())
+        print(f"{label:34} " + " ".join(f"{rss:7.1f} (pk {hwm:5.1f})" for rss, hwm in memory.values())
+              + f"   {worst / TARGET_RSS_MB:11.2f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--per-worker", type=int, default=30, help="pods per worker in each burst (default 30)")
+    parser.add_argument("--rate", type=float, default=5.0, help="pods/s of the steady run (default 5)")
+    parser.add_argument("--inventory", type=Path,
+                        help="a running lab's inventory folder (provisioned by site.yml) instead of a fresh lab")
+    parser.add_argument("--lab", default="bench", help="the lab's name (default bench)")
+    parser.add_argument("--subnet-index", type=int, default=25, help="N of a fresh lab's 10.213.N.0/24 (default 25)")
+    args = parser.parse_args()
+    if args.per_worker < 1 or args.rate <= 0:
+        sys.exit("--per-worker must be at least 1 and --rate above 0")
+    provisioned = time.monotonic()
+    with lab_cluster(args.lab, args.subnet_index, control_plane=1, workers=2, inventory=args.inventory) as cluster:
+        provisioned = time.monotonic() - provisioned
+        bench = Bench(cluster)
+        count = args.per_worker * len(bench.workers)
+        print(f"kpy-kubelet pod start-up: lab {cluster.lab}, workers {', '.join(bench.workers)}, image {IMAGE} "
+              f"present, {os.cpu_count()} cores on this machine, load average {os.getloadavg()[0]:.1f} at start"
+              + ("" if args.inventory else f" (lab booted and provisioned in {provisioned:.0f} s)"))
+        memory = [("0 pods (before any)", bench.kubelet_memory())]
+        bench.open()
+        try:
+            bench.prepull()
+            phases = [bench.run_phase(f"burst {count} at once", count)]
+            memory.append((f"{args.per_worker} pods each (after the burst)", bench.kubelet_memory()))
+            deleted = bench.delete_pods()
+            phases.append(bench.run_phase(f"steady {args.rate:g}/s ({count} in {count / args.rate:.0f} s)", count,
+                                          args.rate))
+            phases.append(bench.run_phase(f"burst {count} onto {args.per_worker} running each", count))
+            memory.append((f"{2 * args.per_worker} pods each", bench.kubelet_memory()))
+        finally:
+            gone = bench.close()
+        memory.append(("0 pods (after deleting all)", bench.kubelet_memory()))
+        print_latency(bench, phases)
+        print_memory(bench, memory)
+        print(f"\ndeleting {count} pods until gone: {deleted:.1f} s; the namespace with {2 * count} pods: {gone:.1f} s"
+              + (f"; the pod watch restarted {bench.watch.restarts} times" if bench.watch.restarts else "")
+              + f"; load average {os.getloadavg()[0]:.1f} at the end")
+
+
+if __name__ == "__main__":
+    main()
