@@ -1,0 +1,138 @@
+"""`kpy-dns`: the cluster DNS server (CoreDNS-like), serving the cluster domain from watch-fed caches.
+
+    kpy-dns --config /etc/kpy/dns.yaml [--kubeconfig FILE] [--log-level info]
+
+Every replica serves (no leader election: DNS replicas are interchangeable). Life as the other kpy components':
+config file -> API client -> informers -> DNS listeners and probe ports -> systemd READY=1 -> until SIGTERM.
+Exit codes: 0 after SIGTERM/SIGINT, 1 when it cannot serve (a port taken), 2 for a bad command line or config file
+(one line per problem naming the field; never a traceback).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+
+from kpy_components import systemd
+from kpy_components.client import (KubeconfigError, RESTClient, SharedInformerFactory, load_default,
+                                   load_kubeconfig)
+from kpy_components.component import collector
+from kpy_components.component.config import ConfigError
+from kpy_components.component.runner import LOG_LEVELS
+from kpy_components.version import VERSION
+
+from . import config as dns_config
+from .answer import Answerer
+from .feed import Feed
+from .forward import Forwarder
+from .metrics import DNSMetrics
+from .probes import ProbeServers
+from .records import ZoneIndex
+from .server import Listener
+
+NAME = "kpy-dns"
+log = logging.getLogger(__name__)
+
+
+class DNSServer:
+    """Everything one kpy-dns process runs, over one API client; `start` returns once DNS is served."""
+
+    def __init__(self, settings: dns_config.DNSConfig, client: RESTClient, registry: CollectorRegistry):
+        self.settings, self.client, self.registry = settings, client, registry
+        self.metrics = DNSMetrics(registry)
+        self.metrics.build_info.labels(VERSION, "", f"python{sys.version_info.major}.{sys.version_info.minor}").set(1)
+        self.index = ZoneIndex(settings.cluster_domain, settings.ttl)
+        self.informers = SharedInformerFactory(client)
+        self.feed = Feed(self.index, client, self.informers)
+        forwarder = Forwarder(settings.upstreams, settings.upstream_timeout, settings.cache_size,
+                              settings.cache_max_ttl, self.metrics)
+        answerer = Answerer(self.index, forwarder)
+        self.listeners = [Listener(host, port, answerer, self.metrics, settings.cache_size)
+                          for host, port in settings.listen]
+        self.probes = ProbeServers(settings.health, settings.ready, settings.metrics, registry, self.not_ready)
+        self._serving = False
+
+    def not_ready(self) -> list[str]:
+        waiting = [] if self._serving else ["dns: not serving yet"]
+        for name, informer in (("services", self.feed.services), ("endpointslices", self.feed.slices),
+                               ("namespaces", self.feed.namespaces)):
+            if not informer.has_synced:
+                waiting.append(f"kubernetes: {name} not synced yet")
+        return waiting
+
+    async def start(self) -> None:
+        self.informers.start()
+        await self.probes.start()
+        for listener in self.listeners:
+            await listener.start()
+        self._serving = True
+
+    async def stop(self) -> None:
+        for listener in self.listeners:
+            await listener.stop()
+        await self.informers.stop()
+        await self.probes.stop()
+
+
+def parser() -> argparse.ArgumentParser:
+    result = argparse.ArgumentParser(prog=NAME, description="Serve the cluster domain over DNS (CoreDNS-like).")
+    result.add_argument("--config", help="configuration file (YAML, kind KpyDNSConfiguration)")
+    result.add_argument("--kubeconfig", help="kubeconfig to reach the API server (overrides the config file's "
+                        "clientConnection.kubeconfig; default: $KUBECONFIG, ~/.kube/config, in-cluster)")
+    result.add_argument("--log-level", choices=LOG_LEVELS, default="info")
+    result.add_argument("--version", action="version", version=f"{NAME} v{VERSION}")
+    return result
+
+
+async def serve(settings: dns_config.DNSConfig, client_config, stop: asyncio.Event) -> int:
+    registry = CollectorRegistry()
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    async with RESTClient(client_config, user_agent=f"{NAME}/v{VERSION}") as client:
+        server = DNSServer(settings, client, registry)
+        try:
+            await server.start()
+            if systemd.notify_ready():  # Type=notify: `systemctl start` returns once DNS is served
+                log.info("Notified systemd ready=1")
+            await stop.wait()
+            return 0
+        finally:
+            await server.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    try:
+        settings = dns_config.load(args.config, args)
+        client_config = load_kubeconfig(settings.kubeconfig) if settings.kubeconfig else load_default()
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"{NAME}: {error.source}: {problem}", file=sys.stderr)
+        return 2
+    except KubeconfigError as error:
+        print(f"{NAME}: {error}", file=sys.stderr)
+        return 2
+    collector.tune()
+
+    async def run() -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+        return await serve(settings, client_config, stop)
+
+    try:
+        return asyncio.run(run())
+    except OSError as error:  # a port taken, an address not on this host, ...
+        print(f"{NAME}: cannot serve: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,198 @@
+"""DNS over UDP and TCP on asyncio (one Listener per configured address), with an answer cache in front.
+
+The answer cache: rendering a response with dnspython costs ~200 us, far above CoreDNS's ~60 us per query per core.
+So a zone answer, once rendered, is kept by the query's own bytes (transport, flags, question in lower case, EDNS
+record: everything that decides the answer, except the ID) and sent again with the query's ID and its question
+bytes (so the case a resolver chose is echoed). Any change in the zone (ZoneIndex.generation) empties it; only the
+zone's own answers are kept there (upstream answers have their TTL-bound cache in forward.py). Like CoreDNS's
+cache plugin it is bounded (cacheSize entries, oldest out first) and counted in coredns_cache_hits/misses_total.
+
+Contract: nothing a client sends makes a listener raise; an unanswerable datagram is dropped, a TCP connection
+that sends garbage or idles `TCP_IDLE` seconds is closed.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import time
+from collections.abc import Callable
+
+import dns.rcode
+
+from .answer import Answerer, Reply, udp_limit
+from .metrics import DNSMetrics
+from .records import ZoneIndex
+
+log = logging.getLogger(__name__)
+TCP_IDLE = 10.0  # seconds a TCP connection may wait between queries (CoreDNS's default idle timeout)
+ZONE_LABEL = "."  # the zone label of every metric: kpy-dns is one server block, `.:53` in Corefile terms
+
+
+def question_end(wire: bytes) -> int | None:
+    """Offset just past the one question of a plain query (no compression in it), or None."""
+    if len(wire) < 17 or wire[4:6] != b"\x00\x01":
+        return None
+    offset, size = 12, len(wire)
+    while offset < size:
+        length = wire[offset]
+        if length == 0:
+            end = offset + 5
+            return end if end <= size else None
+        if length > 63:
+            return None
+        offset += length + 1
+    return None
+
+
+class Listener:
+    def __init__(self, host: str, port: int, answerer: Answerer, metrics: DNSMetrics, cache_size: int):
+        self.host, self.port = host, port
+        self.answerer, self.metrics, self.cache_size = answerer, metrics, cache_size
+        self.index: ZoneIndex = answerer.index
+        self.family = "2" if ":" in host else "1"
+        self.server = f"dns://{f'[{host}]' if ':' in host else host}:{port}"
+        self._cache: dict[bytes, tuple] = {}
+        self._generation = -1
+        self._udp: asyncio.DatagramTransport | None = None
+        self._tcp: asyncio.Server | None = None
+        self._connections: set[asyncio.Task] = set()
+        metrics.cache_entries.labels(self.server, "success", ZONE_LABEL, "").set_function(lambda: len(self._cache))
+        self._misses = metrics.cache_misses.labels(self.server, ZONE_LABEL, "")
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        family = socket.AF_INET6 if self.family == "2" else socket.AF_INET
+        self._udp, _ = await loop.create_datagram_endpoint(lambda: _UDP(self), local_addr=(self.host, self.port),
+                                                           family=family)
+        if self.port == 0:  # tests: serve TCP on the port UDP was given
+            self.port = self._udp.get_extra_info("sockname")[1]
+        self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port, family=family,
+                                               reuse_address=True)
+        log.info("Serving DNS address=%s port=%d protocols=udp,tcp", self.host, self.port)
+
+    async def stop(self) -> None:
+        if self._udp is not None:
+            self._udp.close()
+        if self._tcp is not None:
+            self._tcp.close()
+            for task in list(self._connections):
+                task.cancel()
+            await asyncio.gather(*self._connections, return_exceptions=True)
+            await self._tcp.wait_closed()
+
+    # --- answering -----------------------------------------------------------------------------------------------
+    def cached(self, wire: bytes, proto: str, started: float) -> bytes | None:
+        """The cached answer to `wire` (ID and question case set), counted; None on a miss."""
+        if self._generation != self.index.generation:
+            self._cache.clear()
+            self._generation = self.index.generation
+        end = question_end(wire)
+        if end is None:
+            return None
+        key = proto.encode() + wire[2:12] + wire[12:end].lower() + wire[end:]
+        entry = self._cache.get(key)
+        if entry is None:
+            self._misses.inc()
+            return None
+        body, requests, responses, duration, hits = entry
+        requests.inc()
+        responses.inc()
+        hits.inc()
+        duration.observe(time.perf_counter() - started)
+        return wire[:2] + body[2:12] + wire[12:end] + body[end:]
+
+    def answer(self, wire: bytes, proto: str, started: float, send: Callable[[bytes], None]) -> asyncio.Task | None:
+        """Answer `wire` through `send`: at once for the zone, from a task when an upstream must be asked."""
+        parsed = self.answerer.parse(wire)
+        if parsed is None:
+            return None
+        if isinstance(parsed, Reply):
+            self._done(parsed, proto, started, send)
+            return None
+        limit = udp_limit(parsed) if proto == "udp" else None
+        reply = self.answerer.local(parsed, limit)
+        if reply is not None:
+            self._done(reply, proto, started, send, wire)
+            return None
+
+        async def forward() -> None:
+            self._done(await self.answerer.forward(parsed, limit), proto, started, send)
+        return asyncio.create_task(forward())
+
+    def _done(self, reply: Reply, proto: str, started: float, send: Callable[[bytes], None],
+              query: bytes | None = None) -> None:
+        metrics = self.metrics
+        requests = metrics.requests.labels(self.server, ZONE_LABEL, "", proto, self.family, reply.qtype)
+        responses = metrics.responses.labels(self.server, ZONE_LABEL, "", dns.rcode.to_text(reply.rcode),
+                                             reply.plugin)
+        duration = metrics.duration.labels(self.server, ZONE_LABEL, "", reply.qtype)
+        requests.inc()
+        responses.inc()
+        duration.observe(time.perf_counter() - started)
+        send(reply.wire)
+        if reply.cacheable and query is not None and self.cache_size > 0:
+            end = question_end(query)
+            if end is None:
+                return
+            hits = metrics.cache_hits.labels(self.server, "denial" if reply.negative else "success", ZONE_LABEL, "")
+            if len(self._cache) >= self.cache_size:
+                del self._cache[next(iter(self._cache))]
+            key = proto.encode() + query[2:12] + query[12:end].lower() + query[end:]
+            self._cache[key] = (reply.wire, requests, responses, duration, hits)
+
+    # --- TCP -----------------------------------------------------------------------------------------------------
+    async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        self._connections.add(task)
+
+        def send(data: bytes) -> None:
+            writer.write(len(data).to_bytes(2, "big") + data)
+        try:
+            while True:
+                async with asyncio.timeout(TCP_IDLE):
+                    size = int.from_bytes(await reader.readexactly(2), "big")
+                    wire = await reader.readexactly(size)
+                started = time.perf_counter()
+                reply = self.cached(wire, "tcp", started)
+                if reply is not None:
+                    send(reply)
+                else:
+                    pending = self.answer(wire, "tcp", started, send)
+                    if pending is not None:
+                        await pending
+                await writer.drain()
+        except (asyncio.IncompleteReadError, TimeoutError, ConnectionError):
+            pass
+        finally:
+            self._connections.discard(task)
+            writer.close()
+
+
+class _UDP(asyncio.DatagramProtocol):
+    def __init__(self, listener: Listener):
+        self.listener = listener
+        self.transport: asyncio.DatagramTransport | None = None
+        self._pending: set[asyncio.Task] = set()
+
+    def connection_made(self, transport: asyncio.DatagramTransport) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: tuple) -> None:
+        started = time.perf_counter()
+        reply = self.listener.cached(data, "udp", started)
+        if reply is not None:
+            self.transport.sendto(reply, addr)
+            return
+        try:
+            pending = self.listener.answer(data, "udp", started, lambda out: self.transport.sendto(out, addr))
+        except Exception:  # a bug must cost one answer, never the listener
+            log.exception("Failed answering a query from=%s", addr[0])
+            return
+        if pending is not None:
+            self._pending.add(pending)
+            pending.add_done_callback(self._pending.discard)
+
+    def error_received(self, exc: Exception) -> None:
+        log.debug("UDP error: %s", exc)
+
