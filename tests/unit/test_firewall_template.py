@@ -98,7 +98,8 @@ def open_ports(text: str) -> set[tuple[str, str, str]]:
     return found
 
 
-CONTROL_PLANE = {("tcp", port, "any") for port in ("6443", "10250", "10257", "10259", "10256")}
+CONTROL_PLANE = {("tcp", port, "any") for port in ("6443", "10250", "10257", "10259", "10256")} | {
+    ("udp", "53", NODE_CIDR), ("tcp", "53", NODE_CIDR), ("tcp", "9153", NODE_CIDR)}  # kpy-dns, from the nodes
 ETCD = {("tcp", "2379-2380", NODE_CIDR)}
 WORKERS = {
     ("tcp", "10250", "any"),
