@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import shutil
 import socket
@@ -43,6 +42,7 @@ import yaml  # noqa: E402
 
 from kpy_components.apiserver import dev  # noqa: E402
 from kpy_components.client import RESTClient, load_kubeconfig  # noqa: E402
+from bench.scheduler import cpu_seconds, percentile  # noqa: E402
 from processes import stop_process  # noqa: E402
 
 ZONE = "cluster.local"
@@ -51,23 +51,12 @@ COREDNS_QPS_PER_CORE = 33_669 / 2  # coredns/deployment Scaling_CoreDNS.md, in-c
 TARGET_VS_DNSMASQ, TARGET_CREATE_TO_DNS = 0.5, 1.0
 START_TIMEOUT = 60.0
 BIN = Path(sys.executable).parent
-TICKS = os.sysconf("SC_CLK_TCK")
 
 
 def free_port(kind: int = socket.SOCK_STREAM) -> int:
     with socket.socket(socket.AF_INET, kind) as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))] if ordered else float("nan")
 
 
 def wait_until(check, what: str, process: subprocess.Popen, timeout: float = START_TIMEOUT) -> None:
@@ -161,7 +150,7 @@ def dnsperf(port: int, data: Path, seconds: float, clients: int, pid: int) -> di
                            "-l", str(seconds), "-c", str(clients), "-q", "200", "-t", "2", "-v"],
                           capture_output=True, text=True, check=True)
     used = cpu_seconds(pid) - before
-    latencies = [float(value) for value in _LATENCY.findall(done.stdout)]
+    latencies = [float(value) for value in _LATENCY.findall(done.stdout)] or [float("nan")]
     completed = int(_COMPLETED.search(done.stdout).group(1))
     return {"qps": float(_QPS.search(done.stdout).group(1)), "per_core": completed / used if used else 0.0,
             "p50_ms": percentile(latencies, 0.5) * 1e3, "p99_ms": percentile(latencies, 0.99) * 1e3,
