@@ -156,11 +156,10 @@ class Agent:
             return web.Response(status=400, text=f"{error}\n")
         folder = logs.pod_log_dir(self.config.pod_logs_dir, namespace, name, pod["metadata"]["uid"])
         path = logs.log_file(folder, container, options.previous)
-        if path is None:
-            kind = "previous terminated" if options.previous else ""
-            return web.Response(status=400, text=f'{kind + " " if kind else ""}container "{container}" in pod '
-                                f'"{name}" is {"not found" if kind else "waiting to start"}\n'.replace(
-                                    "  ", " "))
+        if path is None:  # upstream's words for both cases
+            text = (f'previous terminated container "{container}" in pod "{name}" not found' if options.previous
+                    else f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating')
+            return web.Response(status=400, text=text + "\n")
         uid = pod["metadata"]["uid"]
 
         async def running() -> bool:

@@ -20,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from kpy_components.api.errors import APIError
 from kpy_components.api.meta import now_rfc3339, now_rfc3339_micro
 from kpy_components.api.quantity import Quantity
 from kpy_components.client import RESTClient, is_already_exists, is_conflict, is_not_found
@@ -229,7 +230,7 @@ class NodeAgent:
         try:
             self.node = await self.client.create(self.nodes, body)
             log.info("Registered node name=%s", self.name)
-        except Exception as error:
+        except APIError as error:
             if not is_already_exists(error):
                 raise
             existing = await self.client.get(self.nodes, self.name)
@@ -256,7 +257,7 @@ class NodeAgent:
         try:
             self.node = await self.client.patch(self.nodes, self.name, {"status": status}, subresource="status",
                                                 patch_type="strategic")
-        except Exception as error:
+        except APIError as error:
             if is_not_found(error):  # deleted under us: register again, as upstream does
                 self.node = None
                 await self.register()
@@ -276,7 +277,7 @@ class NodeAgent:
             del body["metadata"]["ownerReferences"]
         try:
             lease = await self.client.get(self.leases, self.name, LEASE_NAMESPACE)
-        except Exception as error:
+        except APIError as error:
             if not is_not_found(error):
                 raise
             await self.client.create(self.leases, body, LEASE_NAMESPACE)
@@ -284,7 +285,7 @@ class NodeAgent:
         lease["spec"] = body["spec"]
         try:
             await self.client.update(self.leases, lease, LEASE_NAMESPACE)
-        except Exception as error:
+        except APIError as error:
             if not is_conflict(error):
                 raise
 
@@ -294,7 +295,7 @@ class NodeAgent:
             try:
                 await self.register()
                 break
-            except Exception as error:  # the API server may not be up yet: keep trying, as upstream does
+            except Exception as error:  # noqa: BLE001 - the API server may not be up yet: keep trying, as upstream does
                 log.warning("Could not register node name=%s: %s", self.name, error)
                 await asyncio.sleep(2)
         await asyncio.gather(self._status_loop(), self._lease_loop())
@@ -303,7 +304,7 @@ class NodeAgent:
         while True:
             try:
                 await self.update_status()
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - logged and retried next round, as upstream
                 log.warning("Could not update node status name=%s: %s", self.name, error)
             self.changed.clear()
             try:
@@ -316,6 +317,6 @@ class NodeAgent:
         while True:
             try:
                 await self.renew_lease()
-            except Exception as error:
+            except Exception as error:  # noqa: BLE001 - logged and retried next round, as upstream
                 log.warning("Could not renew node lease name=%s: %s", self.name, error)
             await asyncio.sleep(interval)

@@ -20,6 +20,7 @@ import asyncio
 import logging
 import time
 
+from kpy_components.api.errors import APIError
 from kpy_components.api.meta import deep_copy
 from kpy_components.client import (EventRecorder, RESTClient, SharedInformerFactory, WorkQueue, field_index,
                                    ignore_not_found, is_not_found, run_workers)
@@ -436,7 +437,7 @@ class PodManager:
                                     {"metadata": {"uid": uid}, "status": _merge_patch(current.get("status") or {},
                                                                                       wanted)},
                                     current["metadata"]["namespace"], subresource="status", patch_type="merge")
-        except Exception as error:  # noqa: BLE001 - only a vanished pod is expected; the rest is retried
+        except APIError as error:  # a vanished pod is expected; the rest is retried by the queue
             if not is_not_found(error):
                 raise
 

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from kpy_components.client import RESTClient
+from kpy_components.api.errors import APIError
+from kpy_components.client import ClientConnectionError, RESTClient
 
 from .config import KubeletConfig
 
@@ -114,13 +115,17 @@ class Guard:
 
     @web.middleware
     async def middleware(self, request: web.Request, handler):
-        caller = await self.authenticate(request)
-        if caller is None:
-            if not self.config.anonymous:
-                return web.Response(status=401, text="Unauthorized\n")
-            caller = Caller("system:anonymous", ("system:unauthenticated",))
         verb, subresource = _VERBS.get(request.method, "get"), subresource_of(request.path)
-        allowed, reason = await self.authorize(caller, verb, subresource)
+        try:
+            caller = await self.authenticate(request)
+            if caller is None and self.config.anonymous:
+                caller = Caller("system:anonymous", ("system:unauthenticated",))
+            if caller is None:
+                return web.Response(status=401, text="Unauthorized\n")
+            allowed, reason = await self.authorize(caller, verb, subresource)
+        except (APIError, ClientConnectionError) as error:  # the API server cannot review the request now
+            log.warning("Could not review a kubelet API request path=%s: %s", request.path, error)
+            return web.Response(status=500, text=f"Internal Server Error: authorization failed: {error}\n")
         if not allowed:
             text = (f"Forbidden (user={caller.name}, verb={verb}, resource=nodes, subresource={subresource})"
                     + (f": {reason}" if reason else ""))
