@@ -168,7 +168,7 @@ def _custom(message: str, raw: bytes, where: str, unknown: list[str]):
 
 # --- messages ----------------------------------------------------------------------------------------------------
 
-def _scalar(kind: str, wire: int, raw, where: str):
+def _scalar(kind: str, raw, where: str):
     if kind == "int32" or kind == "int64":
         return _signed(raw)
     if kind == "bool":
@@ -185,7 +185,7 @@ def _scalar(kind: str, wire: int, raw, where: str):
 def _values(field: Field, entries: list, where: str, unknown: list[str]) -> list:
     """Every value of one field on the wire (packed repeated scalars unpacked), decoded."""
     values = []
-    for index, (wire, raw) in enumerate(entries):
+    for wire, raw in entries:
         path = f"{where}[{len(values)}]" if field.repeated else where
         if field.is_message:
             if wire != 2:
@@ -194,11 +194,11 @@ def _values(field: Field, entries: list, where: str, unknown: list[str]) -> list
         elif field.repeated and wire == 2 and field.type in _VARINT_SCALARS:
             reader = _Reader(raw, where)
             while not reader.done():
-                values.append(_scalar(field.type, 0, reader.varint(), where))
+                values.append(_scalar(field.type, reader.varint(), where))
         else:
             if wire != _WIRE[field.type]:
                 raise ValueError(f"{where}: wire type {wire} where {field.type} was expected")
-            values.append(_scalar(field.type, wire, raw, path))
+            values.append(_scalar(field.type, raw, path))
     return values
 
 
