@@ -10,18 +10,20 @@ bit set, so the client asks again over TCP.
 """
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import dns.exception
 import dns.flags
 import dns.message
+import dns.name
 import dns.opcode
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
 
 from .forward import Forwarder
-from .records import ZoneIndex
+from .records import Result, ZoneIndex
 
 OUR_PAYLOAD = 1232  # the EDNS payload size we announce (DNS flag day 2020)
 UDP_MIN = 512
@@ -81,12 +83,28 @@ class Answerer:
             return self._reply(query, dns.rcode.REFUSED, None)
         return query
 
-    def local(self, query: dns.message.Message, limit: int | None) -> Reply | None:
-        """The zone's answer, or None when the name is not the zone's (forward it)."""
+    def local(self, query: dns.message.Message, limit: int | None) -> Reply | Awaitable[Reply] | None:
+        """The zone's answer; an awaitable of it when an ExternalName's target outside the zone must be asked of
+        the upstreams (CoreDNS does the same); None when the name is not the zone's (forward it)."""
         question = query.question[0]
         result = self.index.lookup(question.name, question.rdtype)
         if not result.authoritative:
             return None
+        last = result.answer[-1] if result.answer else None
+        if (last is not None and last.rdtype == dns.rdatatype.CNAME and self.forwarder.upstreams
+                and question.rdtype not in (dns.rdatatype.CNAME, dns.rdatatype.ANY)
+                and not self.index.in_zone(last[0].target)):
+            return self._chase(query, result, last[0].target, limit)
+        return self._render(query, result, limit, cacheable=True)
+
+    async def _chase(self, query: dns.message.Message, result: Result, target: dns.name.Name,
+                     limit: int | None) -> Reply:
+        asked = dns.message.make_query(target, query.question[0].rdtype)
+        response, _ = await self.forwarder.resolve(asked)
+        result.answer += response.answer
+        return self._render(query, result, limit, cacheable=False)
+
+    def _render(self, query: dns.message.Message, result: Result, limit: int | None, cacheable: bool) -> Reply:
         response = dns.message.make_response(query, recursion_available=True, our_payload=OUR_PAYLOAD)
         response.flags |= dns.flags.AA
         response.set_rcode(result.rcode)
@@ -94,8 +112,8 @@ class Answerer:
         response.additional = list(result.additional)
         if result.negative:
             response.authority = [self.index.soa]
-        return Reply(render(response, limit), result.rcode, dns.rdatatype.to_text(question.rdtype), "kubernetes",
-                     True, result.negative)
+        return Reply(render(response, limit), result.rcode, dns.rdatatype.to_text(query.question[0].rdtype),
+                     "kubernetes", cacheable, result.negative)
 
     async def forward(self, query: dns.message.Message, limit: int | None) -> Reply:
         response, plugin = await self.forwarder.resolve(query)

@@ -106,13 +106,14 @@ class Listener:
             return None
         limit = udp_limit(parsed) if proto == "udp" else None
         reply = self.answerer.local(parsed, limit)
-        if reply is not None:
+        if isinstance(reply, Reply):
             self._done(reply, proto, started, send, wire)
             return None
+        pending = reply if reply is not None else self.answerer.forward(parsed, limit)
 
-        async def forward() -> None:
-            self._done(await self.answerer.forward(parsed, limit), proto, started, send)
-        return asyncio.create_task(forward())
+        async def later() -> None:
+            self._done(await pending, proto, started, send)
+        return asyncio.create_task(later())
 
     def _done(self, reply: Reply, proto: str, started: float, send: Callable[[bytes], None],
               query: bytes | None = None) -> None:

@@ -365,3 +365,20 @@ def test_config_defaults_and_every_problem_at_once(tmp_path):
     problems = "\n".join(caught.value.problems)
     for field in ("listen[0]", "ttl", "upstreamTimeout", "colour"):
         assert f"{field}:" in problems
+
+
+async def test_external_name_outside_the_zone_is_followed_through_the_upstream(serve):
+    loop = asyncio.get_running_loop()
+    transport, upstream = await loop.create_datagram_endpoint(_Upstream, local_addr=("127.0.0.1", 0))
+    try:
+        index = populated_index()
+        index.set_service("demo/site", service("site", cluster_ip=None, type="ExternalName",
+                                               externalName="example.com"), [])
+        listener = await serve(index, upstreams=[transport.get_extra_info("sockname")])
+        answer = await ask(listener, f"site.demo.svc.{ZONE}")
+        assert [r.rdtype for r in answer.answer] == [dns.rdatatype.CNAME, dns.rdatatype.A]
+        assert addresses(answer) == {"192.0.2.1"}
+        cname = await ask(listener, f"site.demo.svc.{ZONE}", "CNAME")  # the CNAME itself: not followed
+        assert addresses(cname, dns.rdatatype.CNAME) == {"example.com."} and upstream.queries == 1
+    finally:
+        transport.close()
