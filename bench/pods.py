@@ -16,11 +16,13 @@ so the nodes already run pods) and RSS at 60 per worker; everything deleted, RSS
 Where each number comes from (every clock is this machine's: lab hosts are containers on its kernel):
 - create: this process's time just before the POST; seen scheduled / seen Running: when the watch delivered the
   first version with spec.nodeName / with phase Running;
-- sandbox: containerd's createdAt of the pod's sandbox (CRI PodSandboxStatus, nanoseconds: its pause container
-  recorded, after the pod network is set up), read on the worker through the kubelet's own CRI client;
-- container start: the container's startedAt from containerd (nanoseconds);
+- the CRI calls: when containerd received and answered RunPodSandbox, CreateContainer and StartContainer, from its
+  own log on the worker (nanoseconds; crilog.py). "kubelet queue" is seen bound → RunPodSandbox received (the
+  kubelet's watch, its work queue, volumes); "sandbox" is RunPodSandbox (pod network, pause container), so the
+  sandbox is ready at its answer; "container" is its answer → StartContainer answered (the image check,
+  CreateContainer, StartContainer); "status seen" is → Running seen by the watch (the kubelet's status PATCH);
 - image: the kubelet's Pulled event (its message gives the pull time to the millisecond; "already present" = 0).
-So scheduling + sandbox + container start + status seen = the total. The API's own timestamps (conditions'
+So scheduling + kubelet queue + sandbox + container + status seen = the total. The API's own timestamps (conditions'
 lastTransitionTime, startedAt, events) have one-second resolution: they are printed as a cross-check only.
 """
 from __future__ import annotations
@@ -43,6 +45,7 @@ from kubernetes import client, config, watch
 from kubernetes.client.rest import ApiException
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from crilog import PodCalls, most_in_flight, pod_calls  # noqa: E402
 from labcluster import LabCluster, lab_cluster  # noqa: E402
 
 IMAGE = "busybox:1.35"
@@ -50,18 +53,13 @@ TARGET_P99_S, SLO_P99_S = 2.0, 5.0  # the issue's target with the image present;
 TARGET_RSS_MB = 100.0
 RUNNING_DEADLINE_S = 180.0  # a pod not Running by then is reported as never Running
 GONE_DEADLINE_S = 180.0
+JOURNAL_DEADLINE_S = 20.0  # for containerd's log lines of the pods seen Running to reach the host's journal
 CREATORS = 16  # concurrent create calls (and HTTP connections)
-CRI_TIMES = """
-import asyncio, json
-from kpy_components.kubelet.cri.client import RuntimeClient
-async def main():
-    async with RuntimeClient() as runtime:
-        pods = await runtime.list_pod_observations()
-    print(json.dumps({uid: {"sandbox": p.sandbox.created_at if p.sandbox else None,
-                            "started": max((c.started_at for c in p.containers), default=None)}
-                      for uid, p in pods.items()}))
-asyncio.run(main())
-"""
+# CPU time (µs) of the kubelet, of containerd with its shims and the runc they run, and of the whole host, from the
+# host's cgroup v2 tree (/sys/fs/cgroup/unified on hybrid hosts such as the lab's).
+NODE_CPU = ('d=/sys/fs/cgroup/unified; [ -f $d/cpu.stat ] || d=/sys/fs/cgroup; cd $d && '
+            'grep -h usage_usec system.slice/kpy-kubelet.service/cpu.stat system.slice/containerd.service/cpu.stat '
+            'cpu.stat')
 KUBELET_MEMORY = 'grep -E "^(VmRSS|VmHWM):" /proc/$(systemctl show -p MainPID --value kpy-kubelet)/status'
 PULLED_IN = re.compile(r"Successfully pulled image .* in ([0-9.]+)s")  # the kubelet writes seconds
 
@@ -73,9 +71,7 @@ class PodTimes:
     seen_scheduled: float | None = None
     seen_running: float | None = None
     node: str = ""
-    uid: str = ""
-    sandbox: float | None = None  # from containerd
-    started: float | None = None
+    calls: PodCalls | None = None  # containerd's log of the pod's CRI calls
     image_s: float | None = None  # from the Pulled event
     api: dict = field(default_factory=dict)  # the API's own one-second timestamps, by name
 
@@ -120,7 +116,6 @@ class PodWatch:
         name = pod["metadata"]["name"]
         with self.changed:
             times = self.pods.setdefault(name, PodTimes(name))
-            times.uid = pod["metadata"].get("uid", "")
             if pod.get("spec", {}).get("nodeName") and times.seen_scheduled is None:
                 times.seen_scheduled, times.node = arrived, pod["spec"]["nodeName"]
             if (pod.get("status") or {}).get("phase") == "Running" and times.seen_running is None:
@@ -241,23 +236,38 @@ class Bench:
             sys.exit(f"pre-pull pods never Running: {late}")
         self.delete_pods()
 
-    def run_phase(self, label: str, count: int, rate: float | None = None) -> dict:
-        prefix = re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-")[:20]
+    def run_phase(self, prefix: str, label: str, count: int, rate: float | None = None) -> dict:
+        """Create `count` pods named prefix-NNN (at once, or at `rate` per second) and wait until they run."""
         names = [f"{prefix}-{i:03d}" for i in range(count)]
-        load = os.getloadavg()[0]
+        load, cpu, machine = os.getloadavg()[0], self.node_cpu(), machine_cpu()
+        begun, started = time.time(), time.monotonic()
         self.create(names, prefix, rate)
         late = self.watch.wait_running(names, RUNNING_DEADLINE_S)
-        self.collect(names)
-        return {"label": label, "names": names, "late": late, "load": load}
+        wall, machine_after, cpu_after = time.monotonic() - started, machine_cpu(), self.node_cpu()
+        in_flight = self.collect(names, since=begun - 1)
+        used = {w: tuple(after - before for before, after in zip(cpu[w], cpu_after[w])) for w in self.workers}
+        busy = 1 - (machine_after[1] - machine[1]) / max(1, machine_after[0] - machine[0])
+        return {"label": label, "names": names, "late": late, "load": load, "wall": wall, "cpu": used,
+                "machine_busy": busy, "in_flight": in_flight}
 
     # --- what the runtime and the API recorded -------------------------------------------------------------------
-    def collect(self, names: list[str]) -> None:
+    def collect(self, names: list[str], since: float) -> int:
+        """Fill in what containerd, the pods and their events recorded; the most pod starts (RunPodSandbox asked →
+        StartContainer answered) one worker had in flight at once."""
         pods = {n: self.watch.pods[n] for n in names}
+        in_flight = 0
         for worker in self.workers:
-            runtime = json.loads(self.cluster.ssh(worker, "/opt/kpy/current/bin/python -", stdin=CRI_TIMES))
-            for times in pods.values():
-                if times.uid in runtime:
-                    times.sandbox, times.started = runtime[times.uid]["sandbox"], runtime[times.uid]["started"]
+            here = {n for n, p in pods.items() if p.node == worker and p.seen_running}
+            deadline = time.monotonic() + JOURNAL_DEADLINE_S
+            while True:  # the host's journald may lag behind containerd on a busy machine
+                journal = self.cluster.ssh(worker, f"journalctl -u containerd -o cat --no-pager --since @{since:.0f}")
+                calls = {n: c for n, c in pod_calls(journal, self.namespace).items() if n in pods and c.complete}
+                if here <= set(calls) or time.monotonic() > deadline:
+                    break
+                time.sleep(1)
+            for name, found in calls.items():
+                pods[name].calls = found
+            in_flight = max(in_flight, most_in_flight([(c.sandbox_asked, c.start_done) for c in calls.values()]))
         listed = json.loads(self.api.list_namespaced_pod(self.namespace, _preload_content=False).data)["items"]
         for pod in listed:
             times = pods.get(pod["metadata"]["name"])
@@ -280,6 +290,12 @@ class Bench:
                 times.image_s = 0.0
             elif match := PULLED_IN.search(event.get("message", "")):
                 times.image_s = float(match.group(1))
+        return in_flight
+
+    def node_cpu(self) -> dict[str, tuple[float, float, float]]:
+        """CPU seconds used so far by kpy-kubelet, by containerd (shims and runc included) and by the whole host."""
+        return {w: tuple(int(line.split()[1]) / 1e6 for line in self.cluster.ssh(w, NODE_CPU).splitlines())
+                for w in self.workers}
 
     # --- the kubelets' memory ------------------------------------------------------------------------------------
     def kubelet_memory(self) -> dict[str, tuple[float, float]]:
@@ -289,6 +305,13 @@ class Bench:
             fields = dict(line.split(":", 1) for line in self.cluster.ssh(worker, KUBELET_MEMORY).splitlines())
             found[worker] = tuple(int(fields[k].split()[0]) / 1024 for k in ("VmRSS", "VmHWM"))
         return found
+
+
+def machine_cpu() -> tuple[int, int]:
+    """This machine's CPU time so far, in ticks: (all, idle + iowait), from /proc/stat."""
+    with open("/proc/stat") as stat:
+        ticks = [int(n) for n in stat.readline().split()[1:]]
+    return sum(ticks), ticks[3] + ticks[4]
 
 
 # --- printing --------------------------------------------------------------------------------------------------------
@@ -322,20 +345,31 @@ def print_latency(bench: Bench, phases: list[dict]) -> None:
               f"{max(totals):6.2f}   {p99 / TARGET_P99_S:13.2f}   {p99 / SLO_P99_S:10.2f}   {phase['load']:4.1f}"
               + (f"   NEVER Running: {len(phase['late'])} ({', '.join(phase['late'][:3])}...)" if phase["late"]
                  else ""))
-    print("\nwhere the time goes, p50 p99 (s): scheduling = create → seen bound; sandbox = → containerd's sandbox "
-          "createdAt;\ncontainer = → containerd's container startedAt (image check, create, start); "
+    print("\nwhere the time goes, p50 p99 (s): scheduling = create → seen bound; kubelet queue = → RunPodSandbox "
+          "received;\nsandbox = RunPodSandbox; container = → StartContainer answered (image check, create, start); "
           "status seen = → Running seen by the watch")
-    print(f"{'run':34} {'scheduling':>14} {'sandbox':>14} {'container':>14} {'status seen':>14} "
-          f"{'image (Pulled)':>15}")
+    print(f"{'run':34} {'scheduling':>14} {'kubelet queue':>14} {'sandbox':>14} {'container':>14} "
+          f"{'status seen':>14} {'image (Pulled)':>15}   starts in flight")
     for phase in phases:
-        pods = [p for p in (bench.watch.pods[n] for n in phase["names"])
-                if p.seen_running and p.seen_scheduled and p.sandbox and p.started]
+        pods = [p for p in (bench.watch.pods[n] for n in phase["names"]) if p.seen_running and p.calls]
         present = sum(1 for p in pods if p.image_s == 0.0)
         images = [p.image_s for p in pods if p.image_s is not None]
         print(f"{phase['label']:34} {_p([p.seen_scheduled - p.created for p in pods])}"
-              f"{_p([p.sandbox - p.seen_scheduled for p in pods])}{_p([p.started - p.sandbox for p in pods])}"
-              f"{_p([p.seen_running - p.started for p in pods])}"
-              f"{_p(images)}{present}/{len(pods)} already present")
+              f"{_p([p.calls.sandbox_asked - p.seen_scheduled for p in pods])}"
+              f"{_p([p.calls.sandbox_done - p.calls.sandbox_asked for p in pods])}"
+              f"{_p([p.calls.start_done - p.calls.sandbox_done for p in pods])}"
+              f"{_p([p.seen_running - p.calls.start_done for p in pods])}"
+              f"{_p(images)}{present}/{len(pods)} present, at most {phase['in_flight']} per worker"
+              + (f" ({len(phase['names']) - len(pods)} pods not in containerd's log)"
+                 if len(pods) < len(phase["names"]) else ""))
+    print(f"\nCPU seconds used per worker from the first create to the last pod Running (mean of the workers), "
+          f"and this machine's ({os.cpu_count()} cores) busy share")
+    print(f"{'run':34} {'wall':>6} {'kubelet':>8} {'containerd+shims+runc':>22} {'whole host':>11} "
+          f"{'machine busy':>13}")
+    for phase in phases:
+        used = [sum(cpu[i] for cpu in phase["cpu"].values()) / len(phase["cpu"]) for i in range(3)]
+        print(f"{phase['label']:34} {phase['wall']:6.1f} {used[0]:8.1f} {used[1]:22.1f} {used[2]:11.1f} "
+              f"{phase['machine_busy']:12.0%}")
     print("\nthe API's own timestamps (one-second resolution, p50 p99 in whole seconds from creationTimestamp):")
     print(f"{'run':34} {'PodScheduled':>14} {'ReadyToStart':>14} {'startedAt':>14} {'Ready':>14}")
     for phase in phases:
@@ -378,12 +412,12 @@ def main() -> None:
         bench.open()
         try:
             bench.prepull()
-            phases = [bench.run_phase(f"burst {count} at once", count)]
+            phases = [bench.run_phase("burst", f"burst {count} at once", count)]
             memory.append((f"{args.per_worker} pods each (after the burst)", bench.kubelet_memory()))
             deleted = bench.delete_pods()
-            phases.append(bench.run_phase(f"steady {args.rate:g}/s ({count} in {count / args.rate:.0f} s)", count,
-                                          args.rate))
-            phases.append(bench.run_phase(f"burst {count} onto {args.per_worker} running each", count))
+            steady = f"steady {args.rate:g}/s ({count} in {count / args.rate:.0f} s)"
+            phases.append(bench.run_phase("steady", steady, count, args.rate))
+            phases.append(bench.run_phase("onto-busy", f"burst {count} onto {args.per_worker} running each", count))
             memory.append((f"{2 * args.per_worker} pods each", bench.kubelet_memory()))
         finally:
             gone = bench.close()
