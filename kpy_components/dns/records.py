@@ -9,13 +9,18 @@
     dns-version.<zone>                     TXT "1.1.0"; the apex has SOA and NS (ns.dns.<zone>), as CoreDNS's
 
 Contract: `set_service` and `set_namespace` are called by the watch feed (feed.py) on every change; they recompute
-the records one Service contributes and swap them in, so `lookup` is dict reads only: the hot negative path (pods'
-search list makes most lookups miss) is one or two dict misses. `generation` changes with every change, for caches
-of rendered answers. Records are refcounted per (name, type, rdata): two Services may contribute the same PTR.
-Names are stored lowercased (dnspython's Name compares case-insensitively, so queries in any case match).
+the records one Service contributes and swap them in. `lookup` reads dicts only: the hot negative path (pods'
+search list makes most lookups miss) is a join of the query's labels and one or two dict misses. `generation`
+changes with every change, for caches of rendered answers.
+
+Records are kept as text, keyed by the owner's lowercased name (bytes, "web.demo.svc.cluster.local."), and
+refcounted per (owner, type, text): two Services may contribute the same PTR. dnspython RRsets (whose rdata hash by
+rendering themselves: costly) are built only when a name is asked for, once per change of that name, so indexing
+10,000 Services costs string work only.
 """
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from collections import Counter
@@ -37,7 +42,7 @@ A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT, ANY = (dns.rdatatype.A, dns.rdatatype.AA
 SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, SOA_TTL_CAP = 7200, 1800, 86400, 300
 NOERROR, NXDOMAIN = 0, 3
 
-Record = tuple[dns.name.Name, int, dns.rdata.Rdata]
+Record = tuple[bytes, int, str]  # (owner key, type, rdata text)
 
 
 @dataclass
@@ -54,16 +59,26 @@ class Result:
         return self.rcode == NXDOMAIN or not self.answer
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def _rdata(rdtype: int, text: str) -> dns.rdata.Rdata:
     return dns.rdata.from_text(IN, rdtype, text)
 
 
-def _address_record(ip: str) -> tuple[int, dns.rdata.Rdata] | None:
+def key_of(name: dns.name.Name) -> bytes:
+    """The index key of a name: its labels joined with dots, lowercased ("web.demo.svc.cluster.local.")."""
+    return b".".join(name.labels).lower()
+
+
+def _address(ip: str) -> tuple[int, str] | None:
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:
         return None
-    return (A if address.version == 4 else AAAA), _rdata(A if address.version == 4 else AAAA, str(address))
+    return (A if address.version == 4 else AAAA), str(address)
+
+
+def _reverse(ip: str) -> bytes:
+    return key_of(dns.reversename.from_address(ip))
 
 
 def dashed(ip: str) -> str:
@@ -74,211 +89,194 @@ def dashed(ip: str) -> str:
 class ZoneIndex:
     def __init__(self, zone: str = "cluster.local", ttl: int = 30):
         self.zone = dns.name.from_text(zone).canonicalize()
+        self.zone_key = key_of(self.zone)
+        self._suffix = b"." + self.zone_key
         self.ttl = ttl
         self.generation = 0
         self.serial = int(time.time())
-        self._svc = dns.name.from_text("svc", self.zone)
-        self._pod = dns.name.from_text("pod", self.zone)
-        self._nsname = dns.name.from_text("ns.dns", self.zone)
-        self._refs: dict[dns.name.Name, dict[int, Counter]] = {}  # name -> type -> rdata -> references
-        self._rrsets: dict[dns.name.Name, dict[int, dns.rrset.RRset]] = {}  # what lookup reads
+        self._pod_suffix = b".pod" + self._suffix
+        self._refs: dict[bytes, dict[int, Counter]] = {}  # owner -> type -> rdata text -> references
+        self._rrsets: dict[tuple[bytes, int], dns.rrset.RRset] = {}  # built on demand, dropped on change
         self._nonterminals: Counter = Counter()  # in-zone names that exist only because names below them do
-        self._by_owner: dict[str, list[Record]] = {}  # "svc:<ns>/<name>" or "ns:<name>" -> its records
-        self.namespaces: set[str] = set()
-        self._static()
+        self._by_owner: dict[str, tuple[list[Record], list[bytes]]] = {}  # "svc:<ns>/<name>", "ns:<name>"
+        self.namespaces: set[bytes] = set()
+        self._soa: tuple[int, dns.rrset.RRset] | None = None
+        self._swap("static", [(self.zone_key, NS, f"ns.dns.{self.zone}"),
+                              (b"dns-version" + self._suffix, TXT, f'"{SCHEMA_VERSION}"')], [])
 
     # --- feeding (watch events) ----------------------------------------------------------------------------------
     def set_service(self, key: str, service: dict | None, slices: list[dict]) -> None:
         """Replace the records of Service `key` (namespace/name) with those of `service` and its EndpointSlices
         (None: the Service is gone)."""
-        records = service_records(self.zone, service, slices) if service else []
+        records = service_records(self.zone_key, service, slices) if service else []
         self._swap(f"svc:{key}", records, [])
 
     def set_namespace(self, name: str, exists: bool) -> None:
         """A namespace makes <ns>.svc.<zone> and <ns>.pod.<zone> exist (NODATA rather than NXDOMAIN)."""
-        names = [dns.name.from_text(name, self._svc), dns.name.from_text(name, self._pod)] if exists else []
+        label = name.lower().encode()
         if exists:
-            self.namespaces.add(name.lower())
+            self.namespaces.add(label)
         else:
-            self.namespaces.discard(name.lower())
+            self.namespaces.discard(label)
+        names = [label + b".svc" + self._suffix, label + self._pod_suffix] if exists else []
         self._swap(f"ns:{name}", [], names)
 
-    def _swap(self, owner: str, records: list[Record], nonterminals: list[dns.name.Name]) -> None:
-        old = self._by_owner.pop(owner, [])
-        old_names = [r for r in old if r[1] is None]
-        old_records = [r for r in old if r[1] is not None]
-        new = [*records, *((name, None, None) for name in nonterminals)]
-        if new == old:
-            self._by_owner[owner] = new
-            return
-        touched: set[tuple[dns.name.Name, int]] = set()
-        for name, rdtype, rdata in old_records:
-            self._unref(name, rdtype, rdata)
-            touched.add((name, rdtype))
-        for name, _, _ in old_names:
-            self._unmark(name)
-        for name, rdtype, rdata in records:
-            self._ref(name, rdtype, rdata)
-            touched.add((name, rdtype))
-        for name in nonterminals:
-            self._mark(name)
-        if new:
-            self._by_owner[owner] = new
-        for name, rdtype in touched:
-            self._rebuild(name, rdtype)
-        self._changed()
+    def _swap(self, owner: str, records: list[Record], nonterminals: list[bytes]) -> None:
+        old_records, old_names = self._by_owner.pop(owner, ([], []))
+        if (records, nonterminals) != (old_records, old_names):
+            for name, rdtype, text in old_records:
+                self._unref(name, rdtype, text)
+            for name in old_names:
+                self._unmark(name)
+            for name, rdtype, text in records:
+                self._ref(name, rdtype, text)
+            for name in nonterminals:
+                self._mark(name)
+            self.generation += 1
+            self.serial = max(self.serial + 1, int(time.time()))
+        if records or nonterminals:
+            self._by_owner[owner] = (records, nonterminals)
 
-    def _ref(self, name: dns.name.Name, rdtype: int, rdata: dns.rdata.Rdata) -> None:
+    def _ref(self, name: bytes, rdtype: int, text: str) -> None:
         types = self._refs.get(name)
         if types is None:
             types = self._refs[name] = {}
-            if name.is_subdomain(self.zone):
-                self._mark(name.parent())
-        types.setdefault(rdtype, Counter())[rdata] += 1
+            self._mark(self._parent(name))
+        types.setdefault(rdtype, Counter())[text] += 1
+        self._rrsets.pop((name, rdtype), None)
 
-    def _unref(self, name: dns.name.Name, rdtype: int, rdata: dns.rdata.Rdata) -> None:
+    def _unref(self, name: bytes, rdtype: int, text: str) -> None:
         types = self._refs[name]
         counts = types[rdtype]
-        counts[rdata] -= 1
-        if counts[rdata] <= 0:
-            del counts[rdata]
+        counts[text] -= 1
+        if counts[text] <= 0:
+            del counts[text]
         if not counts:
             del types[rdtype]
         if not types:
             del self._refs[name]
-            if name.is_subdomain(self.zone):
-                self._unmark(name.parent())
+            self._unmark(self._parent(name))
+        self._rrsets.pop((name, rdtype), None)
 
-    def _mark(self, name: dns.name.Name) -> None:
-        """Count `name` and its ancestors (below the apex) as existing non-terminals."""
-        while name != self.zone and name.is_subdomain(self.zone):
+    def _parent(self, name: bytes) -> bytes:
+        return name.split(b".", 1)[1] if name != self.zone_key else b""
+
+    def _mark(self, name: bytes) -> None:
+        """Count `name` and its ancestors below the apex as existing (non-terminals, unless they have records)."""
+        while name.endswith(self._suffix):
             self._nonterminals[name] += 1
-            name = name.parent()
+            name = self._parent(name)
 
-    def _unmark(self, name: dns.name.Name) -> None:
-        while name != self.zone and name.is_subdomain(self.zone):
+    def _unmark(self, name: bytes) -> None:
+        while name.endswith(self._suffix):
             self._nonterminals[name] -= 1
             if self._nonterminals[name] <= 0:
                 del self._nonterminals[name]
-            name = name.parent()
-
-    def _rebuild(self, name: dns.name.Name, rdtype: int) -> None:
-        counts = self._refs.get(name, {}).get(rdtype)
-        sets = self._rrsets.setdefault(name, {})
-        if counts:
-            sets[rdtype] = dns.rrset.from_rdata_list(name, self.ttl, list(counts))
-        else:
-            sets.pop(rdtype, None)
-            if not sets:
-                del self._rrsets[name]
-
-    def _changed(self) -> None:
-        self.generation += 1
-        self.serial = max(self.serial + 1, int(time.time()))
-        self._soa = self._soa_rrset()
-
-    def _static(self) -> None:
-        txt = dns.name.from_text("dns-version", self.zone)
-        self._swap("static", [(self.zone, NS, _rdata(NS, self._nsname.to_text())),
-                              (txt, TXT, _rdata(TXT, f'"{SCHEMA_VERSION}"'))], [])
-
-    def _soa_rrset(self) -> dns.rrset.RRset:
-        soa = _rdata(SOA, f"{self._nsname} hostmaster.{self.zone} {self.serial} {SOA_REFRESH} {SOA_RETRY} "
-                          f"{SOA_EXPIRE} {self.ttl}")
-        return dns.rrset.from_rdata_list(self.zone, min(self.ttl, SOA_TTL_CAP), [soa])
+            name = self._parent(name)
 
     # --- answering -----------------------------------------------------------------------------------------------
     @property
     def soa(self) -> dns.rrset.RRset:
-        """The zone's SOA, for the authority section of negative answers."""
-        return self._soa
+        """The zone's SOA (serial: the time of the last change), for the authority section of negative answers."""
+        if self._soa is None or self._soa[0] != self.generation:
+            soa = _rdata(SOA, f"ns.dns.{self.zone} hostmaster.{self.zone} {self.serial} {SOA_REFRESH} {SOA_RETRY} "
+                              f"{SOA_EXPIRE} {self.ttl}")
+            self._soa = (self.generation, dns.rrset.from_rdata_list(self.zone, min(self.ttl, SOA_TTL_CAP), [soa]))
+        return self._soa[1]
 
     def in_zone(self, name: dns.name.Name) -> bool:
-        return name.is_subdomain(self.zone)
+        key = key_of(name)
+        return key == self.zone_key or key.endswith(self._suffix)
 
     def lookup(self, qname: dns.name.Name, qtype: int) -> Result:
-        sets = self._rrsets.get(qname)
-        if sets is None and qname == self.zone:
-            sets = {}
-        if sets is not None:
-            if qname == self.zone and qtype in (SOA, ANY):
-                sets = {**sets, SOA: self._soa}
-            return self._positive(qname, qtype, sets)
-        if not self.in_zone(qname):
+        key = key_of(qname)
+        types = self._refs.get(key)
+        if types is not None:
+            return self._positive(key, qtype, types)
+        if not key.endswith(self._suffix):
             return Result(authoritative=False)
-        if qname in self._nonterminals:
+        if key in self._nonterminals:
             return Result()
-        pod = self._pod_address(qname)
-        if pod is not None:
-            rdtype, rdata = pod
-            if qtype in (rdtype, ANY):
-                return Result(answer=[dns.rrset.from_rdata_list(qname, self.ttl, [rdata])])
-            return Result()
+        if key.endswith(self._pod_suffix):
+            pod = self._pod_address(key)
+            if pod is not None:
+                if qtype in (pod[0], ANY):
+                    return Result(answer=[dns.rrset.from_rdata_list(qname, self.ttl, [_rdata(*pod)])])
+                return Result()
         return Result(rcode=NXDOMAIN)
 
-    def _positive(self, qname: dns.name.Name, qtype: int, sets: dict[int, dns.rrset.RRset]) -> Result:
+    def rrset(self, key: bytes, rdtype: int) -> dns.rrset.RRset | None:
+        """The RRset at (owner, type), built once per change."""
+        rrset = self._rrsets.get((key, rdtype))
+        if rrset is None:
+            counts = self._refs.get(key, {}).get(rdtype)
+            if not counts:
+                return None
+            rrset = dns.rrset.from_rdata_list(dns.name.from_text(key.decode()), self.ttl,
+                                              [_rdata(rdtype, text) for text in counts])
+            self._rrsets[(key, rdtype)] = rrset
+        return rrset
+
+    def _positive(self, key: bytes, qtype: int, types: dict[int, Counter]) -> Result:
+        apex = key == self.zone_key
         if qtype == ANY:
-            return Result(answer=list(sets.values()))
-        rrset = sets.get(qtype)
-        if rrset is not None:
+            return Result(answer=[self.rrset(key, rdtype) for rdtype in types] + ([self.soa] if apex else []))
+        if apex and qtype == SOA:
+            return Result(answer=[self.soa])
+        if qtype in types:
+            rrset = self.rrset(key, qtype)
             return Result(answer=[rrset], additional=self._additional(rrset) if qtype == SRV else [])
-        cname = sets.get(CNAME)
-        if cname is None:
+        if CNAME not in types:
             return Result()  # NODATA
+        cname = self.rrset(key, CNAME)
         result = Result(answer=[cname])
-        target = cname[0].target.canonicalize()
-        if self.in_zone(target) and target != qname:  # ExternalName pointing into the zone: chase it once
-            chased = self.lookup(target, qtype)
-            result.answer += [r for r in chased.answer if r.rdtype != CNAME]
+        target = key_of(cname[0].target)
+        if target.endswith(self._suffix) and target != key and target in self._refs:  # into the zone: follow once
+            result.answer += [r for r in self._positive(target, qtype, self._refs[target]).answer
+                              if r.rdtype != CNAME]
         return result
 
     def _additional(self, srv: dns.rrset.RRset) -> list[dns.rrset.RRset]:
-        extra, seen = [], set()
-        for rdata in srv:
-            target = rdata.target.canonicalize()
-            if target in seen:
-                continue
-            seen.add(target)
+        extra = []
+        for target in dict.fromkeys(key_of(rdata.target) for rdata in srv):
             for rdtype in (A, AAAA):
-                rrset = self._rrsets.get(target, {}).get(rdtype)
+                rrset = self.rrset(target, rdtype)
                 if rrset is not None:
                     extra.append(rrset)
         return extra
 
-    def _pod_address(self, qname: dns.name.Name) -> tuple[int, dns.rdata.Rdata] | None:
+    def _pod_address(self, key: bytes) -> tuple[int, str] | None:
         """<a-b-c-d>.<ns>.pod.<zone> (or IPv6 with dashes for colons) when <ns> exists."""
-        if len(qname) != len(self._pod) + 2 or qname.parent().parent() != self._pod:
+        parts = key[:-len(self._pod_suffix)].split(b".")
+        if len(parts) != 2 or parts[1] not in self.namespaces:
             return None
-        label, namespace = (part.decode("ascii", "replace").lower() for part in qname.labels[:2])
-        if namespace not in self.namespaces:
-            return None
+        label = parts[0].decode("ascii", "replace")
         text = label.replace("-", ".") if label.count("-") == 3 and "--" not in label else label.replace("-", ":")
-        return _address_record(text)
+        return _address(text)
 
 
 # --- what one Service contributes ----------------------------------------------------------------------------------
-def service_records(zone: dns.name.Name, service: dict, slices: list[dict]) -> list[Record]:
+def service_records(zone: bytes, service: dict, slices: list[dict]) -> list[Record]:
     meta, spec = service.get("metadata") or {}, service.get("spec") or {}
-    base = dns.name.from_text(f"{meta['name']}.{meta['namespace']}.svc", zone).canonicalize()
+    base = f"{meta['name']}.{meta['namespace']}.svc.{zone.decode()}".lower()
     if spec.get("type") == "ExternalName":
-        external = (spec.get("externalName") or "").rstrip(".")
-        return [(base, CNAME, _rdata(CNAME, f"{external}."))] if external else []
+        external = (spec.get("externalName") or "").rstrip(".").lower()
+        return [(base.encode(), CNAME, f"{external}.")] if external else []
     cluster_ips = [ip for ip in (spec.get("clusterIPs") or [spec.get("clusterIP")]) if ip and ip != "None"]
     if cluster_ips:
         return _cluster_ip_records(base, cluster_ips, spec.get("ports") or [])
-    return _headless_records(base, _ready_endpoints(slices, bool(spec.get("publishNotReadyAddresses"))))
+    return _headless_records(base, *_ready_endpoints(slices, bool(spec.get("publishNotReadyAddresses"))))
 
 
-def _cluster_ip_records(base: dns.name.Name, ips: list[str], ports: list[dict]) -> list[Record]:
+def _cluster_ip_records(base: str, ips: list[str], ports: list[dict]) -> list[Record]:
     records: list[Record] = []
     for ip in ips:
-        address = _address_record(ip)
+        address = _address(ip)
         if address is not None:
-            records.append((base, *address))
-            records.append((dns.reversename.from_address(ip), PTR, _rdata(PTR, base.to_text())))
+            records.append((base.encode(), *address))
+            records.append((_reverse(ip), PTR, base))
     named = [(p.get("name"), (p.get("protocol") or "TCP").lower(), p.get("port")) for p in ports if p.get("port")]
-    records += _srv(base, named, [base])
-    return records
+    return records + _srv(base, named, [base])
 
 
 def _ready_endpoints(slices: list[dict], publish_not_ready: bool) -> tuple[list[tuple[str, str]], list[tuple]]:
@@ -293,40 +291,39 @@ def _ready_endpoints(slices: list[dict], publish_not_ready: bool) -> tuple[list[
             if ready is False and not publish_not_ready:
                 continue
             for ip in endpoint.get("addresses") or []:
-                endpoints[(endpoint.get("hostname") or dashed(ip), ip)] = None
+                endpoints[((endpoint.get("hostname") or dashed(ip)).lower(), ip)] = None
         for port in slice_.get("ports") or []:
             if port.get("port"):
                 ports[(port.get("name"), (port.get("protocol") or "TCP").lower(), port["port"])] = None
     return list(endpoints), list(ports)
 
 
-def _headless_records(base: dns.name.Name, ready: tuple[list[tuple[str, str]], list[tuple]]) -> list[Record]:
-    endpoints, ports = ready
+def _headless_records(base: str, endpoints: list[tuple[str, str]], ports: list[tuple]) -> list[Record]:
     records: list[Record] = []
-    targets = []
+    targets: dict[str, None] = {}
     for hostname, ip in endpoints:
-        address = _address_record(ip)
+        address = _address(ip)
         if address is None:
             continue
-        host = dns.name.from_text(hostname.lower(), base)
-        targets.append(host)
-        records.append((base, *address))
-        records.append((host, *address))
-        records.append((dns.reversename.from_address(ip), PTR, _rdata(PTR, host.to_text())))
+        host = f"{hostname}.{base}"
+        targets[host] = None
+        records.append((base.encode(), *address))
+        records.append((host.encode(), *address))
+        records.append((_reverse(ip), PTR, host))
     if targets:
-        records += _srv(base, ports, list(dict.fromkeys(targets)))
+        records += _srv(base, ports, list(targets))
     return records
 
 
-def _srv(base: dns.name.Name, ports: list[tuple], targets: list[dns.name.Name]) -> list[Record]:
+def _srv(base: str, ports: list[tuple], targets: list[str]) -> list[Record]:
     """SRV at _<port>._<proto>.<base> for named ports and at <base> for every port, one per target; weights split
     100 over the targets as CoreDNS does (at least 1)."""
     weight = max(1, 100 // max(1, len(targets)))
     records: list[Record] = []
     for name, proto, number in ports:
         for target in targets:
-            rdata = _rdata(SRV, f"0 {weight} {number} {target}")
-            records.append((base, SRV, rdata))
+            text = f"0 {weight} {number} {target}"
+            records.append((base.encode(), SRV, text))
             if name:
-                records.append((dns.name.from_text(f"_{name.lower()}._{proto}", base), SRV, rdata))
+                records.append((f"_{name.lower()}._{proto}.{base}".encode(), SRV, text))
     return records
