@@ -34,8 +34,8 @@ async def run(handler: dict, exec_sync: ExecSync, container: dict, container_id:
             command = (handler["exec"] or {}).get("command") or []
             code, output = await asyncio.wait_for(exec_sync(container_id, command, timeout), timeout)
             if code != 0:
-                return f"Exec lifecycle hook ({command}) for Container \"{container.get('name')}\" failed - " \
-                       f"error: command '{' '.join(command)}' exited with {code}: {output.strip()}"
+                return f"Exec lifecycle hook ([{' '.join(command)}]) for Container \"{container.get('name')}\" " \
+                       f"failed - error: command '{' '.join(command)}' exited with {code}: {output.strip()}"
         elif "httpGet" in handler:
             action = handler["httpGet"]
             scheme = (action.get("scheme") or "HTTP").lower()
