@@ -27,6 +27,7 @@ Chains of Services without usable endpoints are not made: their addresses go to 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import ipaddress
 from dataclasses import dataclass, field
@@ -83,9 +84,11 @@ class Ruleset:
                 "element": sum(len(c.elements) for c in self.containers.values())}
 
 
+@functools.lru_cache(maxsize=1 << 16)
 def hashed(prefix: str, base: str) -> str:
-    """`prefix-HASH8-base`: kube-proxy's chain naming (HASH8: base32 of sha256(base))."""
-    digest = base64.b32encode(hashlib.sha256(base.encode()).digest()).decode()[:8]
+    """`prefix-HASH8-base`: kube-proxy's chain naming (HASH8: the first 8 base32 characters of sha256(base), which
+    are those of its first 5 bytes). Cached: every sync names the same chains again."""
+    digest = base64.b32encode(hashlib.sha256(base.encode()).digest()[:5]).decode()
     return f"{prefix}-{digest}-{base}"
 
 

@@ -7,11 +7,10 @@ import re
 import shlex
 import subprocess
 import sys
-import time
-from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
+from test_cri_runtime import kpy_lab, wait_for
 
 from kpy_components.proxy.config import ProxyConfig
 from kpy_components.proxy.metrics import ProxyMetrics
@@ -22,7 +21,6 @@ pytestmark = pytest.mark.lab
 
 LAB = "prx"
 HOST = f"{LAB}-w1"
-VENV_BIN = Path(sys.executable).parent
 CLUSTER_CIDR = "10.244.0.0/16"  # lives only inside the lab host
 GATEWAY = "10.244.1.1"
 PODS = {"pod-a": "10.244.1.10", "pod-b": "10.244.1.11", "pod-c": "10.244.1.20"}
@@ -86,10 +84,6 @@ ip -n {pod} route add default via {GATEWAY}
 """ for pod in ("pod-a", "pod-b"))
 
 
-def kpy_lab(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([VENV_BIN / "kpy-lab", *args], capture_output=True, text=True, check=check, **kwargs)
-
-
 def on_host(command: str, **kwargs) -> str:
     result = kpy_lab("ssh", f"--lab={LAB}", HOST, command, check=False, **kwargs)
     assert result.returncode == 0, f"{command}: {result.stdout}{result.stderr}"
@@ -102,15 +96,6 @@ def host_nft(argv: list[str], stdin: str | None) -> str:
     if result.returncode != 0:
         raise NftError(result.stderr.strip())
     return result.stdout
-
-
-def wait_for(predicate, what: str, deadline: float = 30.0):
-    end = time.monotonic() + deadline
-    while time.monotonic() < end:
-        if value := predicate():
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"gave up waiting for {what}")
 
 
 def connect(address: str, port: int, count: int, pod: str | None = None) -> list[str]:
