@@ -26,6 +26,7 @@ from .records import ZoneIndex
 
 log = logging.getLogger(__name__)
 TCP_IDLE = 10.0  # seconds a TCP connection may wait between queries (CoreDNS's default idle timeout)
+UDP_BATCH = 64  # datagrams answered per event-loop wake-up at most, so TCP and the watches get their turn
 ZONE_LABEL = "."  # the zone label of every metric: kpy-dns is one server block, `.:53` in Corefile terms
 
 
@@ -48,7 +49,8 @@ class Listener:
         self.server = f"dns://{f'[{host}]' if ':' in host else host}:{port}"
         self._cache: dict[bytes, tuple] = {}
         self._generation = -1
-        self._udp: asyncio.DatagramTransport | None = None
+        self._udp: socket.socket | None = None
+        self._pending: set[asyncio.Task] = set()
         self._tcp: asyncio.Server | None = None
         self._connections: set[asyncio.Task] = set()
         metrics.cache_entries.labels(self.server, "success", ZONE_LABEL, "").set_function(lambda: len(self._cache))
@@ -57,23 +59,65 @@ class Listener:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if self.family == "2" else socket.AF_INET
-        self._udp, _ = await loop.create_datagram_endpoint(lambda: _UDP(self), local_addr=(self.host, self.port),
-                                                           family=family)
-        if self.port == 0:  # tests: serve TCP on the port UDP was given
-            self.port = self._udp.get_extra_info("sockname")[1]
+        self._udp = socket.socket(family, socket.SOCK_DGRAM)
+        self._udp.setblocking(False)
+        self._udp.bind((self.host, self.port))
+        self.port = self._udp.getsockname()[1]  # tests ask for port 0: TCP serves the port UDP was given
+        loop.add_reader(self._udp.fileno(), self._read_udp)
         self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port, family=family,
                                                reuse_address=True)
         log.info("Serving DNS address=%s port=%d protocols=udp,tcp", self.host, self.port)
 
     async def stop(self) -> None:
         if self._udp is not None:
+            asyncio.get_running_loop().remove_reader(self._udp.fileno())
             self._udp.close()
+        for task in list(self._pending):
+            task.cancel()
+        await asyncio.gather(*self._pending, return_exceptions=True)
         if self._tcp is not None:
             self._tcp.close()
             for task in list(self._connections):
                 task.cancel()
             await asyncio.gather(*self._connections, return_exceptions=True)
             await self._tcp.wait_closed()
+
+    # --- UDP: the socket read straight from the event loop -------------------------------------------------------
+    def _read_udp(self) -> None:
+        """Answer up to UDP_BATCH waiting datagrams per wake-up. A plain reader instead of asyncio's datagram
+        transport: one event-loop turn per batch rather than per query (a third of the CPU per cached answer under
+        load). A full send buffer drops the answer, as any UDP server does; the client asks again."""
+        receive, send = self._udp.recvfrom, self._udp.sendto
+        for _ in range(UDP_BATCH):
+            try:
+                data, peer = receive(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:  # an ICMP error for an earlier answer: nothing to do
+                log.debug("UDP receive error: %s", error)
+                continue
+            started = time.perf_counter()
+            try:
+                reply = self.cached(data, "udp", started)
+                if reply is not None:
+                    send(reply, peer)
+                    continue
+                pending = self.answer(data, "udp", started, lambda out, peer=peer: self._send_udp(out, peer))
+            except OSError as error:
+                log.debug("UDP send error: %s", error)
+                continue
+            except Exception:  # a bug must cost one answer, never the listener
+                log.exception("Failed answering a query from=%s", peer[0])
+                continue
+            if pending is not None:
+                self._pending.add(pending)
+                pending.add_done_callback(self._pending.discard)
+
+    def _send_udp(self, data: bytes, peer: tuple) -> None:
+        try:
+            self._udp.sendto(data, peer)
+        except OSError as error:
+            log.debug("UDP send error: %s", error)
 
     # --- answering -----------------------------------------------------------------------------------------------
     def cached(self, wire: bytes, proto: str, started: float) -> bytes | None:
@@ -162,32 +206,3 @@ class Listener:
         finally:
             self._connections.discard(task)
             writer.close()
-
-
-class _UDP(asyncio.DatagramProtocol):
-    def __init__(self, listener: Listener):
-        self.listener = listener
-        self.transport: asyncio.DatagramTransport | None = None
-        self._pending: set[asyncio.Task] = set()
-
-    def connection_made(self, transport: asyncio.DatagramTransport) -> None:
-        self.transport = transport
-
-    def datagram_received(self, data: bytes, addr: tuple) -> None:
-        started = time.perf_counter()
-        reply = self.listener.cached(data, "udp", started)
-        if reply is not None:
-            self.transport.sendto(reply, addr)
-            return
-        try:
-            pending = self.listener.answer(data, "udp", started, lambda out: self.transport.sendto(out, addr))
-        except Exception:  # a bug must cost one answer, never the listener
-            log.exception("Failed answering a query from=%s", addr[0])
-            return
-        if pending is not None:
-            self._pending.add(pending)
-            pending.add_done_callback(self._pending.discard)
-
-    def error_received(self, exc: Exception) -> None:
-        log.debug("UDP error: %s", exc)
-
