@@ -85,6 +85,21 @@ def _render(timestamp: str, text: bytes, full: bool, options: LogOptions) -> byt
 async def stream(path: Path, options: LogOptions, running: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
     """The log's chunks as kubectl shows them; with follow, new lines as they come until the container stops."""
     budget = options.limit_bytes
+    async for line in _lines(path, options, running):
+        chunk = _chunk(line, options)
+        if not chunk:
+            continue
+        if budget is not None:
+            chunk = chunk[:budget]
+            budget -= len(chunk)
+        yield chunk
+        if budget == 0:
+            return
+
+
+async def _lines(path: Path, options: LogOptions, running: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
+    """The file's lines (the tail asked for), then with follow each line as it is completed; once the container
+    no longer runs, whatever is left (a last line without its newline included)."""
     with path.open("rb") as handle:
         lines = [line for line in handle.readlines() if not line.endswith(b"\n") or parse_line(line)]
         if options.tail_lines is not None:
@@ -94,37 +109,22 @@ async def stream(path: Path, options: LogOptions, running: Callable[[], Awaitabl
             if not line.endswith(b"\n"):  # a line still being written: read it again while following
                 pending = line
                 break
-            chunk = _chunk(line, options)
-            if chunk:
-                if budget is not None:
-                    chunk, budget = chunk[:budget], budget - len(chunk[:budget])
-                yield chunk
-                if budget == 0:
-                    return
+            yield line
         if not options.follow:
             return
         while True:
             line = pending + handle.readline()
             pending = b""
-            if not line.endswith(b"\n"):
+            if line.endswith(b"\n"):
+                yield line
+                continue
+            if await running():
                 pending = line
-                if await running():
-                    await asyncio.sleep(FOLLOW_POLL)
-                    continue
-                lines = (pending + handle.read()).splitlines(keepends=True)  # the container stopped: the rest
-                line, pending = b"", b""
-            else:
-                lines = [line]
-            for complete in lines:
-                chunk = _chunk(complete, options)
-                if chunk:
-                    if budget is not None:
-                        chunk, budget = chunk[:budget], budget - len(chunk[:budget])
-                    yield chunk
-                    if budget == 0:
-                        return
-            if not line:
-                return
+                await asyncio.sleep(FOLLOW_POLL)
+                continue
+            for rest in (line + handle.read()).splitlines(keepends=True):  # the container stopped: the rest
+                yield rest
+            return
 
 
 def _chunk(line: bytes, options: LogOptions) -> bytes | None:
