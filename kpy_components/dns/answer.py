@@ -23,7 +23,7 @@ import dns.rdataclass
 import dns.rdatatype
 
 from .forward import Forwarder
-from .records import Result, ZoneIndex
+from .records import Result, ZoneIndex, key_of
 
 OUR_PAYLOAD = 1232  # the EDNS payload size we announce (DNS flag day 2020)
 UDP_MIN = 512
@@ -36,8 +36,10 @@ class Reply:
     rcode: int
     qtype: str  # for metrics: "A", "AAAA", ... ("other" when there was no question)
     plugin: str  # who answered: "kubernetes", "forward", "cache" (upstream answers), "" (errors)
-    cacheable: bool  # the same query gets the same bytes until the zone changes
+    cacheable: bool  # the same query gets the same bytes while ZoneIndex.fresh(name, generation)
     negative: bool  # NXDOMAIN or NODATA
+    name: bytes = b""  # the zone answer's index key
+    generation: int = -1  # the zone's generation it was rendered at
 
 
 def udp_limit(query: dns.message.Message) -> int:
@@ -112,8 +114,10 @@ class Answerer:
         response.additional = list(result.additional)
         if result.negative:
             response.authority = [self.index.soa]
+        # an answer through a CNAME depends on its target too: not kept
+        cacheable = cacheable and not any(rrset.rdtype == dns.rdatatype.CNAME for rrset in result.answer)
         return Reply(render(response, limit), result.rcode, dns.rdatatype.to_text(query.question[0].rdtype),
-                     "kubernetes", cacheable, result.negative)
+                     "kubernetes", cacheable, result.negative, key_of(query.question[0].name), self.index.generation)
 
     async def forward(self, query: dns.message.Message, limit: int | None) -> Reply:
         response, plugin = await self.forwarder.resolve(query)

@@ -10,8 +10,12 @@
 
 Contract: `set_service` and `set_namespace` are called by the watch feed (feed.py) on every change; they recompute
 the records one Service contributes and swap them in. `lookup` reads dicts only: the hot negative path (pods'
-search list makes most lookups miss) is a join of the query's labels and one or two dict misses. `generation`
-changes with every change, for caches of rendered answers.
+search list makes most lookups miss) is a join of the query's labels and one or two dict misses.
+
+For caches of rendered answers: `generation` counts changes, and `fresh(key, since)` says whether the answer for a
+name, rendered at generation `since`, still stands: neither the name (nor, for a pod name, its namespace) was
+touched since; a name's existence changes touch it (records, or names below it). Every record of a changed Service is touched, so SRV answers and their additional addresses go
+stale together. (A cached negative answer keeps the SOA serial it was rendered with, as CoreDNS's cache does.)
 
 Records are kept as text, keyed by the owner's lowercased name (bytes, "web.demo.svc.cluster.local."), and
 refcounted per (owner, type, text): two Services may contribute the same PTR. dnspython RRsets (whose rdata hash by
@@ -93,6 +97,8 @@ class ZoneIndex:
         self._suffix = b"." + self.zone_key
         self.ttl = ttl
         self.generation = 0
+        self._touched: dict[bytes, int] = {}  # name -> generation of its last change
+        self._floor = 0  # answers rendered before this generation are stale (the touched map was pruned)
         self.serial = int(time.time())
         self._pod_suffix = b".pod" + self._suffix
         self._refs: dict[bytes, dict[int, Counter]] = {}  # owner -> type -> rdata text -> references
@@ -124,6 +130,7 @@ class ZoneIndex:
     def _swap(self, owner: str, records: list[Record], nonterminals: list[bytes]) -> None:
         old_records, old_names = self._by_owner.pop(owner, ([], []))
         if (records, nonterminals) != (old_records, old_names):
+            self.generation += 1
             for name, rdtype, text in old_records:
                 self._unref(name, rdtype, text)
             for name in old_names:
@@ -132,10 +139,22 @@ class ZoneIndex:
                 self._ref(name, rdtype, text)
             for name in nonterminals:
                 self._mark(name)
-            self.generation += 1
             self.serial = max(self.serial + 1, int(time.time()))
+            self._touched[self.zone_key] = self.generation  # the apex's SOA carries the serial
         if records or nonterminals:
             self._by_owner[owner] = (records, nonterminals)
+        if len(self._touched) > 4 * len(self._refs) + 10_000:  # names long gone: forget them, and every answer
+            self._touched.clear()
+            self._floor = self.generation + 1
+            self.generation += 1
+
+    def fresh(self, key: bytes, since: int) -> bool:
+        """Whether an answer about `key` rendered at generation `since` still stands: the name was not touched
+        since (nor, for a pod name, its namespace's <ns>.pod name)."""
+        touched = self._touched
+        if since < self._floor or touched.get(key, -1) > since:
+            return False
+        return not key.endswith(self._pod_suffix) or touched.get(key.partition(b".")[2], -1) <= since
 
     def _ref(self, name: bytes, rdtype: int, text: str) -> None:
         types = self._refs.get(name)
@@ -144,6 +163,7 @@ class ZoneIndex:
             self._mark(self._parent(name))
         types.setdefault(rdtype, Counter())[text] += 1
         self._rrsets.pop((name, rdtype), None)
+        self._touched[name] = self.generation
 
     def _unref(self, name: bytes, rdtype: int, text: str) -> None:
         types = self._refs[name]
@@ -157,6 +177,7 @@ class ZoneIndex:
             del self._refs[name]
             self._unmark(self._parent(name))
         self._rrsets.pop((name, rdtype), None)
+        self._touched[name] = self.generation
 
     def _parent(self, name: bytes) -> bytes:
         return name.split(b".", 1)[1] if name != self.zone_key else b""
@@ -165,6 +186,7 @@ class ZoneIndex:
         """Count `name` and its ancestors below the apex as existing (non-terminals, unless they have records)."""
         while name.endswith(self._suffix):
             self._nonterminals[name] += 1
+            self._touched[name] = self.generation
             name = self._parent(name)
 
     def _unmark(self, name: bytes) -> None:
@@ -172,6 +194,7 @@ class ZoneIndex:
             self._nonterminals[name] -= 1
             if self._nonterminals[name] <= 0:
                 del self._nonterminals[name]
+            self._touched[name] = self.generation
             name = self._parent(name)
 
     # --- answering -----------------------------------------------------------------------------------------------

@@ -3,8 +3,8 @@
 The answer cache: rendering a response with dnspython costs ~200 us, far above CoreDNS's ~60 us per query per core.
 So a zone answer, once rendered, is kept by the query's own bytes (transport, flags, question in lower case, EDNS
 record: everything that decides the answer, except the ID) and sent again with the query's ID and its question
-bytes (so the case a resolver chose is echoed). Any change in the zone (ZoneIndex.generation) empties it; only the
-zone's own answers are kept there (upstream answers have their TTL-bound cache in forward.py). Like CoreDNS's
+bytes (so the case a resolver chose is echoed). An entry stands while its name is unchanged in the zone
+(ZoneIndex.fresh), so churn elsewhere in the cluster does not cool it; only the zone's own answers are kept there (upstream answers have their TTL-bound cache in forward.py). Like CoreDNS's
 cache plugin it is bounded (cacheSize entries, oldest out first) and counted in coredns_cache_hits/misses_total.
 
 Contract: nothing a client sends makes a listener raise; an unanswerable datagram is dropped, a TCP connection
@@ -48,7 +48,6 @@ class Listener:
         self.family = "2" if ":" in host else "1"
         self.server = f"dns://{f'[{host}]' if ':' in host else host}:{port}"
         self._cache: dict[bytes, tuple] = {}
-        self._generation = -1
         self._udp: socket.socket | None = None
         self._pending: set[asyncio.Task] = set()
         self._tcp: asyncio.Server | None = None
@@ -122,9 +121,6 @@ class Listener:
     # --- answering -----------------------------------------------------------------------------------------------
     def cached(self, wire: bytes, proto: str, started: float) -> bytes | None:
         """The cached answer to `wire` (ID and question case set), counted; None on a miss."""
-        if self._generation != self.index.generation:
-            self._cache.clear()
-            self._generation = self.index.generation
         end = question_end(wire)
         if end is None:
             return None
@@ -133,7 +129,11 @@ class Listener:
         if entry is None:
             self._misses.inc()
             return None
-        body, requests, responses, duration, hits = entry
+        body, name, since, requests, responses, duration, hits = entry
+        if not self.index.fresh(name, since):
+            del self._cache[key]
+            self._misses.inc()
+            return None
         requests.inc()
         responses.inc()
         hits.inc()
@@ -178,7 +178,7 @@ class Listener:
             if len(self._cache) >= self.cache_size:
                 del self._cache[next(iter(self._cache))]
             key = proto.encode() + query[2:12] + query[12:end].lower() + query[end:]
-            self._cache[key] = (reply.wire, requests, responses, duration, hits)
+            self._cache[key] = (reply.wire, reply.name, reply.generation, requests, responses, duration, hits)
 
     # --- TCP -----------------------------------------------------------------------------------------------------
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -382,3 +382,25 @@ async def test_external_name_outside_the_zone_is_followed_through_the_upstream(s
         assert addresses(cname, dns.rdatatype.CNAME) == {"example.com."} and upstream.queries == 1
     finally:
         transport.close()
+
+
+async def test_cached_answers_outlive_changes_elsewhere_but_not_their_own(serve):
+    index = populated_index()
+    listener = await serve(index)
+    hits = listener.metrics.cache_hits.labels(listener.server, "success", ".", "")
+    for _ in range(2):
+        assert addresses(await ask(listener, f"web.demo.svc.{ZONE}")) == {"10.96.0.20"}
+    assert hits._value.get() == 1
+    index.set_service("demo/other", service("other", cluster_ip="10.96.0.50"), [])  # churn elsewhere
+    assert addresses(await ask(listener, f"web.demo.svc.{ZONE}")) == {"10.96.0.20"}
+    assert hits._value.get() == 2
+    index.set_service("demo/web", service("web", cluster_ip="10.96.0.51"), [])  # its own change
+    assert addresses(await ask(listener, f"web.demo.svc.{ZONE}")) == {"10.96.0.51"}
+    # a pod name's answer depends on its namespace (the parent name)
+    assert addresses(await ask(listener, f"10-244-1-9.demo.pod.{ZONE}")) == {"10.244.1.9"}
+    index.set_namespace("demo", False)
+    assert_negative(await ask(listener, f"10-244-1-9.demo.pod.{ZONE}"), dns.rcode.NXDOMAIN)
+    # a name that did not exist and comes to exist
+    assert_negative(await ask(listener, f"late.demo.svc.{ZONE}"), dns.rcode.NXDOMAIN)
+    index.set_service("demo/late", service("late", cluster_ip="10.96.0.52"), [])
+    assert addresses(await ask(listener, f"late.demo.svc.{ZONE}")) == {"10.96.0.52"}
