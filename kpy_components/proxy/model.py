@@ -149,16 +149,43 @@ def service_ports(service: dict, slices: Iterable[dict]) -> list[ServicePort]:
     return result
 
 
-def all_service_ports(services: Iterable[dict], slices: Iterable[dict]) -> list[ServicePort]:
-    """Every proxied port of `services`, each with the endpoints of the slices naming its Service."""
+def _slices_by_service(slices: Iterable[dict]) -> dict[tuple[str, str], list[dict]]:
     by_service: dict[tuple[str, str], list[dict]] = {}
     for endpoint_slice in slices:
         meta = endpoint_slice.get("metadata") or {}
         owner = (meta.get("labels") or {}).get(SERVICE_NAME_LABEL)
         if owner:
             by_service.setdefault((meta.get("namespace", ""), owner), []).append(endpoint_slice)
-    result = []
-    for service in services:
-        meta = service.get("metadata") or {}
-        result.extend(service_ports(service, by_service.get((meta.get("namespace", ""), meta.get("name")), ())))
-    return result
+    return by_service
+
+
+def all_service_ports(services: Iterable[dict], slices: Iterable[dict]) -> list[ServicePort]:
+    """Every proxied port of `services`, each with the endpoints of the slices naming its Service."""
+    return ServicePortCache().ports(services, slices)
+
+
+class ServicePortCache:
+    """all_service_ports for a sync loop: a Service whose object and slices are the very objects of the previous
+    call keeps its ports without being read again. Sound because informer stores replace objects on every change
+    and never mutate them; the cache holds the objects, so their identities cannot be reused meanwhile."""
+
+    def __init__(self):
+        self._entries: dict[tuple[str, str], tuple[dict, list[dict], list[ServicePort]]] = {}
+
+    def ports(self, services: Iterable[dict], slices: Iterable[dict]) -> list[ServicePort]:
+        by_service = _slices_by_service(slices)
+        entries, result = {}, []
+        for service in services:
+            meta = service.get("metadata") or {}
+            key = (meta.get("namespace", ""), meta.get("name", ""))
+            own = by_service.get(key, [])
+            cached = self._entries.get(key)
+            if (cached is not None and cached[0] is service and len(cached[1]) == len(own)
+                    and all(a is b for a, b in zip(cached[1], own))):
+                ports = cached[2]
+            else:
+                ports = service_ports(service, own)
+            entries[key] = (service, own, ports)
+            result.extend(ports)
+        self._entries = entries
+        return result

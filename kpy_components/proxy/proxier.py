@@ -58,6 +58,7 @@ class Proxier:
         self.last_synced_wall: float | None = None  # wall time of the last successful sync (for /healthz)
         self.oldest_pending: float | None = None  # monotonic time of the oldest change not yet synced
         self._changed = asyncio.Event()
+        self._ports = model.ServicePortCache()
 
     # --- events (on the event loop) --------------------------------------------------------------------------------
     def mark_changed(self, kind: str = "") -> None:
@@ -90,7 +91,7 @@ class Proxier:
         """Bring the kernel to the snapshot's ruleset; "full", "partial" or "none" (nothing to change).
         Raises NftError when nft refuses (the kernel is then unchanged, and the next sync is a full one)."""
         started = self.clock()
-        ports = model.all_service_ports(snapshot.services, snapshot.slices)
+        ports = self._ports.ports(snapshot.services, snapshot.slices)
         wanted = rules.render(ports, self.settings(snapshot.node))
         full = self.current is None or started - self.last_full >= FULL_SYNC_PERIOD
         try:

@@ -7,7 +7,8 @@ table would stay empty; dual-stack would add the same layout in `ip6`). Layout, 
   services:  ip daddr . meta l4proto . th dport vmap @service-ips            (ClusterIPs, external IPs)
              fib daddr type local ... meta l4proto . th dport vmap @service-nodeports   (NodePorts)
   service-H-ns/svc/proto/port   balancing over the usable endpoints: affinity checks, then
-                                `numgen random mod N vmap { 0 : goto endpoint-..., ... }`
+                                `numgen random mod N vmap { 0 : goto endpoint-..., ... }` (one endpoint:
+                                `goto endpoint-...`, since each anonymous map costs ~1 ms to load)
   local-H-...                   the same over this node's endpoints (internal/externalTrafficPolicy Local)
   external-H-...                NodePort/external-IP entry: mark for masquerade (policy Cluster) or short-circuit
                                 pods and the node itself to the service chain and the rest to the local chain
@@ -102,6 +103,9 @@ def _balance(port: ServicePort, endpoints: tuple[Endpoint, ...]) -> tuple[str, .
         for endpoint in endpoints:
             base = endpoint_base(port, endpoint)
             rules.append(f"ip saddr @{affinity_set(port, endpoint)} goto {hashed('endpoint', base)}")
+    if len(endpoints) == 1:  # nothing to balance; an anonymous map per rule is the costliest part of a load
+        rules.append(f"goto {hashed('endpoint', endpoint_base(port, endpoints[0]))}")
+        return tuple(rules)
     targets = " , ".join(f"{index} : goto {hashed('endpoint', endpoint_base(port, e))}"
                          for index, e in enumerate(endpoints))
     rules.append(f"numgen random mod {len(endpoints)} vmap {{ {targets} }}")
@@ -114,16 +118,84 @@ def affinity_set(port: ServicePort, endpoint: Endpoint) -> str:
     return hashed("affinity", f"{endpoint_base(port, endpoint)}/{port.affinity_seconds}s")
 
 
+_MAPS = ("cluster-ips", "service-ips", "service-nodeports", "no-endpoint-services", "no-endpoint-nodeports")
+
+
+@dataclass(frozen=True)
+class _Fragment:
+    """What one service port adds to the ruleset. Cached per (port, settings): a sync re-renders every Service,
+    and most of them have not changed. Never mutated once made."""
+    chains: dict[str, tuple[str, ...]]
+    sets: dict[str, Container]  # its affinity sets
+    elements: tuple[tuple[str, dict[str, str | None]], ...]  # (container, its elements)
+
+
+@functools.lru_cache(maxsize=1 << 15)
+def _fragment(port: ServicePort, s: Settings) -> _Fragment:
+    chains: dict[str, tuple[str, ...]] = {}
+    sets: dict[str, Container] = {}
+    service_ips, nodeports, rejected, rejected_nodeports = {}, {}, {}, {}
+    cluster_ips = dict.fromkeys(port.cluster_ips)
+
+    def fragment() -> _Fragment:
+        return _Fragment(chains, sets, (("cluster-ips", cluster_ips), ("service-ips", service_ips),
+                                        ("service-nodeports", nodeports), ("no-endpoint-services", rejected),
+                                        ("no-endpoint-nodeports", rejected_nodeports)))
+
+    cluster = port.cluster_endpoints()
+    if not cluster:  # no usable endpoint: reject, never black-hole
+        for ip in (*port.cluster_ips, *port.external_ips):
+            rejected[f"{ip} . {port.protocol} . {port.port}"] = f"goto {REJECT_CHAIN}"
+        if port.node_port:
+            rejected_nodeports[f"{port.protocol} . {port.node_port}"] = f"goto {REJECT_CHAIN}"
+        return fragment()
+    local = port.local_endpoints(s.node_name)
+    service_chain = hashed("service", port.key)
+    local_chain = hashed("local", port.key)
+    needs_local = port.internal_local or (port.external_local and port.has_external)
+    masquerade_cluster_ip = []
+    for ip in port.cluster_ips:
+        match = f"ip daddr {ip} {port.protocol} dport {port.port}"
+        if s.masquerade_all:
+            masquerade_cluster_ip.append(f"{match} jump {MARK_FOR_MASQUERADE}")
+        elif s.cluster_cidr:
+            masquerade_cluster_ip.append(f"{match} ip saddr != {s.cluster_cidr} jump {MARK_FOR_MASQUERADE}")
+    chains[service_chain] = (*masquerade_cluster_ip, *_balance(port, cluster))
+    if needs_local:
+        chains[local_chain] = _balance(port, local) if local else ('drop comment "no local endpoints"',)
+    for endpoint in sorted(set(cluster) | (set(local) if needs_local else set())):
+        rules = [f"ip saddr {endpoint.ip} jump {MARK_FOR_MASQUERADE}"]
+        if port.affinity_seconds:
+            name = affinity_set(port, endpoint)
+            sets[name] = Container("set", f"type ipv4_addr ; flags dynamic,timeout ; timeout {port.affinity_seconds}s ;",
+                                   keep=True)
+            rules.append(f"update @{name} {{ ip saddr }}")
+        rules.append(f"meta l4proto {port.protocol} dnat to {endpoint.ip}:{endpoint.port}")
+        chains[hashed("endpoint", endpoint_base(port, endpoint))] = tuple(rules)
+    internal = local_chain if port.internal_local else service_chain
+    for ip in port.cluster_ips:
+        service_ips[f"{ip} . {port.protocol} . {port.port}"] = f"goto {internal}"
+    if port.has_external:
+        external_chain = hashed("external", port.key)
+        if port.external_local:
+            short_circuit = [f"ip saddr {s.cluster_cidr} goto {service_chain}"] if s.cluster_cidr else []
+            chains[external_chain] = (*short_circuit, f"fib saddr type local jump {MARK_FOR_MASQUERADE}",
+                                      f"fib saddr type local goto {service_chain}", f"goto {local_chain}")
+        else:
+            chains[external_chain] = (f"jump {MARK_FOR_MASQUERADE}", f"goto {service_chain}")
+        for ip in port.external_ips:
+            service_ips[f"{ip} . {port.protocol} . {port.port}"] = f"goto {external_chain}"
+        if port.node_port:
+            nodeports[f"{port.protocol} . {port.node_port}"] = f"goto {external_chain}"
+    return fragment()
+
+
 class _Builder:
     def __init__(self, settings: Settings):
         self.settings = settings
         self.ruleset = Ruleset()
         self.mark = f"0x{1 << settings.masquerade_bit:08x}"
-        self.service_ips: dict[str, str | None] = {}
-        self.service_nodeports: dict[str, str | None] = {}
-        self.no_endpoint_services: dict[str, str | None] = {}
-        self.no_endpoint_nodeports: dict[str, str | None] = {}
-        self.cluster_ips: dict[str, str | None] = {}
+        self.elements: dict[str, dict[str, str | None]] = {name: {} for name in _MAPS}
 
     def static(self) -> None:
         chains, s = self.ruleset.chains, self.settings
@@ -156,77 +228,27 @@ class _Builder:
                 {cidr: None for cidr in _merged(s.nodeport_cidrs)})
 
     def add(self, port: ServicePort) -> None:
-        chains, s = self.ruleset.chains, self.settings
-        for ip in port.cluster_ips:
-            self.cluster_ips[ip] = None
-        cluster = port.cluster_endpoints()
-        if not cluster:  # no usable endpoint: reject, never black-hole
-            for ip in (*port.cluster_ips, *port.external_ips):
-                self.no_endpoint_services[f"{ip} . {port.protocol} . {port.port}"] = f"goto {REJECT_CHAIN}"
-            if port.node_port:
-                self.no_endpoint_nodeports[f"{port.protocol} . {port.node_port}"] = f"goto {REJECT_CHAIN}"
-            return
-        local = port.local_endpoints(s.node_name)
-        service_chain = hashed("service", port.key)
-        local_chain = hashed("local", port.key)
-        needs_local = port.internal_local or (port.external_local and port.has_external)
-        masquerade_cluster_ip = []
-        for ip in port.cluster_ips:
-            match = f"ip daddr {ip} {port.protocol} dport {port.port}"
-            if s.masquerade_all:
-                masquerade_cluster_ip.append(f"{match} jump {MARK_FOR_MASQUERADE}")
-            elif s.cluster_cidr:
-                masquerade_cluster_ip.append(f"{match} ip saddr != {s.cluster_cidr} jump {MARK_FOR_MASQUERADE}")
-        chains[service_chain] = (*masquerade_cluster_ip, *_balance(port, cluster))
-        if needs_local:
-            chains[local_chain] = (_balance(port, local) if local
-                                   else ('drop comment "no local endpoints"',))
-        used = set(cluster) | (set(local) if needs_local else set())
-        for endpoint in sorted(used):
-            self.endpoint(port, endpoint)
-        internal = local_chain if port.internal_local else service_chain
-        for ip in port.cluster_ips:
-            self.service_ips[f"{ip} . {port.protocol} . {port.port}"] = f"goto {internal}"
-        if port.has_external:
-            external_chain = hashed("external", port.key)
-            if port.external_local:
-                short_circuit = [f"ip saddr {s.cluster_cidr} goto {service_chain}"] if s.cluster_cidr else []
-                chains[external_chain] = (*short_circuit,
-                                          f"fib saddr type local jump {MARK_FOR_MASQUERADE}",
-                                          f"fib saddr type local goto {service_chain}",
-                                          f"goto {local_chain}")
-            else:
-                chains[external_chain] = (f"jump {MARK_FOR_MASQUERADE}", f"goto {service_chain}")
-            for ip in port.external_ips:
-                self.service_ips[f"{ip} . {port.protocol} . {port.port}"] = f"goto {external_chain}"
-            if port.node_port:
-                self.service_nodeports[f"{port.protocol} . {port.node_port}"] = f"goto {external_chain}"
-
-    def endpoint(self, port: ServicePort, endpoint: Endpoint) -> None:
-        rules = [f"ip saddr {endpoint.ip} jump {MARK_FOR_MASQUERADE}"]
-        if port.affinity_seconds:
-            name = affinity_set(port, endpoint)
-            self.ruleset.containers[name] = Container(
-                "set", f"type ipv4_addr ; flags dynamic,timeout ; timeout {port.affinity_seconds}s ;", keep=True)
-            rules.append(f"update @{name} {{ ip saddr }}")
-        rules.append(f"meta l4proto {port.protocol} dnat to {endpoint.ip}:{endpoint.port}")
-        self.ruleset.chains[hashed("endpoint", endpoint_base(port, endpoint))] = tuple(rules)
+        fragment = _fragment(port, self.settings)
+        self.ruleset.chains.update(fragment.chains)
+        self.ruleset.containers.update(fragment.sets)
+        for name, elements in fragment.elements:
+            self.elements[name].update(elements)
 
     def finish(self) -> Ruleset:
         containers = self.ruleset.containers
         containers["cluster-ips"] = Container("set", 'type ipv4_addr ; comment "Active ClusterIPs" ;',
-                                              self.cluster_ips)
+                                              self.elements["cluster-ips"])
         containers["service-ips"] = Container(
             "map", f'type {SERVICE_KEY} : verdict ; comment "ClusterIP, ExternalIP and LoadBalancer IP traffic" ;',
-            self.service_ips)
+            self.elements["service-ips"])
         containers["service-nodeports"] = Container(
-            "map", f'type {NODEPORT_KEY} : verdict ; comment "NodePort traffic" ;', self.service_nodeports)
+            "map", f'type {NODEPORT_KEY} : verdict ; comment "NodePort traffic" ;', self.elements["service-nodeports"])
         containers["no-endpoint-services"] = Container(
             "map", f'type {SERVICE_KEY} : verdict ; comment "vmap to drop or reject packets to services with no '
-            'endpoints" ;', self.no_endpoint_services)
+            'endpoints" ;', self.elements["no-endpoint-services"])
         containers["no-endpoint-nodeports"] = Container(
             "map", f'type {NODEPORT_KEY} : verdict ; comment "vmap to drop or reject packets to service nodeports '
-            'with no endpoints" ;', self.no_endpoint_nodeports)
+            'with no endpoints" ;', self.elements["no-endpoint-nodeports"])
         return self.ruleset
 
 

@@ -1,7 +1,8 @@
 """kpy-proxy's reading of Services and EndpointSlices: which ports are proxied and which endpoints they use."""
 import pytest
 
-from kpy_components.proxy.model import Endpoint, all_service_ports, service_ports, slice_endpoints, usable
+from kpy_components.proxy.model import (Endpoint, ServicePortCache, all_service_ports, service_ports, slice_endpoints,
+                                        usable)
 
 
 def svc(name="web", namespace="demo", **spec):
@@ -118,3 +119,15 @@ def test_all_service_ports_pair_slices_by_namespace_and_service_label():
               {"metadata": {"namespace": "demo", "name": "orphan"}, "addressType": "IPv4", "endpoints": []}]
     ports = {(p.namespace, p.name): [e.ip for e in p.endpoints] for p in all_service_ports(services, slices)}
     assert ports == {("demo", "web"): ["10.244.1.10"], ("other", "web"): ["10.244.1.20"], ("demo", "api"): []}
+
+
+def test_the_cache_reuses_ports_only_for_the_very_same_objects():
+    cache = ServicePortCache()
+    service, own = svc(), slice_(ep("10.244.1.10"))
+    first = cache.ports([service], [own])
+    assert cache.ports([service], [own])[0] is first[0]
+    changed = slice_(ep("10.244.1.11"))  # a new object, as an informer stores an update
+    assert [e.ip for e in cache.ports([service], [changed])[0].endpoints] == ["10.244.1.11"]
+    assert cache.ports([service], [changed, slice_(ep("10.244.1.12"), slice_name="y")])[0].endpoints[-1].ip == \
+        "10.244.1.12"
+    assert cache.ports([], []) == [] and cache.ports([service], [])[0].endpoints == ()

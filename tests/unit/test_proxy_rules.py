@@ -83,8 +83,7 @@ def test_terminating_endpoints_serve_only_when_none_is_ready():
     assert endpoint_chain(port(A, draining), draining) not in with_ready.chains
     only_draining = port(draining)
     ruleset = render([only_draining], SETTINGS)
-    assert ruleset.chains[chain("service", only_draining)][-1] == (
-        f"numgen random mod 1 vmap {{ 0 : goto {endpoint_chain(only_draining, draining)} }}")
+    assert ruleset.chains[chain("service", only_draining)][-1] == f"goto {endpoint_chain(only_draining, draining)}"
 
 
 def test_masquerade_of_cluster_ip_traffic_follows_the_settings():
@@ -121,7 +120,7 @@ def test_external_policy_local_keeps_the_client_address_and_uses_local_endpoints
     assert ruleset.chains[chain("external", p)] == (
         f"ip saddr {CIDR} goto {service}", f"fib saddr type local jump mark-for-masquerade",
         f"fib saddr type local goto {service}", f"goto {local}")
-    assert ruleset.chains[local] == (f"numgen random mod 1 vmap {{ 0 : goto {endpoint_chain(p, A)} }}",)
+    assert ruleset.chains[local] == (f"goto {endpoint_chain(p, A)}",)  # one endpoint: nothing to balance
     assert ruleset.containers["service-ips"].elements["10.96.0.20 . tcp . 80"] == f"goto {service}"
 
 
