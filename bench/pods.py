@@ -53,6 +53,7 @@ TARGET_P99_S, SLO_P99_S = 2.0, 5.0  # the issue's target with the image present;
 TARGET_RSS_MB = 100.0
 RUNNING_DEADLINE_S = 180.0  # a pod not Running by then is reported as never Running
 GONE_DEADLINE_S = 180.0
+NODES_DEADLINE_S = 120.0  # for the workers of a fresh cluster to be Ready
 JOURNAL_DEADLINE_S = 20.0  # for containerd's log lines of the pods seen Running to reach the host's journal
 CREATORS = 16  # concurrent create calls (and HTTP connections)
 # CPU time (µs) of the kubelet, of containerd with its shims and the runc they run, and of the whole host, from the
@@ -161,13 +162,23 @@ class Bench:
         self.api = client.CoreV1Api(client.ApiClient(configuration))
         self.namespace = f"bench-pods-{uuid.uuid4().hex[:6]}"
         self.pool = concurrent.futures.ThreadPoolExecutor(CREATORS)
-        nodes = self.api.list_node().items
-        self.workers = sorted(n.metadata.name for n in nodes
-                              if "node-role.kubernetes.io/control-plane" not in (n.metadata.labels or {}))
-        not_ready = [n.metadata.name for n in nodes if not any(
-            c.type == "Ready" and c.status == "True" for c in n.status.conditions or ())]
-        if not self.workers or not_ready:
-            sys.exit(f"the cluster needs Ready workers: workers {self.workers or 'none'}, not Ready {not_ready}")
+        self.workers = self._ready_workers()
+
+    def _ready_workers(self) -> list[str]:
+        """The worker nodes' names once every one is Ready (a fresh cluster's kubelets take a moment)."""
+        deadline = time.monotonic() + NODES_DEADLINE_S
+        while True:
+            nodes = self.api.list_node().items
+            workers = sorted(n.metadata.name for n in nodes
+                             if "node-role.kubernetes.io/control-plane" not in (n.metadata.labels or {}))
+            not_ready = [n.metadata.name for n in nodes if n.metadata.name in workers and not any(
+                c.type == "Ready" and c.status == "True" for c in n.status.conditions or ())]
+            if workers and not not_ready:
+                return workers
+            if time.monotonic() > deadline:
+                sys.exit(f"the cluster needs Ready workers: workers {workers or 'none'}, not Ready after "
+                         f"{NODES_DEADLINE_S:.0f} s: {not_ready}")
+            time.sleep(1)
 
     # --- the namespace -------------------------------------------------------------------------------------------
     def open(self) -> None:
