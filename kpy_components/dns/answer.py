@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
+import dns.edns
 import dns.exception
 import dns.flags
 import dns.message
@@ -89,6 +90,10 @@ class Answerer:
         """The zone's answer; an awaitable of it when an ExternalName's target outside the zone must be asked of
         the upstreams (CoreDNS does the same); None when the name is not the zone's (forward it)."""
         question = query.question[0]
+        if not self.index.synced and self.index.in_zone(question.name):
+            # as CoreDNS's kubernetes plugin: an empty zone would answer NXDOMAIN, which clients cache
+            return self._reply(query, dns.rcode.SERVFAIL, limit, (dns.edns.EDECode.NOT_READY, "kpy-dns has not "
+                               "synced its caches with the API server yet"))
         result = self.index.lookup(question.name, question.rdtype)
         if not result.authoritative:
             return None
@@ -127,8 +132,11 @@ class Answerer:
         return Reply(render(response, limit), rcode, dns.rdatatype.to_text(query.question[0].rdtype), plugin,
                      False, rcode == dns.rcode.NXDOMAIN or not response.answer)
 
-    def _reply(self, query: dns.message.Message, rcode: int, limit: int | None) -> Reply:
+    def _reply(self, query: dns.message.Message, rcode: int, limit: int | None,
+               error: tuple[dns.edns.EDECode, str] | None = None) -> Reply:
         response = dns.message.make_response(query, recursion_available=True, our_payload=OUR_PAYLOAD)
         response.set_rcode(rcode)
+        if error is not None and query.edns >= 0:
+            response.use_edns(0, payload=OUR_PAYLOAD, options=[dns.edns.EDEOption(*error)])
         qtype = dns.rdatatype.to_text(query.question[0].rdtype) if query.question else "other"
         return Reply(render(response, limit), rcode, qtype, "", False, False)

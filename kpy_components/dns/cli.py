@@ -46,6 +46,7 @@ class DNSServer:
         self.metrics = DNSMetrics(registry)
         self.metrics.build_info.labels(VERSION, "", f"python{sys.version_info.major}.{sys.version_info.minor}").set(1)
         self.index = ZoneIndex(settings.cluster_domain, settings.ttl)
+        self.index.synced = False
         self.informers = SharedInformerFactory(client)
         self.feed = Feed(self.index, client, self.informers)
         forwarder = Forwarder(settings.upstreams, settings.upstream_timeout, settings.cache_size,
@@ -55,6 +56,7 @@ class DNSServer:
                           for host, port in settings.listen]
         self.probes = ProbeServers(settings.health, settings.ready, settings.metrics, registry, self.not_ready)
         self._serving = False
+        self._synced: asyncio.Task | None = None
 
     def not_ready(self) -> list[str]:
         waiting = [] if self._serving else ["dns: not serving yet"]
@@ -66,12 +68,22 @@ class DNSServer:
 
     async def start(self) -> None:
         self.informers.start()
+        self._synced = asyncio.create_task(self._wait_for_sync())
         await self.probes.start()
         for listener in self.listeners:
             await listener.start()
         self._serving = True
 
+    async def _wait_for_sync(self) -> None:
+        await self.informers.wait_for_sync()
+        self.index.synced = True
+        log.info("Synced caches services=%d endpointslices=%d namespaces=%d", len(self.feed.services.store),
+                 len(self.feed.slices.store), len(self.feed.namespaces.store))
+
     async def stop(self) -> None:
+        if self._synced is not None:
+            self._synced.cancel()
+            await asyncio.gather(self._synced, return_exceptions=True)
         for listener in self.listeners:
             await listener.stop()
         await self.informers.stop()

@@ -97,6 +97,7 @@ class ZoneIndex:
         self._suffix = b"." + self.zone_key
         self.ttl = ttl
         self.generation = 0
+        self.synced = True  # False while the feed has not listed everything yet: the zone is not answered then
         self._touched: dict[bytes, int] = {}  # name -> generation of its last change
         self._floor = 0  # answers rendered before this generation are stale (the touched map was pruned)
         self.serial = int(time.time())

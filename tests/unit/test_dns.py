@@ -404,3 +404,14 @@ async def test_cached_answers_outlive_changes_elsewhere_but_not_their_own(serve)
     assert_negative(await ask(listener, f"late.demo.svc.{ZONE}"), dns.rcode.NXDOMAIN)
     index.set_service("demo/late", service("late", cluster_ip="10.96.0.52"), [])
     assert addresses(await ask(listener, f"late.demo.svc.{ZONE}")) == {"10.96.0.52"}
+
+
+async def test_before_the_caches_synced_the_zone_is_a_servfail_not_an_nxdomain(serve):
+    index = populated_index()
+    index.synced = False
+    listener = await serve(index)
+    answer = await ask(listener, f"web.demo.svc.{ZONE}", use_edns=0)
+    assert answer.rcode() == dns.rcode.SERVFAIL
+    assert [o.code for o in answer.options if o.otype == dns.edns.EDE] == [dns.edns.EDECode.NOT_READY]
+    index.synced = True
+    assert addresses(await ask(listener, f"web.demo.svc.{ZONE}")) == {"10.96.0.20"}
