@@ -124,7 +124,7 @@ def parse(data: Any, source: str = "config") -> DNSConfig:
         health=_address(top, "health", defaults.health),
         ready=_address(top, "ready", defaults.ready),
         metrics=_address(top, "metrics", defaults.metrics))
-    if not config.listen:
+    if top.data.get("listen") == []:
         top.problem("listen", "must name at least one address to serve DNS on")
     if config.upstream_timeout <= 0:
         top.problem("upstreamTimeout", "must be greater than zero")

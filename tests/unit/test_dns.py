@@ -415,3 +415,15 @@ async def test_before_the_caches_synced_the_zone_is_a_servfail_not_an_nxdomain(s
     assert [o.code for o in answer.options if o.otype == dns.edns.EDE] == [dns.edns.EDECode.NOT_READY]
     index.synced = True
     assert addresses(await ask(listener, f"web.demo.svc.{ZONE}")) == {"10.96.0.20"}
+
+
+def test_the_binary_refuses_a_bad_config_naming_each_field(tmp_path, capsys):
+    from kpy_components.dns import cli
+    bad = tmp_path / "dns.yaml"
+    bad.write_text("listen: ['nothost:53']\nttl: -3\ncolour: red\n")
+    assert cli.main(["--config", str(bad)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 3 and all(line.startswith(f"kpy-dns: {bad}: ") for line in lines)
+    assert {line.split(": ")[2] for line in lines} == {"colour", "listen[0]", "ttl"}
+    assert cli.main(["--config", str(tmp_path / "missing.yaml")]) == 2
+    assert "cannot read the file" in capsys.readouterr().err
