@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import shlex
+import statistics
 import subprocess
 import sys
 import time
@@ -56,6 +57,7 @@ def objects(count: int, moved: int | None = None) -> tuple[list[dict], list[dict
 
 
 def timed(function, *args):
+    """(result, seconds)."""
     started = time.perf_counter()
     result = function(*args)
     return result, time.perf_counter() - started
@@ -65,13 +67,22 @@ def render(count: int, moved: int | None = None) -> rules.Ruleset:
     return rules.render(model.all_service_ports(*objects(count, moved)), SETTINGS)
 
 
+def one_change(cache: model.ServicePortCache, services: list[dict], slices: list[dict],
+               current: rules.Ruleset) -> tuple[rules.Ruleset, str]:
+    """What a sync does after one EndpointSlice changed: re-read (cached), render (cached), diff."""
+    wanted = rules.render(cache.ports(services, slices), SETTINGS)
+    return wanted, script.partial(current, wanted)
+
+
 def renderer_rows(sizes: list[int]) -> list[dict]:
     rows = []
     for count in sizes:
-        ruleset, render_seconds = timed(render, count)
+        services, slices = objects(count)
+        cache = model.ServicePortCache()
+        ruleset, render_seconds = timed(lambda: rules.render(cache.ports(services, slices), SETTINGS))
         text, full_seconds = timed(script.full, ruleset)
-        changed = render(count, moved=0)
-        diff, partial_seconds = timed(script.partial, ruleset, changed)
+        slices = [objects(1, moved=0)[1][0], *slices[1:]]  # a new object for the changed slice, as informers do
+        (_, diff), partial_seconds = timed(one_change, cache, services, slices, ruleset)
         rows.append({"services": count, "render_ms": render_seconds * 1e3, "full_script_ms": full_seconds * 1e3,
                      "partial_ms": partial_seconds * 1e3, "bytes": len(text), "partial_lines": diff.count("\n"),
                      **ruleset.counts(), "full": text, "partial": diff})
@@ -126,19 +137,23 @@ def lab_rows(rows: list[dict], connections: int) -> None:
         while "a " not in on_host("ip netns exec pod-c python3 /tmp/client.py 10.244.1.10 8080 1"):
             if time.monotonic() > deadline:
                 raise SystemExit("the pods' servers did not start")
-        print("\nkernel (inside lab host): nft -f of the full script, then of one endpoint change")
-        print(f"{'services':>9} {'full sync s':>12} {'one change ms':>14}")
+        print("\nkernel (inside lab host): nft -f of the full script into an empty table and again over itself (a "
+              "restart), then one endpoint change (+ its compute above: the change's time to be live)")
+        print(f"{'services':>9} {'full sync s':>12} {'resync s':>9} {'one change ms':>14} {'live ms':>8}")
         for row in rows:
             on_host("nft delete table ip kube-proxy 2>/dev/null || true")
-            full = nft_seconds(row["full"])
+            full, again = nft_seconds(row["full"]), nft_seconds(row["full"])
             partial = nft_seconds(row["partial"])
-            print(f"{row['services']:>9,} {full:>12.3f} {partial * 1e3:>14.1f}")
-        print(f"\nTCP connections/s from a pod ({connections} per run): ClusterIP vs the pod IP, as Services grow")
+            print(f"{row['services']:>9,} {full:>12.3f} {again:>9.3f} {partial * 1e3:>14.1f} "
+                  f"{partial * 1e3 + row['partial_ms']:>8.1f}")
+        print(f"\nTCP connections/s from a pod (median of 3 alternating runs of {connections}): ClusterIP vs the pod "
+              "IP, as Services grow")
         print(f"{'services':>9} {'ClusterIP/s':>12} {'direct/s':>9} {'ratio':>6}")
         for count in (1, 1000, 5000):
             on_host("nft delete table ip kube-proxy 2>/dev/null || true")
             on_host("cat > /tmp/bench.nft && nft -f /tmp/bench.nft", stdin=script.full(render(count)))
-            through, direct = rate(TARGET_IP, 80, connections), rate("10.244.1.10", 8080, connections)
+            runs = [(rate(TARGET_IP, 80, connections), rate("10.244.1.10", 8080, connections)) for _ in range(3)]
+            through, direct = (statistics.median(r[i] for r in runs) for i in (0, 1))
             print(f"{count:>9,} {through:>12.0f} {direct:>9.0f} {through / direct:>6.2f}")
     finally:
         kpy_lab("down", f"--lab={LAB}")
@@ -152,11 +167,11 @@ def main() -> None:
     args = parser.parse_args()
     rows = renderer_rows([int(size) for size in args.sizes.split(",")])
     print("renderer (this process): Service/EndpointSlice dicts -> ruleset -> nft script")
-    print(f"{'services':>9} {'render ms':>10} {'full script ms':>15} {'partial ms':>11} {'script KiB':>11} "
+    print(f"{'services':>9} {'render ms':>10} {'full script ms':>15} {'one change ms':>14} {'script KiB':>11} "
           f"{'chains':>7} {'rules':>7} {'elements':>9} {'partial lines':>14}")
     for row in rows:
         print(f"{row['services']:>9,} {row['render_ms']:>10.1f} {row['full_script_ms']:>15.1f} "
-              f"{row['partial_ms']:>11.1f} {row['bytes'] / 1024:>11.0f} {row['chain']:>7,} {row['rule']:>7,} "
+              f"{row['partial_ms']:>14.1f} {row['bytes'] / 1024:>11.0f} {row['chain']:>7,} {row['rule']:>7,} "
               f"{row['element']:>9,} {row['partial_lines']:>14}")
     if args.lab:
         lab_rows(rows, args.connections)

@@ -42,24 +42,23 @@ class Nft:
         self.runner([self.binary, "-f", "-"], script)
 
     def existing(self) -> Existing:
-        """The chains, sets and maps of our table as the kernel has them (nothing when the table is missing)."""
-        try:
-            listed = self.runner([self.binary, "-j", "list", "table", FAMILY, TABLE], None)
-        except NftError as error:
-            if "No such file or directory" in str(error):
-                return Existing()
-            raise
-        return parse_listing(listed)
+        """The chains, sets and maps of our table as the kernel has them (nothing when the table is missing).
+        Listed by kind and tersely (no rules, no elements): the whole table of 5,000 Services is 13 MB of JSON
+        and takes nft ~3 s to print, these lists ~0.2 s."""
+        listings = [self.runner([self.binary, "-t", "-j", "list", kind, FAMILY], None)
+                    for kind in ("chains", "sets", "maps")]
+        return parse_listing(*listings)
 
 
-def parse_listing(text: str) -> Existing:
-    """Existing names from `nft -j list table` output."""
+def parse_listing(*texts: str) -> Existing:
+    """Existing names of our table from `nft -j list ...` outputs (other tables' objects are ignored)."""
     chains, containers = set(), {}
-    for item in json.loads(text or "{}").get("nftables", ()):
-        for kind in ("chain", "set", "map"):
-            if kind in item and item[kind].get("table") == TABLE:
-                if kind == "chain":
-                    chains.add(item[kind]["name"])
-                else:
-                    containers[item[kind]["name"]] = kind
+    for text in texts:
+        for item in json.loads(text or "{}").get("nftables", ()):
+            for kind in ("chain", "set", "map"):
+                if kind in item and item[kind].get("table") == TABLE and item[kind].get("family") == FAMILY:
+                    if kind == "chain":
+                        chains.add(item[kind]["name"])
+                    else:
+                        containers[item[kind]["name"]] = kind
     return Existing(frozenset(chains), containers)

@@ -10,31 +10,34 @@ from kpy_components.proxy.config import ProxyConfig
 from kpy_components.proxy.metrics import ProxyMetrics
 from kpy_components.proxy.nft import Nft, NftError, parse_listing, run_local
 from kpy_components.proxy.proxier import FULL_SYNC_PERIOD, Proxier, Snapshot, node_addresses, node_eligible
+from kpy_components.proxy.script import Existing
 
 SERVICE = {"metadata": {"namespace": "demo", "name": "web"},
            "spec": {"clusterIP": "10.96.0.20", "ports": [{"name": "http", "port": 80}]}}
 SLICE = {"metadata": {"namespace": "demo", "name": "web-1", "labels": {"kubernetes.io/service-name": "web"}},
          "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
          "endpoints": [{"addresses": ["10.244.1.10"], "nodeName": "n1"}]}
-LISTING = {"nftables": [{"metainfo": {"version": "1.0.6"}}, {"table": {"family": "ip", "name": "kube-proxy"}},
-                        {"chain": {"family": "ip", "table": "kube-proxy", "name": "service-OLDOLDOL-demo/old/tcp/"}},
-                        {"set": {"family": "ip", "table": "kube-proxy", "name": "affinity-OLD"}},
-                        {"map": {"family": "ip", "table": "kube-proxy", "name": "service-ips"}},
-                        {"rule": {"family": "ip", "table": "kube-proxy", "chain": "services"}}]}
+LISTING = {"chains": {"nftables": [{"metainfo": {"version": "1.0.6"}},
+                                   {"chain": {"family": "ip", "table": "kube-proxy",
+                                              "name": "service-OLDOLDOL-demo/old/tcp/"}},
+                                   {"chain": {"family": "ip", "table": "kpy-pod-network", "name": "postrouting"}}]},
+           "sets": {"nftables": [{"set": {"family": "ip", "table": "kube-proxy", "name": "affinity-OLD"}},
+                                 {"set": {"family": "inet", "table": "kube-proxy", "name": "other-family"}}]},
+           "maps": {"nftables": [{"map": {"family": "ip", "table": "kube-proxy", "name": "service-ips"}}]}}
 
 
 class FakeNft:
-    """Records the commands; answers listings with `listing` (None: no such table) and fails scripts on demand."""
+    """Records the commands; answers `nft -t -j list KIND ip` from `listing` (None: no kube-proxy table) and
+    fails scripts on demand."""
 
     def __init__(self, listing=None):
         self.listing, self.calls, self.fail = listing, [], False
 
     def __call__(self, argv, stdin):
         self.calls.append((argv, stdin))
-        if argv[1:3] == ["-j", "list"]:
-            if self.listing is None:
-                raise NftError("Error: No such file or directory; did you mean table 'kpy' in family inet?")
-            return json.dumps(self.listing)
+        if argv[1:4] == ["-t", "-j", "list"]:
+            assert argv[5:] == ["ip"]
+            return json.dumps((self.listing or {}).get(argv[4], {"nftables": [{"metainfo": {}}]}))
         if self.fail:
             raise NftError("Error: Could not process rule: No such file or directory")
         return ""
@@ -60,7 +63,7 @@ def make(fake, clock=None, **config):
 
 
 def test_parse_listing_names_chains_sets_and_maps_of_our_table():
-    existing = parse_listing(json.dumps(LISTING))
+    existing = parse_listing(*(json.dumps(LISTING[kind]) for kind in ("chains", "sets", "maps")))
     assert existing.chains == {"service-OLDOLDOL-demo/old/tcp/"}
     assert existing.containers == {"affinity-OLD": "set", "service-ips": "map"}
     assert parse_listing("").chains == frozenset()
@@ -74,8 +77,8 @@ def test_run_local_reports_what_the_command_printed():
     assert run_local(["cat"], "table\n") == "table\n"
 
 
-def test_a_missing_table_is_nothing_existing_and_other_listing_errors_raise():
-    assert Nft(FakeNft()).existing().chains == frozenset()
+def test_a_missing_table_is_nothing_existing_and_listing_errors_raise():
+    assert Nft(FakeNft()).existing() == Existing()
 
     def broken(argv, stdin):
         raise NftError("Error: Operation not permitted")
@@ -107,7 +110,7 @@ def test_unchanged_caches_write_nothing_and_a_change_is_a_partial_sync():
     assert proxier.sync(Snapshot([SERVICE], [moved], None)) == "partial"
     assert "dnat to 10.244.1.11:8080" in fake.scripts[-1] and "add table" not in fake.scripts[-1]
     assert registry.get_sample_value("kubeproxy_sync_partial_proxy_rules_duration_seconds_count") == 2
-    assert [argv[1:3] for argv, _ in fake.calls].count(["-j", "list"]) == 1  # listed once, at the start
+    assert [argv[1:5] for argv, _ in fake.calls].count(["-t", "-j", "list", "chains"]) == 1  # once, at the start
 
 
 def test_a_refused_script_leaves_the_state_unknown_so_the_next_sync_is_full_and_lists_again():
@@ -121,7 +124,7 @@ def test_a_refused_script_leaves_the_state_unknown_so_the_next_sync_is_full_and_
     assert registry.get_sample_value("kubeproxy_sync_proxy_rules_nftables_sync_failures_total") == 1
     fake.fail = False
     assert proxier.sync(Snapshot([], [], None)) == "full"
-    assert [argv[1:3] for argv, _ in fake.calls].count(["-j", "list"]) == 2
+    assert [argv[1:5] for argv, _ in fake.calls].count(["-t", "-j", "list", "chains"]) == 2
 
 
 def test_a_full_sync_comes_back_every_full_sync_period():
