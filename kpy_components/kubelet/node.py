@@ -246,7 +246,9 @@ class NodeAgent:
         loop = asyncio.get_running_loop()
         facts = await loop.run_in_executor(None, read_host_facts, self.config.root_dir)
         readiness = await self._readiness()
-        current = self.node or await self.client.get(self.nodes, self.name)
+        # The Node as the API holds it now, not as last written: the lifecycle controller marks a silent node's
+        # conditions Unknown, and only a kubelet that sees that writes them back.
+        current = await self.client.get(self.nodes, self.name)
         previous = current.get("status") or {}
         status = node_status(facts, readiness, self.config, name=self.name, address=self.address,
                              runtime_version=await self._runtime_version(), previous=previous, now=now_rfc3339())
