@@ -27,6 +27,7 @@ from kpy_components.version import VERSION
 
 from . import config as dns_config
 from .answer import Answerer
+from .endpoints import EndpointsKeeper
 from .feed import Feed
 from .forward import Forwarder
 from .metrics import DNSMetrics
@@ -49,6 +50,8 @@ class DNSServer:
         self.index.synced = False
         self.informers = SharedInformerFactory(client)
         self.feed = Feed(self.index, client, self.informers)
+        self.keeper = (EndpointsKeeper(client, self.informers, self.feed.slices, settings.endpoint_slice)
+                       if settings.endpoint_slice else None)
         forwarder = Forwarder(settings.upstreams, settings.upstream_timeout, settings.cache_size,
                               settings.cache_max_ttl, self.metrics)
         answerer = Answerer(self.index, forwarder)
@@ -56,7 +59,7 @@ class DNSServer:
                           for host, port in settings.listen]
         self.probes = ProbeServers(settings.health, settings.ready, settings.metrics, registry, self.not_ready)
         self._serving = False
-        self._synced: asyncio.Task | None = None
+        self._tasks: list[asyncio.Task] = []
 
     def not_ready(self) -> list[str]:
         waiting = [] if self._serving else ["dns: not serving yet"]
@@ -68,7 +71,11 @@ class DNSServer:
 
     async def start(self) -> None:
         self.informers.start()
-        self._synced = asyncio.create_task(self._wait_for_sync())
+        self._tasks = [asyncio.create_task(self._wait_for_sync(), name="kpy-dns-sync")]
+        if self.keeper is not None:
+            self._tasks.append(asyncio.create_task(self.keeper.run(), name="kpy-dns-endpoints"))
+        for task in self._tasks:
+            task.add_done_callback(_report_crash)
         await self.probes.start()
         for listener in self.listeners:
             await listener.start()
@@ -81,13 +88,18 @@ class DNSServer:
                  len(self.feed.slices.store), len(self.feed.namespaces.store))
 
     async def stop(self) -> None:
-        if self._synced is not None:
-            self._synced.cancel()
-            await asyncio.gather(self._synced, return_exceptions=True)
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
         for listener in self.listeners:
             await listener.stop()
         await self.informers.stop()
         await self.probes.stop()
+
+
+def _report_crash(task: asyncio.Task) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("Crashed task=%s", task.get_name(), exc_info=task.exception())
 
 
 def parser() -> argparse.ArgumentParser:

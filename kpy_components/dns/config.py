@@ -13,6 +13,8 @@
     health: 127.0.0.1:8080        # GET /health (CoreDNS's health plugin)
     ready: 127.0.0.1:8181         # GET /ready: 200 once the caches synced and DNS is served
     metrics: 0.0.0.0:9153         # GET /metrics (Prometheus, CoreDNS's metric names)
+    endpointSlice: kube-system/kube-dns-nodes  # the kube-dns slice whose endpoints follow their Node's readiness
+                                               # (endpoints.py); empty: none
 """
 from __future__ import annotations
 
@@ -30,7 +32,7 @@ from kpy_components.component.config import ConfigError, Reader, load_yaml, pars
 API_VERSION = "dns.kpy.io/v1alpha1"
 KIND = "KpyDNSConfiguration"
 _FIELDS = ("apiVersion", "kind", "clientConnection", "clusterDomain", "listen", "ttl", "upstreams", "upstreamTimeout",
-           "cacheSize", "cacheMaxTTL", "health", "ready", "metrics")
+           "cacheSize", "cacheMaxTTL", "health", "ready", "metrics", "endpointSlice")
 
 Address = tuple[str, int]
 
@@ -48,6 +50,7 @@ class DNSConfig:
     health: Address = ("127.0.0.1", 8080)
     ready: Address = ("127.0.0.1", 8181)
     metrics: Address = ("0.0.0.0", 9153)
+    endpoint_slice: str = ""  # namespace/name
 
 
 def parse_address(text: str, default_port: int | None = None) -> Address:
@@ -123,9 +126,12 @@ def parse(data: Any, source: str = "config") -> DNSConfig:
         cache_max_ttl=top.duration("cacheMaxTTL", defaults.cache_max_ttl),
         health=_address(top, "health", defaults.health),
         ready=_address(top, "ready", defaults.ready),
-        metrics=_address(top, "metrics", defaults.metrics))
+        metrics=_address(top, "metrics", defaults.metrics),
+        endpoint_slice=top.string("endpointSlice") or "")
     if top.data.get("listen") == []:
         top.problem("listen", "must name at least one address to serve DNS on")
+    if config.endpoint_slice and config.endpoint_slice.count("/") != 1:
+        top.problem("endpointSlice", f"must be namespace/name, not {config.endpoint_slice!r}")
     if config.upstream_timeout <= 0:
         top.problem("upstreamTimeout", "must be greater than zero")
     if problems:

@@ -427,3 +427,14 @@ def test_the_binary_refuses_a_bad_config_naming_each_field(tmp_path, capsys):
     assert {line.split(": ")[2] for line in lines} == {"colour", "listen[0]", "ttl"}
     assert cli.main(["--config", str(tmp_path / "missing.yaml")]) == 2
     assert "cannot read the file" in capsys.readouterr().err
+
+
+def test_endpoints_follow_their_nodes_readiness():
+    from kpy_components.dns.endpoints import judged
+    endpoints = [{"addresses": ["10.0.0.1"], "nodeName": "a"}, {"addresses": ["10.0.0.2"], "nodeName": "b"},
+                 {"addresses": ["10.0.0.3"], "nodeName": "gone"}, {"addresses": ["10.0.0.4"]}]
+    wanted = judged(endpoints, {"a": True, "b": False})
+    assert wanted[0] == endpoints[0]  # ready as written (no conditions: ready)
+    assert wanted[1]["conditions"] == {"ready": False, "serving": False}
+    assert wanted[2:] == endpoints[2:]  # unknown nodes, no node: as the role wrote them
+    assert judged(wanted, {"a": True, "b": True})[1]["conditions"] == {"ready": True, "serving": True}

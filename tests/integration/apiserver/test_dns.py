@@ -1,7 +1,8 @@
 """kpy-dns (the real binary) against a real kpy-apiserver: authenticated with a client certificate of
 system:kube-dns, authorized by the cluster_dns role's own RBAC objects (roles/cluster_dns/files/rbac.yml), it
 becomes ready once its caches synced, and Services and EndpointSlices created with the official Python client
-become answerable over DNS (dnspython queries), changes and deletions included."""
+become answerable over DNS (dnspython queries), changes and deletions included. It also marks the kube-dns
+endpoints of NotReady Nodes not ready."""
 from __future__ import annotations
 
 import itertools
@@ -63,7 +64,8 @@ def kpy_dns(apiserver, api, tmp_path_factory):
     (directory / "dns.yaml").write_text(yaml.safe_dump({
         "apiVersion": "dns.kpy.io/v1alpha1", "kind": "KpyDNSConfiguration",
         "clientConnection": {"kubeconfig": str(kubeconfig)}, "clusterDomain": ZONE, "ttl": 5,
-        "listen": [f"127.0.0.1:{port}"], **{name: f"127.0.0.1:{p}" for name, p in ports.items()}}))
+        "listen": [f"127.0.0.1:{port}"], "endpointSlice": "kube-system/kube-dns-nodes",
+        **{name: f"127.0.0.1:{p}" for name, p in ports.items()}}))
     log = directory / "kpy-dns.log"
     with log.open("wb") as output:
         process = subprocess.Popen([str(Path(sys.executable).parent / "kpy-dns"), "--config",
@@ -188,3 +190,36 @@ def test_external_name_and_pod_names(kpy_dns, api, namespace):
     wait_for(port, f"ext.{namespace}.svc.{ZONE}", lambda r: answers(r, "CNAME") == {"www.example.com."})
     assert answers(query(port, f"10-244-7-7.{namespace}.pod.{ZONE}")) == {"10.244.7.7"}
     assert query(port, f"10-244-7-7.no-such-namespace.pod.{ZONE}").rcode() == dns.rcode.NXDOMAIN
+
+
+def _node_ready(core: client.CoreV1Api, name: str, ready: bool) -> None:
+    core.patch_node_status(name, {"status": {"conditions": [{
+        "type": "Ready", "status": "True" if ready else "False", "reason": "KubeletReady" if ready else "NodeDown",
+        "lastHeartbeatTime": "2026-01-01T00:00:00Z", "lastTransitionTime": "2026-01-01T00:00:00Z"}]}})
+
+
+def _slice_readiness(discovery: client.DiscoveryV1Api) -> dict[str, bool | None]:
+    found = discovery.read_namespaced_endpoint_slice("kube-dns-nodes", "kube-system")
+    return {e.node_name: e.conditions.ready if e.conditions else None for e in found.endpoints}
+
+
+def test_endpoints_of_not_ready_nodes_are_marked_not_ready(kpy_dns, api):
+    core, discovery = client.CoreV1Api(api), client.DiscoveryV1Api(api)
+    for name in ("dns-node-a", "dns-node-b"):
+        core.create_node(client.V1Node(metadata=client.V1ObjectMeta(name=name)))
+        _node_ready(core, name, True)
+    discovery.create_namespaced_endpoint_slice("kube-system", client.V1EndpointSlice(
+        metadata=client.V1ObjectMeta(name="kube-dns-nodes", labels={"kubernetes.io/service-name": "kube-dns"}),
+        address_type="IPv4", ports=[client.DiscoveryV1EndpointPort(name="dns", port=53, protocol="UDP")],
+        endpoints=[client.V1Endpoint(addresses=["10.213.0.11"], node_name="dns-node-a"),
+                   client.V1Endpoint(addresses=["10.213.0.12"], node_name="dns-node-b")]))
+    assert _slice_readiness(discovery) == {"dns-node-a": None, "dns-node-b": None}  # as the role writes it
+    _node_ready(core, "dns-node-b", False)
+    deadline = time.monotonic() + WAIT
+    while _slice_readiness(discovery) != {"dns-node-a": None, "dns-node-b": False}:
+        assert time.monotonic() < deadline, _slice_readiness(discovery)
+        time.sleep(0.1)
+    _node_ready(core, "dns-node-b", True)
+    while _slice_readiness(discovery)["dns-node-b"] is not True:
+        assert time.monotonic() < deadline + WAIT, _slice_readiness(discovery)
+        time.sleep(0.1)
