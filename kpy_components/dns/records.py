@@ -14,8 +14,9 @@ search list makes most lookups miss) is a join of the query's labels and one or 
 
 For caches of rendered answers: `generation` counts changes, and `fresh(key, since)` says whether the answer for a
 name, rendered at generation `since`, still stands: neither the name (nor, for a pod name, its namespace) was
-touched since; a name's existence changes touch it (records, or names below it). Every record of a changed Service is touched, so SRV answers and their additional addresses go
-stale together. (A cached negative answer keeps the SOA serial it was rendered with, as CoreDNS's cache does.)
+touched since. Whatever makes a name exist or not touches it (its records, or names below it); every record of a
+changed Service is touched, so SRV answers and their additional addresses go stale together. (A cached negative
+answer keeps the SOA serial it was rendered with, as CoreDNS's cache does.)
 
 Records are kept as text, keyed by the owner's lowercased name (bytes, "web.demo.svc.cluster.local."), and
 refcounted per (owner, type, text): two Services may contribute the same PTR. dnspython RRsets (whose rdata hash by

@@ -4,8 +4,9 @@ The answer cache: rendering a response with dnspython costs ~200 us, far above C
 So a zone answer, once rendered, is kept by the query's own bytes (transport, flags, question in lower case, EDNS
 record: everything that decides the answer, except the ID) and sent again with the query's ID and its question
 bytes (so the case a resolver chose is echoed). An entry stands while its name is unchanged in the zone
-(ZoneIndex.fresh), so churn elsewhere in the cluster does not cool it; only the zone's own answers are kept there (upstream answers have their TTL-bound cache in forward.py). Like CoreDNS's
-cache plugin it is bounded (cacheSize entries, oldest out first) and counted in coredns_cache_hits/misses_total.
+(ZoneIndex.fresh), so churn elsewhere in the cluster does not cool it. Only the zone's own answers are kept here
+(upstream answers have their TTL-bound cache in forward.py). Like CoreDNS's cache plugin it is bounded (cacheSize
+entries, oldest out first) and counted in coredns_cache_hits/misses_total.
 
 Contract: nothing a client sends makes a listener raise; an unanswerable datagram is dropped, a TCP connection
 that sends garbage or idles `TCP_IDLE` seconds is closed.
