@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 
 from kpy_components.api.meta import format_rfc3339
-from kpy_components.apiserver.registry.strategies.podspec import qos_class as _computed_qos
+from kpy_components.api.qos import qos_class as _computed_qos
 
 from .model import ContainerObservation, ContainerRuntimeState, PodObservation
 

@@ -6,6 +6,7 @@ import pytest
 
 from kpy_components.api.catalog import default_registry
 from kpy_components.api.errors import APIError
+from kpy_components.api.qos import qos_class
 from kpy_components.apiserver.registry.api import API
 from kpy_components.apiserver.registry.context import WriteContext
 from kpy_components.apiserver.registry.strategies import podspec
@@ -175,10 +176,10 @@ async def test_pod_with_limits_in_one_container_and_no_requests_in_another_is_bu
     ([container("a"), container("b")], "BestEffort"),
 ])
 def test_qos_class_follows_kubernetes(containers, expected):
-    assert podspec.qos_class({"containers": containers}) == expected
+    assert qos_class({"containers": containers}) == expected
 
 
 def test_qos_class_counts_init_containers():
     spec = {"containers": [container("a", limits={"cpu": "1", "memory": "1Gi"})],
             "initContainers": [container("i", requests={"cpu": "1"})]}
-    assert podspec.qos_class(spec) == "Burstable"
+    assert qos_class(spec) == "Burstable"

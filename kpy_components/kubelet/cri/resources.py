@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 
 from kpy_components.api.quantity import Quantity, QuantityError
-from kpy_components.apiserver.registry.strategies.podspec import qos_class
+from kpy_components.api.qos import qos_class
 
 from . import api_pb2
 from ..model import ContainerConfigError

@@ -8,6 +8,7 @@ import re
 from kpy_components.api import meta
 from kpy_components.api.errors import Cause
 from kpy_components.api.meta import field_forbidden, field_invalid, field_required
+from kpy_components.api.qos import qos_class
 
 from .. import validation
 from ..strategy import Strategy
@@ -31,7 +32,7 @@ class PodStrategy(Strategy):
 
     def prepare_for_create(self, obj):
         super().prepare_for_create(obj)
-        obj["status"] = {"phase": "Pending", "qosClass": podspec.qos_class(obj["spec"])}
+        obj["status"] = {"phase": "Pending", "qosClass": qos_class(obj["spec"])}
 
     def validate(self, obj):
         return podspec.validate_pod_spec(obj.get("spec"), "spec")
