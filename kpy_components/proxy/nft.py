@@ -13,6 +13,8 @@ import subprocess
 from collections.abc import Callable
 
 from .rules import FAMILY, TABLE
+
+CANARY_CHAIN = "nat-postrouting"  # one rule, always present while the table is
 from .script import Existing
 
 # (argv, stdin text or None) -> stdout; raises NftError when the command fails.
@@ -48,6 +50,16 @@ class Nft:
         listings = [self.runner([self.binary, "-t", "-j", "list", kind, FAMILY], None)
                     for kind in ("chains", "sets", "maps")]
         return parse_listing(*listings)
+
+
+    def table_present(self) -> bool:
+        """Whether our table is still there (someone may flush the ruleset: `systemctl restart nftables`, an
+        admin's `nft flush ruleset`). Reads one small chain, so it stays cheap however many Services there are."""
+        try:
+            self.runner([self.binary, "list", "chain", FAMILY, TABLE, CANARY_CHAIN], None)
+        except NftError:
+            return False
+        return True
 
 
 def parse_listing(*texts: str) -> Existing:

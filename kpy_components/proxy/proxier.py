@@ -95,11 +95,14 @@ class Proxier:
         wanted = rules.render(ports, self.settings(snapshot.node))
         full = self.current is None or started - self.last_full >= FULL_SYNC_PERIOD
         try:
+            text = "" if full else script.partial(self.current, wanted)
+            # Nothing to change: is the table still there? (A partial script fails by itself when it is gone.)
+            if not full and not text and not self.nft.table_present():
+                log.warning("Found table ip kube-proxy missing (flushed by someone else); syncing it whole")
+                self.current, full = None, True
             if full:
                 existing = self.nft.existing() if self.current is None else script.Existing.of(self.current)
                 text = script.full(wanted, existing)
-            else:
-                text = script.partial(self.current, wanted)
             if text:
                 self.nft.apply(text)
         except NftError:

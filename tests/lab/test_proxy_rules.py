@@ -252,3 +252,11 @@ def test_chains_of_removed_services_are_deleted(host_address):
     proxy.sync(Snapshot([WEB_NODEPORT], [WEB_SLICE], None))
     proxier().sync(Snapshot([], [], None))
     assert not PER_SERVICE_CHAIN.findall(on_host("nft list chains ip"))
+
+
+def test_a_table_removed_by_someone_else_comes_back_at_the_next_sync(host_address):
+    proxy = proxier()
+    proxy.sync(Snapshot([WEB_NODEPORT], [WEB_SLICE], None))
+    on_host("nft delete table ip kube-proxy")  # as `systemctl restart nftables` (flush ruleset) would
+    assert proxy.sync(Snapshot([WEB_NODEPORT], [WEB_SLICE], None)) == "full"
+    assert {r.split()[0] for r in connect(WEB_IP, 80, 20, "pod-c")} == {"a", "b"}

@@ -31,10 +31,14 @@ class FakeNft:
     fails scripts on demand."""
 
     def __init__(self, listing=None):
-        self.listing, self.calls, self.fail = listing, [], False
+        self.listing, self.calls, self.fail, self.table = listing, [], False, True
 
     def __call__(self, argv, stdin):
         self.calls.append((argv, stdin))
+        if argv[1:3] == ["list", "chain"]:
+            if not self.table:
+                raise NftError("Error: No such file or directory")
+            return "table ip kube-proxy { ... }"
         if argv[1:4] == ["-t", "-j", "list"]:
             assert argv[5:] == ["ip"]
             return json.dumps((self.listing or {}).get(argv[4], {"nftables": [{"metainfo": {}}]}))
@@ -111,6 +115,16 @@ def test_unchanged_caches_write_nothing_and_a_change_is_a_partial_sync():
     assert "dnat to 10.244.1.11:8080" in fake.scripts[-1] and "add table" not in fake.scripts[-1]
     assert registry.get_sample_value("kubeproxy_sync_partial_proxy_rules_duration_seconds_count") == 2
     assert [argv[1:5] for argv, _ in fake.calls].count(["-t", "-j", "list", "chains"]) == 1  # once, at the start
+
+
+def test_a_table_flushed_by_someone_else_is_rebuilt_at_the_next_sync():
+    fake = FakeNft()
+    proxier, _ = make(fake)
+    proxier.sync(Snapshot([SERVICE], [SLICE], None))
+    assert proxier.sync(Snapshot([SERVICE], [SLICE], None)) == "none"  # checked: still there
+    fake.table = False  # `nft flush ruleset`
+    assert proxier.sync(Snapshot([SERVICE], [SLICE], None)) == "full"
+    assert fake.scripts[-1].startswith("add table") and "10.96.0.20 . tcp . 80" in fake.scripts[-1]
 
 
 def test_a_refused_script_leaves_the_state_unknown_so_the_next_sync_is_full_and_lists_again():
