@@ -4,7 +4,8 @@ etcd (mutual TLS on 127.0.0.1, started here), driven over HTTPS with the admin c
 Prints, per server: create / get / update / list latency p50/p99 at 20 requests per second (the issue's target:
 single-object p99 <= 100 ms), create throughput with concurrent clients and its ratio to raw etcd puts/s measured
 through the same etcd client in the same run (target >= 50%), and how long a write takes to reach 100 watch
-streams (target p99 <= 50 ms). Bounded in time (about a minute), loopback only.
+streams (target p99 <= 50 ms), and creates/s of a custom resource (a CRD with a typed schema) against ConfigMaps of
+the same size in alternating slices (target >= 0.8x). Bounded in time (about a minute), loopback only.
 
 Where the time goes: the API server's CPU time per call in every phase (from /proc; robust to a busy machine,
 where wall-clock latencies are not), and this process's CPU per API create and per raw etcd put (etcd's counts
@@ -52,7 +53,7 @@ RATE = 20.0  # requests per second for the latency phases
 WATCHERS, FANOUT_WRITES = 100, 40
 LIST_SIZE = 100
 PHASE_SLICES = 4  # creates and raw puts alternate this many times
-TARGET_P99_MS, TARGET_FANOUT_P99_MS, TARGET_CREATE_RATIO = 100.0, 50.0, 0.5
+TARGET_P99_MS, TARGET_FANOUT_P99_MS, TARGET_CREATE_RATIO, TARGET_CUSTOM_RATIO = 100.0, 50.0, 0.5, 0.8
 START_TIMEOUT = 30.0
 IDLE_SECONDS = 2.0  # the server's CPU while idle (TTL sweeps, leases, timers), measured before the phases
 LOG_LEVEL = "info"  # as deployed (kube_apiserver_log_level): what each request logs is part of its cost
@@ -138,6 +139,41 @@ class Server:
 
 def config_map(name: str) -> dict:
     return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"v": "x" * 200}}
+
+
+# A custom resource of the ConfigMap's size, its CRD with a typed schema (pruning, defaulting, validation all run).
+BLOB_CRD = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": "blobs.bench.kpy.dev"},
+            "spec": {"group": "bench.kpy.dev", "scope": "Namespaced", "names": {"plural": "blobs", "kind": "Blob"},
+                     "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                         "type": "object", "properties": {"spec": {"type": "object", "properties": {
+                             "v": {"type": "string", "maxLength": 1000},
+                             "size": {"type": "integer", "minimum": 0, "default": 1}}}}}}}]}}
+
+
+def blob(name: str) -> dict:
+    return {"apiVersion": "bench.kpy.dev/v1", "kind": "Blob", "metadata": {"name": name}, "spec": {"v": "x" * 200}}
+
+
+async def custom_vs_config_maps(server: Server, namespace: str, seconds: float, writers: int) -> dict:
+    """Creates/s of a custom resource and of a ConfigMap, alternating in slices (target: CRs >= 0.8x)."""
+    await server.call("POST", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions", BLOB_CRD)
+    deadline = time.monotonic() + START_TIMEOUT
+    while not any(c["type"] == "Established" and c["status"] == "True" for c in (await server.call(
+            "GET", "/apis/apiextensions.k8s.io/v1/customresourcedefinitions/blobs.bench.kpy.dev")).get(
+            "status", {}).get("conditions", [])):
+        if time.monotonic() > deadline:
+            raise RuntimeError("the bench CRD was not established")
+        await asyncio.sleep(0.05)
+    names = itertools.count()
+    paths = {"custom": (f"/apis/bench.kpy.dev/v1/namespaces/{namespace}/blobs", blob),
+             "configmap": (f"/api/v1/namespaces/{namespace}/configmaps", config_map)}
+    rates: dict[str, list[float]] = {kind: [] for kind in paths}
+    for _ in range(PHASE_SLICES):
+        for kind, (path, make) in paths.items():
+            rates[kind].append(await storage_bench.rate(seconds / PHASE_SLICES, writers, lambda w, n, path=path,
+                                                        make=make: server.call("POST", path, make(f"x{next(names)}"))))
+    return {kind: statistics.mean(values) for kind, values in rates.items()}
 
 
 async def paced(samples: int, operation) -> tuple[float, float]:
@@ -323,6 +359,7 @@ async def measure(server: Server, samples: int, seconds: float, writers: int, et
         results[label] = (*await paced(count, operation), (server.cpu() - before) * 1000 / count)
     results.update(await throughput(server, namespace, seconds, writers, raw_put, etcd_pids))
     results["fan-out"] = await fanout(server, namespace)
+    results["custom"] = await custom_vs_config_maps(server, namespace, seconds, writers)
     return results
 
 
@@ -413,6 +450,10 @@ def report(results: dict[str, dict], args) -> str:
                                              for n in names])
     row("  CPU ms per write: server / watchers", [f"{results[n]['fan-out'][2]:.1f} / {results[n]['fan-out'][3]:.1f}"
                                                   for n in names])
+    row("CR creates/s vs ConfigMap (>= 0.8x)", [f"{results[n]['custom']['custom']:.0f} / "
+                                                f"{results[n]['custom']['configmap']:.0f} = "
+                                                f"{results[n]['custom']['custom'] / results[n]['custom']['configmap']:.2f}x"
+                                                for n in names])
     floor_cpu = " / ".join(f"{floor['cpu ms']['creates', p]:.2f}" for p in ("server", "client", "etcd"))
     lines.append("floor: bench/bare_front.py, a bare Python HTTPS front on the same etcd (one create txn per POST, "
                  "no Kubernetes work):")
@@ -424,6 +465,8 @@ def report(results: dict[str, dict], args) -> str:
               if max(results[n][k][1] for k in ("create", "get", "update")) > TARGET_P99_MS]
     misses += [f"{n}: fan-out p99 above {TARGET_FANOUT_P99_MS:g} ms" for n in names
                if results[n]["fan-out"][1] > TARGET_FANOUT_P99_MS]
+    misses += [f"{n}: custom resource creates below {TARGET_CUSTOM_RATIO:g}x ConfigMap creates" for n in names
+               if results[n]["custom"]["custom"] < TARGET_CUSTOM_RATIO * results[n]["custom"]["configmap"]]
     if etcd["creates/s"] < TARGET_CREATE_RATIO * raw:
         misses.append("etcd: API creates/s below 50% of raw etcd puts/s")
     lines.append("targets: " + ("all met" if not misses else "MISSED: " + "; ".join(misses)))

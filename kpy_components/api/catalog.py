@@ -247,6 +247,7 @@ _SUBRESOURCES: dict[str, tuple[Subresource, ...]] = {
     "jobs.batch": (_status("Job"),),
     "cronjobs.batch": (_status("CronJob"),),
     "poddisruptionbudgets.policy": (_status("PodDisruptionBudget"),),
+    "customresourcedefinitions.apiextensions.k8s.io": (_status("CustomResourceDefinition"),),
 }
 
 # --- the table of resources --------------------------------------------------------------------------------------
@@ -301,6 +302,8 @@ def resources() -> list[ResourceInfo]:
         _r(_RBAC, "v1", "RoleBinding", "rolebindings", True),
         _r(_RBAC, "v1", "ClusterRole", "clusterroles", False),
         _r(_RBAC, "v1", "ClusterRoleBinding", "clusterrolebindings", False),
+        _r("apiextensions.k8s.io", "v1", "CustomResourceDefinition", "customresourcedefinitions", False,
+           ("crd", "crds"), ("api-extensions",)),
         _r(_AUTHZ, "v1", "SelfSubjectAccessReview", "selfsubjectaccessreviews", False, verbs=_CREATE, storage=False),
         _r(_AUTHZ, "v1", "SubjectAccessReview", "subjectaccessreviews", False, verbs=_CREATE, storage=False),
         _r(_AUTHZ, "v1", "LocalSubjectAccessReview", "localsubjectaccessreviews", True, verbs=_CREATE,

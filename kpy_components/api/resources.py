@@ -64,17 +64,27 @@ class ResourceInfo:
 
 
 class Registry:
-    """Resources by (group, version, plural) and by (apiVersion, kind)."""
+    """Resources by (group, version, plural) and by (apiVersion, kind). Custom resources come and go while the
+    server runs: `generation` counts every change, for whatever is built from the registry and cached."""
 
     def __init__(self, resources: list[ResourceInfo] = ()):
         self._by_plural: dict[tuple[str, str, str], ResourceInfo] = {}
         self._by_kind: dict[tuple[str, str], ResourceInfo] = {}
+        self.generation = 0
         for info in resources:
             self.add(info)
 
     def add(self, info: ResourceInfo) -> None:
         self._by_plural[(info.group, info.version, info.plural)] = info
         self._by_kind[(info.api_version, info.kind)] = info
+        self.generation += 1
+
+    def remove(self, info: ResourceInfo) -> None:
+        if self._by_plural.get((info.group, info.version, info.plural)) is info:
+            del self._by_plural[(info.group, info.version, info.plural)]
+        if self._by_kind.get((info.api_version, info.kind)) is info:
+            del self._by_kind[(info.api_version, info.kind)]
+        self.generation += 1
 
     def get(self, group: str, version: str, plural: str) -> ResourceInfo | None:
         return self._by_plural.get((group, version, plural))

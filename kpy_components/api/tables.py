@@ -505,11 +505,20 @@ def _default_cells(obj: dict, now: datetime) -> list:
 
 def columns_of(info: ResourceInfo) -> tuple[PrinterColumn, ...]:
     """The columns a Table of this resource carries (the resource's printer columns or the default two)."""
-    return info.columns if info.columns and info.qualified in _PRINTERS else _DEFAULT_COLUMNS
+    return info.columns if info.columns and _printer(info) else _DEFAULT_COLUMNS
+
+
+def _printer(info: ResourceInfo) -> Callable[[dict, datetime], list] | None:
+    """The built-in printer of a kind, or the one a custom resource's info carries (`extra["cells"]`, taking the
+    info first: custom resources print their CRD's additionalPrinterColumns)."""
+    cells = info.extra.get("cells")
+    if cells is not None:
+        return lambda obj, now: cells(info, obj, now)
+    return _PRINTERS.get(info.qualified)
 
 
 def row_cells(info: ResourceInfo, obj: dict, now: datetime | None = None) -> list:
-    printer = _PRINTERS.get(info.qualified) if info.columns else None
+    printer = _printer(info) if info.columns else None
     return (printer or _default_cells)(obj, now or datetime.now(timezone.utc))
 
 

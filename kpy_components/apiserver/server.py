@@ -20,6 +20,7 @@ from kpy_components.apiserver.storage.interface import Compacted, Storage, Stora
 
 from .client_cas import announce_client_cas
 from .config import ServerConfig, TLSConfig
+from .crds.controller import CRDController
 from .kubelet import KubeletClient
 from .http import health
 from .http.app import AppState, build_app
@@ -136,6 +137,8 @@ class APIServer:
         while True:
             try:
                 await self.cache.prime(api.prefixes())
+                crds = CRDController(api)
+                await crds.start()  # custom resources are served before /readyz says ready
                 await bootstrap.create_defaults(api, self.config.secure_port, security.bootstrap)
                 if self.security_runtime is not None:
                     revision = await self.cache.current_revision()  # events after it reach the authorizers
@@ -143,6 +146,7 @@ class APIServer:
                         log.info("Reconciled default policy %s", line)
                     self._tasks.append(asyncio.create_task(self._feed_authorizers(api, revision),
                                                            name="apiserver-authorizer-feed"))
+                self._tasks.append(asyncio.create_task(crds.run(), name="apiserver-crd-controller"))
                 reconciler = bootstrap.EndpointsReconciler(api, self.storage, self.address,
                                                            self.config.secure_port)
                 await reconciler.reconcile()

@@ -70,7 +70,7 @@ class ResourceHandler:
             return await self._virtual(request, resource, info, user)
         if info.verb not in resource.verbs and not info.subresource:
             raise errors.method_not_allowed("the server does not allow this method on the requested resource")
-        store = self.api.store(resource.group, resource.plural)
+        store = self.api.store_for(resource)
         if info.subresource:
             return await self._subresource(request, store, info, user)
         namespace = info.namespace if resource.namespaced else ""

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from functools import cached_property
 
 from aiohttp import web
 
@@ -91,10 +90,14 @@ def v3_document(registry: Registry, group: str, version: str) -> dict:
         if info.group != group or info.version != version:
             continue
         name = _schema_name(group, version, info.kind)
-        schemas[name] = {"type": "object", "description": f"{info.kind} ({info.group_version})",
-                         "properties": {field: {"type": "string"} for field in ("apiVersion", "kind")}
-                         | {field: {"type": "object"} for field in ("metadata", "spec", "status")},
-                         "x-kubernetes-group-version-kind": [_gvk(group, version, info.kind)]}
+        if info.extra.get("crd"):
+            name = ".".join(reversed(group.split("."))) + f".{version}.{info.kind}"
+            schemas[name] = _custom_schema(info)
+        else:
+            schemas[name] = {"type": "object", "description": f"{info.kind} ({info.group_version})",
+                             "properties": {field: {"type": "string"} for field in ("apiVersion", "kind")}
+                             | {field: {"type": "object"} for field in ("metadata", "spec", "status")},
+                             "x-kubernetes-group-version-kind": [_gvk(group, version, info.kind)]}
         for op in operations(info):
             reference = {"$ref": f"#/components/schemas/{name}"}
             paths.setdefault(op["path"], {})[op["method"]] = {
@@ -105,23 +108,59 @@ def v3_document(registry: Registry, group: str, version: str) -> dict:
             "components": {"schemas": schemas}}
 
 
+def _custom_schema(info: ResourceInfo) -> dict:
+    """A CRD version's published schema: its openAPIV3Schema with the object metadata and GVK upstream adds."""
+    schema = dict(info.extra.get("schema") or {"type": "object"})
+    properties = dict(schema.get("properties") or {})
+    properties.setdefault("apiVersion", {"type": "string", "description": _API_VERSION})
+    properties.setdefault("kind", {"type": "string", "description": _KIND})
+    properties["metadata"] = {"type": "object", "description": "Standard object's metadata. More info: "
+                              "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md"
+                              "#metadata"}
+    schema["properties"] = properties
+    schema["x-kubernetes-group-version-kind"] = [_gvk(info.group, info.version, info.kind)]
+    return schema
+
+
+_API_VERSION = ("APIVersion defines the versioned schema of this representation of an object. Servers should convert "
+                "recognized schemas to the latest internal value, and may reject unrecognized values. More info: "
+                "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources")
+_KIND = ("Kind is a string value representing the REST resource this object represents. Servers may infer this from "
+         "the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: "
+         "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds")
+
+
 class OpenAPI:
+    """Documents built on first use and again after the registry changed (a CRD came, changed or went)."""
+
     def __init__(self, registry: Registry):
         self.registry = registry
+        self._built: dict[str, tuple[int, object]] = {}
 
-    @cached_property
+    def _cached(self, what: str, build):
+        generation = self.registry.generation
+        held = self._built.get(what)
+        if held is None or held[0] != generation:
+            held = self._built[what] = (generation, build())
+        return held[1]
+
+    @property
     def _v3(self) -> dict[str, tuple[bytes, str]]:
         """group path ("apis/apps/v1") -> (JSON bytes, hash)."""
-        documents = {}
-        for group, version in self.registry.group_versions():
-            body = json.dumps(v3_document(self.registry, group, version), separators=(",", ":")).encode()
-            documents[group_path(group, version)] = (body, hashlib.sha512(body).hexdigest()[:32].upper())
-        return documents
+        def build():
+            documents = {}
+            for group, version in self.registry.group_versions():
+                body = json.dumps(v3_document(self.registry, group, version), separators=(",", ":")).encode()
+                documents[group_path(group, version)] = (body, hashlib.sha512(body).hexdigest()[:32].upper())
+            return documents
+        return self._cached("v3", build)
 
-    @cached_property
+    @property
     def _v2(self) -> tuple[bytes, str]:
-        body = openapi_v2.document(self.registry)
-        return body, hashlib.sha512(body).hexdigest()[:32].upper()
+        def build():
+            body = openapi_v2.document(self.registry)
+            return body, hashlib.sha512(body).hexdigest()[:32].upper()
+        return self._cached("v2", build)
 
     def serve(self, request: web.Request, parts: list[str]) -> web.StreamResponse:
         if parts == ["v2"]:

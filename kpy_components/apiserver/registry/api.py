@@ -21,6 +21,8 @@ class API:
         self.cluster_ips = ClusterIPAllocator(storage, service_cidr)
         self.node_ports = NodePortAllocator(storage)
         self.stores: dict[tuple[str, str], Store] = {}
+        self.custom: dict[str, list[ResourceInfo]] = {}  # CRD name -> the ResourceInfos it serves
+        self.versions: dict[tuple[str, str, str], Store] = {}  # (group, version, plural) of non-storage versions
         namespaces_info = registry.get("", "v1", "namespaces")
         namespaces = self._build(namespaces_info, None) if namespaces_info else None
         for info in registry:
@@ -32,6 +34,33 @@ class API:
         store = Store(info, strategy, self.storage, cache=self.cache, namespaces=namespaces)
         self.stores[(info.group, info.plural)] = store
         return store
+
+    # --- custom resources (crds.controller) ----------------------------------------------------------------------
+    def serve_custom(self, crd: str, infos: list[ResourceInfo]) -> None:
+        """Serve (or stop serving, with no infos) the versions of CRD `crd`: each enters the registry (discovery,
+        OpenAPI, routing); the storage version's gets the store (the one generic store, over the same storage and
+        watch cache as every built-in kind)."""
+        from kpy_components.apiserver.crds.versions import ServedVersion
+
+        for old in self.custom.pop(crd, []):
+            self.registry.remove(old)
+            self.versions.pop((old.group, old.version, old.plural), None)
+            if self.stores.get((old.group, old.plural)) and self.stores[(old.group, old.plural)].info is old:
+                del self.stores[(old.group, old.plural)]
+        if not infos:
+            return
+        self.custom[crd] = infos
+        stored = next((i for i in infos if i.version == i.extra.get("storage_version")), infos[0])
+        base = self._build(stored, self.stores.get(("", "namespaces")))
+        for info in infos:
+            if info is not stored:
+                strategy = strategy_for(info, self.cluster_ips, self.node_ports)
+                self.versions[(info.group, info.version, info.plural)] = ServedVersion(base, info, strategy)
+            self.registry.add(info)
+
+    def store_for(self, info: ResourceInfo) -> Store:
+        """The store serving this version of a resource (a CRD's other versions have views of their own)."""
+        return self.versions.get((info.group, info.version, info.plural)) or self.store(info.group, info.plural)
 
     def store(self, group: str, plural: str) -> Store:
         store = self.stores.get((group, plural))

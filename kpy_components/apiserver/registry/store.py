@@ -19,8 +19,9 @@ from kpy_components.api.resources import ResourceInfo
 from kpy_components.apiserver.storage.interface import Conflict, Event, KeyNotFound, Preconditions, Storage
 from kpy_components.apiserver.storage.cache import WatchCache
 
-from . import patching, schema
+from . import patching
 from .context import WriteContext, storage_errors
+from .schema import DecodingError
 from .strategy import Strategy
 
 # Kubernetes' generateName suffix alphabet: no vowels (no words), no look-alikes.
@@ -72,8 +73,8 @@ class Store:
         A value of the wrong shape (labels as a string) is a 400 whatever the validation, as a decoding error."""
         version = api_version.rpartition("/")[2]
         try:
-            unknown = ctx.body_unknown_fields + schema.unknown_fields(obj, api_version, kind)
-        except schema.DecodingError as exc:
+            unknown = ctx.body_unknown_fields + self.strategy.unknown_fields(obj, api_version, kind)
+        except DecodingError as exc:
             raise errors.bad_request(f'{kind} in version "{version}" cannot be handled as a {kind}: {exc}') from exc
         if not unknown or ctx.field_validation == "Ignore":
             return

@@ -10,7 +10,7 @@ from kpy_components.api import meta
 from kpy_components.api.errors import Cause
 from kpy_components.api.resources import ResourceInfo
 
-from . import validation
+from . import schema, validation
 
 # Parts of an object that are neither metadata nor status: a change there is a spec change (bumps generation).
 _NOT_SPEC = frozenset({"apiVersion", "kind", "metadata", "status"})
@@ -39,6 +39,11 @@ class Strategy:
     def validate(self, obj: dict) -> list[Cause]:
         """Field errors of a new object beyond metadata (checked by the store)."""
         return []
+
+    def unknown_fields(self, obj, api_version: str, kind: str) -> list[str]:
+        """Paths of fields the kind does not have (fieldValidation); DecodingError for a value of the wrong
+        shape."""
+        return schema.unknown_fields(obj, api_version, kind)
 
     # --- update --------------------------------------------------------------------------------------------------
     def prepare_for_update(self, new: dict, old: dict) -> None:

@@ -8,6 +8,8 @@ from kpy_components.api import errors, meta, selectors
 from kpy_components.api.meta import field_required
 from kpy_components.apiserver.http.context import resolve
 
+from kpy_components.apiserver.crds import custom
+
 from . import patching
 from .api import API
 from .context import WriteContext, dry_run_requested
@@ -42,38 +44,48 @@ def to_scale(obj: dict) -> dict:
                        "selector": selectors.format_label_selector(selector) if selector else ""}}
 
 
-def _with_replicas(info_kind: str, current: dict, scale) -> dict:
+def _scale_of(store: Store, obj: dict) -> dict:
+    """A workload's Scale, or a custom resource's from its CRD's scale paths."""
+    if store.info.extra.get("scale") is not None:
+        return custom.to_scale(store.info, obj)
+    return to_scale(obj)
+
+
+def _with_replicas(store: Store, current: dict, scale) -> dict:
     if not isinstance(scale, dict):
         raise errors.bad_request("the request body must be a Scale object")
     wanted = (scale.get("metadata") or {}).get("resourceVersion")
     if wanted and wanted != current["metadata"].get("resourceVersion"):
-        raise errors.conflict(info_kind, meta.name_of(current))
+        raise errors.conflict(store.info.qualified, meta.name_of(current))
     replicas = (scale.get("spec") or {}).get("replicas")
     if not isinstance(replicas, int) or isinstance(replicas, bool) or replicas < 0:
         raise errors.invalid("Scale", meta.name_of(current), [meta.field_invalid(
             "spec.replicas", replicas, "must be greater than or equal to 0")], "autoscaling")
-    current.setdefault("spec", {})["replicas"] = replicas
+    if store.info.extra.get("scale") is not None:
+        custom.set_replicas(store.info, current, replicas)
+    else:
+        current.setdefault("spec", {})["replicas"] = replicas
     meta.metadata(current).pop("resourceVersion", None)
     return current
 
 
 async def get_scale(store: Store, namespace: str, name: str) -> dict:
-    return to_scale(await store.get(namespace, name))
+    return _scale_of(store, await store.get(namespace, name))
 
 
 async def update_scale(ctx: WriteContext, store: Store, namespace: str, name: str, scale) -> dict:
-    stored = await store.write(ctx, namespace, name,
-                               lambda current: _with_replicas(store.info.qualified, current, scale), "scale")
-    return to_scale(stored)
+    stored = await store.write(ctx, namespace, name, lambda current: _with_replicas(store, current, scale), "scale")
+    return _scale_of(store, stored)
 
 
 async def patch_scale(ctx: WriteContext, store: Store, namespace: str, name: str, patch_type: str, body) -> dict:
     patching.check_patch(patch_type, body)
 
     def desired(current: dict) -> dict:
-        scale = patching.apply_patch(ctx, store.info, patch_type, to_scale(current), body, "scale", kind="Scale")
-        return _with_replicas(store.info.qualified, current, scale)
-    return to_scale(await store.write(ctx, namespace, name, desired, "scale"))
+        scale = patching.apply_patch(ctx, store.info, patch_type, _scale_of(store, current), body, "scale",
+                                     kind="Scale")
+        return _with_replicas(store, current, scale)
+    return _scale_of(store, await store.write(ctx, namespace, name, desired, "scale"))
 
 
 # --- eviction --------------------------------------------------------------------------------------------------

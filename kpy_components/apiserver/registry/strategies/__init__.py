@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from kpy_components.api.resources import ResourceInfo
 
+from ...crds import custom, definitions
 from ..allocators import ClusterIPAllocator, NodePortAllocator
 from ..strategy import Strategy
 from . import controllerrevisions, core, others, persistentvolumes, priorityclasses, services, storageclasses, workloads
@@ -38,11 +39,14 @@ _BY_RESOURCE: dict[str, type[Strategy]] = {
     "clusterroles.rbac.authorization.k8s.io": others.RoleStrategy,
     "rolebindings.rbac.authorization.k8s.io": others.BindingStrategy,
     "clusterrolebindings.rbac.authorization.k8s.io": others.BindingStrategy,
+    "customresourcedefinitions.apiextensions.k8s.io": definitions.CRDStrategy,
 }
 
 
 def strategy_for(info: ResourceInfo, cluster_ips: ClusterIPAllocator, node_ports: NodePortAllocator) -> Strategy:
     """The resource's strategy; resources without one of their own get the plain metadata-only rules."""
+    if info.extra.get("crd"):
+        return custom.CustomResourceStrategy(info)
     if info.qualified == "services":
         return services.ServiceStrategy(info, cluster_ips, node_ports)
     return _BY_RESOURCE.get(info.qualified, core.PlainStrategy)(info)
