@@ -13,9 +13,10 @@ import asyncio
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from . import model, rules, script
+from . import conntrack_flows, model, rules, script
 from .config import ProxyConfig
 from .metrics import ProxyMetrics
 from .nft import Nft, NftError
@@ -50,18 +51,23 @@ def node_eligible(node: dict | None) -> bool:
 
 class Proxier:
     def __init__(self, config: ProxyConfig, node_name: str, nft: Nft, metrics: ProxyMetrics,
-                 clock=time.monotonic, wall_clock=time.time):
+                 clock=time.monotonic, wall_clock=time.time,
+                 clear_flows: Callable[[list[list[str]]], object] = conntrack_flows.delete):
         self.config, self.node_name, self.nft, self.metrics = config, node_name, nft, metrics
+        self.clear_flows = clear_flows  # runs conntrack_flows.stale_flows' commands
+        self._last_ports: list[model.ServicePort] | None = None  # the ports of the last successful sync
         self.clock, self.wall_clock = clock, wall_clock
         self.current: rules.Ruleset | None = None  # what the kernel holds, as far as we know; None: unknown
         self.last_full = float("-inf")
         self.last_synced_wall: float | None = None  # wall time of the last successful sync (for /healthz)
         self.oldest_pending: float | None = None  # monotonic time of the oldest change not yet synced
         self._changed = asyncio.Event()
+        self._changes = 0  # mark_changed calls so far
         self._ports = model.ServicePortCache()
 
     # --- events (on the event loop) --------------------------------------------------------------------------------
     def mark_changed(self, kind: str = "") -> None:
+        self._changes += 1
         if kind == "service":
             self.metrics.service_changes.inc()
         elif kind == "endpoints":
@@ -112,6 +118,10 @@ class Proxier:
         self.current = wanted
         if full:
             self.last_full = started
+        if self._last_ports is not None and (stale := conntrack_flows.stale_flows(self._last_ports, ports,
+                                                                                  self.node_name)):
+            self.clear_flows(stale)  # after the rules: new datagrams must find the new translations
+        self._last_ports = ports
         elapsed = self.clock() - started
         kind = "full" if full else ("partial" if text else "none")
         self.metrics.sync_duration.observe(elapsed)
@@ -139,15 +149,16 @@ class Proxier:
             if wait > 0:  # rate limit: changes arriving meanwhile join this sync
                 await asyncio.sleep(wait)
             self._changed.clear()
-            pending_since, self.oldest_pending = self.oldest_pending, None
+            changes_seen = self._changes
             last_start = self.clock()
             try:
                 kind = await asyncio.to_thread(self.sync, take_snapshot())
             except NftError as error:
                 log.error("Failed to sync proxy rules error=%s", error)
-                self.oldest_pending = pending_since or self.clock()
-                self._changed.set()  # retried after minSyncPeriod, as a full sync
+                self._changed.set()  # retried after minSyncPeriod, as a full sync; the changes stay pending
                 continue
+            # Pending until a sync that started after them succeeds; those that came during this one still are.
+            self.oldest_pending = None if self._changes == changes_seen else last_start
             self.last_synced_wall = self.wall_clock()
             self.metrics.last_sync.set(self.last_synced_wall)
             if kind != "none":

@@ -25,18 +25,38 @@ CLUSTER_CIDR = "10.244.0.0/16"  # lives only inside the lab host
 GATEWAY = "10.244.1.1"
 PODS = {"pod-a": "10.244.1.10", "pod-b": "10.244.1.11", "pod-c": "10.244.1.20"}
 PER_SERVICE_CHAIN = re.compile(r"chain (?:service|external|local|endpoint)-[A-Z2-7]{8}-")
-WEB_IP, EMPTY_IP, NODE_PORT = "10.96.0.20", "10.96.0.21", 30080
+WEB_IP, EMPTY_IP, DNS_IP, NODE_PORT = "10.96.0.20", "10.96.0.21", "10.96.0.10", 30080
 
-# Runs inside the pods: answers "<name> <client address>\n", then echoes lines until the client hangs up.
+# Runs inside the pods: on TCP 8080 answers "<name> <client address>\n", then echoes lines until the client hangs
+# up; on UDP 8053 answers each datagram with "<name>".
 SERVER = r"""
-import socketserver, sys
+import socketserver, sys, threading
 class Handler(socketserver.StreamRequestHandler):
     def handle(self):
         self.wfile.write(f"{sys.argv[1]} {self.client_address[0]}\n".encode())
         for line in self.rfile:
             self.wfile.write(line)
+class Datagram(socketserver.BaseRequestHandler):
+    def handle(self):
+        self.request[1].sendto(sys.argv[1].encode(), self.client_address)
 socketserver.ThreadingTCPServer.allow_reuse_address = True
+threading.Thread(target=socketserver.UDPServer(("0.0.0.0", 8053), Datagram).serve_forever, daemon=True).start()
 socketserver.ThreadingTCPServer(("0.0.0.0", 8080), Handler).serve_forever()
+"""
+# Runs in a pod: COUNT datagrams to HOST:PORT from one source port (as a resolver keeping its socket), one reply
+# line each, or "timeout".
+UDP_CLIENT = r"""
+import socket, sys
+host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("0.0.0.0", 40053))
+s.settimeout(5)
+for _ in range(count):
+    s.sendto(b"query", (host, port))
+    try:
+        print(s.recv(64).decode())
+    except TimeoutError:
+        print("timeout")
 """
 # Runs in a pod or on the host: COUNT connections to HOST:PORT, one line each: the greeting, "refused" or "timeout".
 CLIENT = r"""
@@ -67,6 +87,7 @@ open("/tmp/hold.out", "a").write(f.readline())
 # The bridge ports in hairpin mode, as the kubelet's CNI configuration (hairpinMode) makes them: a pod reaching itself
 # through its Service is sent back out of the port it came in on.
 SETUP = f"""set -e
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq conntrack >/dev/null
 sysctl -qw net.ipv4.ip_forward=1
 ip link add kpy0 type bridge
 ip addr add {GATEWAY}/24 dev kpy0
@@ -133,7 +154,7 @@ def host_address(tmp_path_factory):
     kpy_lab("up", f"--lab={LAB}", "--subnet-index=24", "--control-plane=0", "--workers=1",
             f"--inventory={work / 'hosts.yml'}")
     try:
-        for name, text in (("server", SERVER), ("client", CLIENT), ("hold", HOLD)):
+        for name, text in (("server", SERVER), ("client", CLIENT), ("hold", HOLD), ("udp", UDP_CLIENT)):
             on_host(f"cat > /tmp/{name}.py", input=text)
         on_host(SETUP)
         for pod in ("pod-a", "pod-b"):
@@ -260,3 +281,23 @@ def test_a_table_removed_by_someone_else_comes_back_at_the_next_sync(host_addres
     on_host("nft delete table ip kube-proxy")  # as `systemctl restart nftables` (flush ruleset) would
     assert proxy.sync(Snapshot([WEB_NODEPORT], [WEB_SLICE], None)) == "full"
     assert {r.split()[0] for r in connect(WEB_IP, 80, 20, "pod-c")} == {"a", "b"}
+
+
+def test_udp_flows_to_a_removed_endpoint_are_cleared(host_address):
+    """A resolver keeping its source port keeps its conntrack entry: without clearing it, its datagrams would
+    still go to the endpoint removed from the Service (still running here) until the entry timed out."""
+    def clear(commands):
+        on_host("; ".join(f"conntrack {shlex.join(command)} 2>/dev/null || true" for command in commands))
+
+    dns = service("dns", DNS_IP, ports=[{"name": "dns", "port": 53, "protocol": "UDP"}])
+    both = endpoint_slice("dns", endpoint("pod-a"), endpoint("pod-b"))
+    both["ports"] = [{"name": "dns", "port": 8053, "protocol": "UDP"}]
+    proxy = Proxier(ProxyConfig(cluster_cidr=CLUSTER_CIDR, min_sync_period=0), HOST, Nft(host_nft),
+                    ProxyMetrics(CollectorRegistry()), clear_flows=clear)
+    proxy.sync(Snapshot([dns], [both], None))
+    replies = on_host(f"ip netns exec pod-c python3 /tmp/udp.py {DNS_IP} 53 5").split()
+    assert len(set(replies)) == 1 and replies[0] in ("a", "b"), replies  # one flow: one endpoint
+    other = "b" if replies[0] == "a" else "a"
+    left = {**both, "endpoints": [endpoint(f"pod-{other}")]}
+    assert proxy.sync(Snapshot([dns], [left], None)) == "partial"
+    assert on_host(f"ip netns exec pod-c python3 /tmp/udp.py {DNS_IP} 53 3").split() == [other] * 3
