@@ -11,7 +11,8 @@ first), terminationGracePeriodSeconds 1, in a namespace of their own that is del
 
 Runs, in order: RSS at 0 pods; the burst (30 per worker at once) and RSS at 30 per worker; the pods deleted; the
 steady rate (the same count at --rate pods/s), kept running while a second burst lands on top (30 more per worker,
-so the nodes already run pods) and RSS at 60 per worker; everything deleted, RSS at 0 pods again.
+so the nodes already run pods) and RSS at 60 per worker; then those pods deleted and, while they stop, 2 new pods per
+worker started (how long a new pod waits behind pods that are stopping); everything deleted, RSS at 0 pods again.
 
 Where each number comes from (every clock is this machine's: lab hosts are containers on its kernel):
 - create: this process's time just before the POST; seen scheduled / seen Running: when the watch delivered the
@@ -228,14 +229,22 @@ class Bench:
     def delete_pods(self) -> float:
         """Delete every pod of the namespace and wait until none is left; how long that took."""
         started = time.monotonic()
+        self.wait_gone(self.delete())
+        return time.monotonic() - started
+
+    def delete(self) -> list[str]:
+        """Ask for every pod of the namespace to be deleted (without waiting); their names."""
         names = [p.metadata.name for p in self.api.list_namespaced_pod(self.namespace).items]
         list(self.pool.map(lambda n: self.api.delete_namespaced_pod(n, self.namespace, _preload_content=False).data,
                            names))
-        while self.api.list_namespaced_pod(self.namespace).items:
-            if time.monotonic() - started > GONE_DEADLINE_S:
+        return names
+
+    def wait_gone(self, names: list[str]) -> None:
+        deadline = time.monotonic() + GONE_DEADLINE_S
+        while {p.metadata.name for p in self.api.list_namespaced_pod(self.namespace).items} & set(names):
+            if time.monotonic() > deadline:
                 sys.exit(f"pods of {self.namespace} still there after {GONE_DEADLINE_S:.0f} s")
             time.sleep(0.5)
-        return time.monotonic() - started
 
     def prepull(self) -> None:
         """One pod per worker, so the image is present everywhere; then deleted."""
@@ -430,12 +439,20 @@ def main() -> None:
             phases.append(bench.run_phase("steady", steady, count, args.rate))
             phases.append(bench.run_phase("onto-busy", f"burst {count} onto {args.per_worker} running each", count))
             memory.append((f"{2 * args.per_worker} pods each", bench.kubelet_memory()))
+            # Pods stopping hold the kubelet's sync workers for their grace period: what a new pod waits then.
+            deleting, started = bench.delete(), time.monotonic()
+            few = 2 * len(bench.workers)
+            phases.append(bench.run_phase("while-deleting", f"{few} while the {len(deleting)} are deleted", few))
+            bench.wait_gone(deleting)
+            deleted_all = time.monotonic() - started
         finally:
             gone = bench.close()
         memory.append(("0 pods (after deleting all)", bench.kubelet_memory()))
         print_latency(bench, phases)
         print_memory(bench, memory)
-        print(f"\ndeleting {count} pods until gone: {deleted:.1f} s; the namespace with {2 * count} pods: {gone:.1f} s"
+        print(f"\ndeleting pods until gone (terminationGracePeriodSeconds 1; the kubelet gives at least 2 s, and "
+              f"`sleep` ignores SIGTERM): {count} pods {deleted:.1f} s, {2 * count} pods {deleted_all:.1f} s; "
+              f"the namespace {gone:.1f} s"
               + (f"; the pod watch restarted {bench.watch.restarts} times" if bench.watch.restarts else "")
               + f"; load average {os.getloadavg()[0]:.1f} at the end")
 
