@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from test_cri_runtime import kpy_lab, wait_for
-from test_proxy_rules import CLIENT, HOLD, SERVER
+from test_proxy_rules import CLIENT, HOLD, SERVER, pod_network
 
 pytestmark = pytest.mark.lab
 
@@ -46,20 +46,7 @@ PREREQUISITES = f"""
   roles: [api_loadbalancer]
 """
 
-POD_NETWORK = f"""set -e
-sysctl -qw net.ipv4.ip_forward=1
-ip link add kpy0 type bridge
-ip addr add {GATEWAY}/24 dev kpy0
-ip link set kpy0 up
-""" + "".join(f"""ip netns add {pod}
-ip link add veth-{pod} type veth peer name eth0 netns {pod}
-ip link set veth-{pod} master kpy0 up
-ip -n {pod} addr add {ip}/24 dev eth0
-ip -n {pod} link set lo up
-ip -n {pod} link set eth0 up
-ip -n {pod} route add default via {GATEWAY}
-setsid ip netns exec {pod} python3 /tmp/server.py {pod[-1]} </dev/null >/tmp/{pod}.log 2>&1 &
-""" for pod, ip in PODS.items())
+POD_NETWORK = pod_network(PODS, GATEWAY, tuple(PODS))
 
 
 def on(host: str, command: str, **kwargs) -> str:

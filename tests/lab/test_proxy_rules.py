@@ -84,13 +84,15 @@ f.write("still-here\n"); f.flush()
 open("/tmp/hold.out", "a").write(f.readline())
 """
 
-# The bridge ports in hairpin mode, as the kubelet's CNI configuration (hairpinMode) makes them: a pod reaching itself
-# through its Service is sent back out of the port it came in on.
-SETUP = f"""set -e
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq conntrack >/dev/null
+def pod_network(pods: dict[str, str], gateway: str, servers: tuple[str, ...]) -> str:
+    """Shell lines making the bridge kpy0 (the pods' gateway) and one network namespace per pod on it, and
+    starting SERVER (saved as /tmp/server.py) in `servers`. The bridge ports are in hairpin mode, as the kubelet's
+    CNI configuration (hairpinMode) makes them: a pod reaching itself through its Service is sent back out of the
+    port it came in on."""
+    return f"""set -e
 sysctl -qw net.ipv4.ip_forward=1
 ip link add kpy0 type bridge
-ip addr add {GATEWAY}/24 dev kpy0
+ip addr add {gateway}/24 dev kpy0
 ip link set kpy0 up
 """ + "".join(f"""ip netns add {pod}
 ip link add veth-{pod} type veth peer name eth0 netns {pod}
@@ -99,10 +101,14 @@ ip link set veth-{pod} type bridge_slave hairpin on
 ip -n {pod} addr add {ip}/24 dev eth0
 ip -n {pod} link set lo up
 ip -n {pod} link set eth0 up
-ip -n {pod} route add default via {GATEWAY}
-""" for pod, ip in PODS.items()) + "".join(f"""setsid ip netns exec {pod} python3 /tmp/server.py {pod[-1]} \
+ip -n {pod} route add default via {gateway}
+""" for pod, ip in pods.items()) + "".join(f"""setsid ip netns exec {pod} python3 /tmp/server.py {pod[-1]} \
 </dev/null >/tmp/{pod}.log 2>&1 &
-""" for pod in ("pod-a", "pod-b"))
+""" for pod in servers)
+
+
+SETUP = ("set -e\nDEBIAN_FRONTEND=noninteractive apt-get install -y -qq conntrack >/dev/null\n"
+         + pod_network(PODS, GATEWAY, ("pod-a", "pod-b")))
 
 
 def on_host(command: str, **kwargs) -> str:
