@@ -1,11 +1,11 @@
 """OpenAPI documents for kubectl (contract §4): v3 (an index, then one JSON document per group-version) and v2 as
-gnostic protobuf (kubectl 1.27/1.28). What matters to kubectl is that every write operation declares the
-`fieldValidation` query parameter and its `x-kubernetes-group-version-kind`: kubectl then sends
-`fieldValidation=Strict` and leaves validation to the server. Schemas are minimal (kind, apiVersion, metadata, spec,
-status) on purpose.
+gnostic protobuf (kubectl 1.27/1.28). Every write operation declares the `fieldValidation` query parameter and its
+`x-kubernetes-group-version-kind`: kubectl then sends `fieldValidation=Strict` and leaves validation to the server.
+The schemas are the real ones (`kubectl explain`): built-in kinds from api/openapi_schemas.py (derived from the same
+type description field validation reads), custom resources from their CRD version's openAPIV3Schema.
 
-Documents are built once per registry and served with an ETag and `Cache-Control: public, immutable` when the
-client asks by hash, as kube-apiserver does.
+Documents are rebuilt when the registry changed (a CRD came, changed or went) and served with an ETag and
+`Cache-Control: public, immutable` when the client asks by hash, as kube-apiserver does.
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ import json
 
 from aiohttp import web
 
+from kpy_components.api import openapi_schemas, types
 from kpy_components.api.errors import APIError
 from kpy_components.api.resources import Registry, ResourceInfo
 from kpy_components.version import VERSION
@@ -83,20 +84,44 @@ def _v3_parameters(op: dict) -> list[dict]:
                                                      "uniqueItems": True}} for name in names]
 
 
+def kind_messages(registry: Registry, group: str, version: str) -> dict[str, dict]:
+    """The built-in messages a group-version's paths speak (its kinds, their lists, their subresources' kinds),
+    each with its GVK; resources the type description lacks (custom resources) are left out."""
+    kinds = {}
+    for info in registry:
+        if info.group != group or info.version != version or info.extra.get("crd"):
+            continue
+        for api_version, kind, gvk in ((info.api_version, info.kind, _gvk(group, version, info.kind)),
+                                       (info.api_version, f"{info.kind}List", _gvk(group, version,
+                                                                                  f"{info.kind}List")),
+                                       *((f"{sub.group}/{sub.version}" if sub.group else sub.version or
+                                          info.api_version, sub.kind, _gvk(sub.group, sub.version or version,
+                                                                           sub.kind))
+                                         for sub in info.subresources)):
+            message = types.message_for(api_version, kind)
+            if message is not None and message not in kinds:
+                kinds[message] = gvk
+    return kinds
+
+
+def _kind_schema_name(info: ResourceInfo) -> str:
+    if info.extra.get("crd"):
+        return ".".join(reversed(info.group.split("."))) + f".{info.version}.{info.kind}"
+    message = types.message_for(info.api_version, info.kind)
+    return openapi_schemas.schema_name(message) if message else _schema_name(info.group, info.version, info.kind)
+
+
 def v3_document(registry: Registry, group: str, version: str) -> dict:
     paths: dict[str, dict] = {}
-    schemas: dict[str, dict] = {}
+    schemas: dict[str, dict] = openapi_schemas.schemas(kind_messages(registry, group, version))
     for info in registry:
         if info.group != group or info.version != version:
             continue
-        name = _schema_name(group, version, info.kind)
+        name = _kind_schema_name(info)
         if info.extra.get("crd"):
-            name = ".".join(reversed(group.split("."))) + f".{version}.{info.kind}"
             schemas[name] = _custom_schema(info)
-        else:
+        elif name not in schemas:
             schemas[name] = {"type": "object", "description": f"{info.kind} ({info.group_version})",
-                             "properties": {field: {"type": "string"} for field in ("apiVersion", "kind")}
-                             | {field: {"type": "object"} for field in ("metadata", "spec", "status")},
                              "x-kubernetes-group-version-kind": [_gvk(group, version, info.kind)]}
         for op in operations(info):
             reference = {"$ref": f"#/components/schemas/{name}"}

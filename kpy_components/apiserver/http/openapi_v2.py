@@ -85,9 +85,16 @@ def _json_operation(op: dict) -> dict:
 
 
 def json_document(registry: Registry) -> dict:
-    """The same document as Swagger 2.0 JSON, for clients that ask /openapi/v2 for application/json."""
+    """The same document as Swagger 2.0 JSON, for clients that ask /openapi/v2 for application/json, with the
+    definitions of every built-in kind (the protobuf document leaves them out: see above)."""
+    from kpy_components.api import openapi_schemas
+    from .openapi import kind_messages
+
+    kinds: dict[str, dict] = {}
+    for group, version in registry.group_versions():
+        kinds.update(kind_messages(registry, group, version))
     return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": f"v{VERSION}"},
-            "paths": _paths(registry, _json_operation)}
+            "paths": _paths(registry, _json_operation), "definitions": openapi_schemas.schemas(kinds, version=2)}
 
 
 def document(registry: Registry) -> bytes:
