@@ -109,19 +109,27 @@ def nft_seconds(text: str) -> float:
     return float(on_host(f"python3 -c {shlex.quote(code)}"))
 
 
+# Runs in pod-c: COUNT connections one after another, each until the server's greeting arrived; prints the rate
+# and the p50 and p99 of connect-to-greeting latency in ms.
 RATE = r"""
-import socket, sys, time
+import socket, statistics, sys, time
 host, count = sys.argv[1], int(sys.argv[2])
+latencies = []
 started = time.perf_counter()
 for _ in range(count):
+    begun = time.perf_counter()
     with socket.create_connection((host, int(sys.argv[3])), timeout=5) as s:
         s.recv(64)
-print(count / (time.perf_counter() - started))
+    latencies.append(time.perf_counter() - begun)
+cuts = statistics.quantiles(latencies, n=100)
+print(count / (time.perf_counter() - started), cuts[49] * 1e3, cuts[98] * 1e3)
 """
 
 
-def rate(address: str, port: int, connections: int) -> float:
-    return float(on_host(f"ip netns exec pod-c python3 /tmp/rate.py {address} {connections} {port}"))
+def rate(address: str, port: int, connections: int) -> tuple[float, float, float]:
+    """(connections/s, p50 ms, p99 ms) from pod-c."""
+    rate, p50, p99 = on_host(f"ip netns exec pod-c python3 /tmp/rate.py {address} {connections} {port}").split()
+    return float(rate), float(p50), float(p99)
 
 
 def lab_rows(rows: list[dict], connections: int) -> None:
@@ -139,22 +147,26 @@ def lab_rows(rows: list[dict], connections: int) -> None:
                 raise SystemExit("the pods' servers did not start")
         print("\nkernel (inside lab host): nft -f of the full script into an empty table and again over itself (a "
               "restart), then one endpoint change (+ its compute above: the change's time to be live)")
-        print(f"{'services':>9} {'full sync s':>12} {'resync s':>9} {'one change ms':>14} {'live ms':>8}")
+        print(f"{'services':>9} {'full sync s':>12} {'resync s':>9} {'programmed s':>13} {'one change ms':>14} "
+              f"{'live ms':>8}")
         for row in rows:
             on_host("nft delete table ip kube-proxy 2>/dev/null || true")
             full, again = nft_seconds(row["full"]), nft_seconds(row["full"])
             partial = nft_seconds(row["partial"])
-            print(f"{row['services']:>9,} {full:>12.3f} {again:>9.3f} {partial * 1e3:>14.1f} "
+            programmed = full + (row["render_ms"] + row["full_script_ms"]) / 1e3  # from dicts to rules in the kernel
+            print(f"{row['services']:>9,} {full:>12.3f} {again:>9.3f} {programmed:>13.3f} {partial * 1e3:>14.1f} "
                   f"{partial * 1e3 + row['partial_ms']:>8.1f}")
         print(f"\nTCP connections/s from a pod (median of 3 alternating runs of {connections}): ClusterIP vs the pod "
               "IP, as Services grow")
-        print(f"{'services':>9} {'ClusterIP/s':>12} {'direct/s':>9} {'ratio':>6}")
+        print(f"{'services':>9} {'ClusterIP/s':>12} {'direct/s':>9} {'ratio':>6} {'p50 ms':>13} {'p99 ms':>13}  "
+              "(latency: ClusterIP / direct)")
         for count in (1, 1000, 5000):
             on_host("nft delete table ip kube-proxy 2>/dev/null || true")
             on_host("cat > /tmp/bench.nft && nft -f /tmp/bench.nft", stdin=script.full(render(count)))
             runs = [(rate(TARGET_IP, 80, connections), rate("10.244.1.10", 8080, connections)) for _ in range(3)]
-            through, direct = (statistics.median(r[i] for r in runs) for i in (0, 1))
-            print(f"{count:>9,} {through:>12.0f} {direct:>9.0f} {through / direct:>6.2f}")
+            through, direct = (tuple(statistics.median(r[i][k] for r in runs) for k in range(3)) for i in (0, 1))
+            print(f"{count:>9,} {through[0]:>12.0f} {direct[0]:>9.0f} {through[0] / direct[0]:>6.2f} "
+                  f"{through[1]:>6.2f} / {direct[1]:<4.2f} {through[2]:>6.2f} / {direct[2]:<4.2f}")
     finally:
         kpy_lab("down", f"--lab={LAB}")
 
