@@ -56,6 +56,7 @@ RUNNING_DEADLINE_S = 180.0  # a pod not Running by then is reported as never Run
 GONE_DEADLINE_S = 180.0
 NODES_DEADLINE_S = 120.0  # for the workers of a fresh cluster to be Ready
 JOURNAL_DEADLINE_S = 20.0  # for containerd's log lines of the pods seen Running to reach the host's journal
+RETRIES = 5
 CREATORS = 16  # concurrent create calls (and HTTP connections)
 # CPU time (µs) of the kubelet, of containerd with its shims and the runc they run, and of the whole host, from the
 # host's cgroup v2 tree (/sys/fs/cgroup/unified on hybrid hosts such as the lab's).
@@ -138,6 +139,32 @@ class PodWatch:
         self._watch.stop()
 
 
+class RetryingAPI:
+    """A CoreV1Api whose calls are tried again (RETRIES times, a second apart) when the API answers 429 or 5xx: the
+    lab's single etcd member on a busy machine sometimes times out ("storage is unavailable": 503). A create answered
+    409 or a delete answered 404 on a second try counts as done (the first try did it)."""
+
+    def __init__(self, api: client.CoreV1Api):
+        self._api = api
+
+    def __getattr__(self, name: str):
+        method = getattr(self._api, name)
+
+        def call(*args, **kwargs):
+            for attempt in range(RETRIES):
+                try:
+                    return method(*args, **kwargs)
+                except ApiException as error:
+                    done = (error.status == 409 and name.startswith("create")) or \
+                        (error.status == 404 and name.startswith("delete"))
+                    if attempt and done:
+                        return None
+                    if error.status not in (429, 500, 502, 503, 504) or attempt == RETRIES - 1:
+                        raise
+                time.sleep(1)
+        return call
+
+
 def percentile(values: list[float], fraction: float) -> float:
     """Nearest rank: of 60 values p50 is the 30th and p99 the 60th (the slowest)."""
     ordered = sorted(values)
@@ -160,7 +187,8 @@ class Bench:
         configuration = client.Configuration()
         config.load_kube_config(config_file=str(cluster.kubeconfig), client_configuration=configuration)
         configuration.connection_pool_maxsize = CREATORS + 4
-        self.api = client.CoreV1Api(client.ApiClient(configuration))
+        self.raw_api = client.CoreV1Api(client.ApiClient(configuration))
+        self.api = RetryingAPI(self.raw_api)
         self.namespace = f"bench-pods-{uuid.uuid4().hex[:6]}"
         self.pool = concurrent.futures.ThreadPoolExecutor(CREATORS)
         self.workers = self._ready_workers()
@@ -190,7 +218,7 @@ class Bench:
             if time.monotonic() > deadline:
                 sys.exit(f"namespace {self.namespace}: no default ServiceAccount after 30 s")
             time.sleep(0.2)
-        self.watch = PodWatch(self.api, self.namespace)
+        self.watch = PodWatch(self.raw_api, self.namespace)
 
     def close(self) -> float:
         """Delete the namespace and wait until it is gone; how long that took."""
@@ -211,7 +239,7 @@ class Bench:
     # --- pods ----------------------------------------------------------------------------------------------------
     def _create(self, name: str, phase: str, node: str = "") -> None:
         self.watch.track(name).created = time.time()
-        self.api.create_namespaced_pod(self.namespace, pod_body(name, phase, node), _preload_content=False).data
+        self.api.create_namespaced_pod(self.namespace, pod_body(name, phase, node))
 
     def create(self, names: list[str], phase: str, rate: float | None = None) -> None:
         """Create the pods all at once (as fast as CREATORS connections go), or one every 1/rate s."""
@@ -235,8 +263,7 @@ class Bench:
     def delete(self) -> list[str]:
         """Ask for every pod of the namespace to be deleted (without waiting); their names."""
         names = [p.metadata.name for p in self.api.list_namespaced_pod(self.namespace).items]
-        list(self.pool.map(lambda n: self.api.delete_namespaced_pod(n, self.namespace, _preload_content=False).data,
-                           names))
+        list(self.pool.map(lambda n: self.api.delete_namespaced_pod(n, self.namespace), names))
         return names
 
     def wait_gone(self, names: list[str]) -> None:
