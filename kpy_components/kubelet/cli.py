@@ -11,17 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import socket
 import sys
 
-from aiohttp import web
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from kpy_components import systemd
-from kpy_components.client import (EventRecorder, KubeconfigError, RESTClient, SharedInformerFactory, load_default,
-                                   load_kubeconfig)
-from kpy_components.component.config import ConfigError
+from kpy_components.client import EventRecorder, RESTClient, SharedInformerFactory, load_default, load_kubeconfig
+from kpy_components.component import daemon
 from kpy_components.version import VERSION
 
 from . import config as kubelet_config
@@ -30,7 +27,6 @@ from .agent import Agent
 from .cri.client import RuntimeClient
 
 log = logging.getLogger(__name__)
-EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
 
 def parser() -> argparse.ArgumentParser:
@@ -62,18 +58,9 @@ async def serve(config: kubelet_config.KubeletConfig, stop: asyncio.Event) -> in
                                   config.healthz_port, None)]
     if systemd.notify_ready():
         log.info("Notified systemd ready=1")
-    work = asyncio.create_task(agent.run(), name="kubelet")
-    stopping = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait([work, stopping], return_when=asyncio.FIRST_COMPLETED)
-        if not work.done():
-            work.cancel()
-            await asyncio.gather(work, return_exceptions=True)
-            return EXIT_OK
-        log.error("Failed: %s", work.exception(), exc_info=work.exception())
-        return EXIT_FAILED
+        return await daemon.until_stopped(agent.run(), stop, "kubelet")
     finally:
-        stopping.cancel()
         for runner in runners:
             await runner.cleanup()
         await informers.stop()
@@ -84,30 +71,7 @@ async def serve(config: kubelet_config.KubeletConfig, stop: asyncio.Event) -> in
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        config = kubelet_config.load(args.config, args)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(f"kpy-kubelet: {error.source}: {problem}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
-
-    async def run() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        return await serve(config, stop)
-
-    try:
-        return asyncio.run(run())
-    except KubeconfigError as error:
-        print(f"kpy-kubelet: {error}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
-    except (OSError, ValueError) as error:  # a port taken, a certificate unreadable, ...
-        print(f"kpy-kubelet: cannot serve: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    return daemon.main("kpy-kubelet", args, lambda: kubelet_config.load(args.config, args), serve)
 
 
 if __name__ == "__main__":

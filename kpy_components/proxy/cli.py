@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import socket
 import sys
 import time
@@ -20,8 +19,8 @@ import time
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from kpy_components import systemd
-from kpy_components.client import KubeconfigError, RESTClient, SharedInformerFactory, load_default, load_kubeconfig
-from kpy_components.component.config import ConfigError
+from kpy_components.client import RESTClient, SharedInformerFactory, load_default, load_kubeconfig
+from kpy_components.component import daemon
 from kpy_components.version import VERSION
 
 from . import config as proxy_config
@@ -31,7 +30,6 @@ from .nft import Nft
 from .proxier import Proxier, Snapshot, node_eligible
 
 log = logging.getLogger(__name__)
-EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 # As upstream: Services of another proxy, and headless Services' slices, are not this proxy's business.
 PROXIED_SELECTOR = "!service.kubernetes.io/service-proxy-name,!service.kubernetes.io/headless"
 CACHE_SYNC_TIMEOUT = 60.0
@@ -87,18 +85,9 @@ async def serve(config: proxy_config.ProxyConfig, stop: asyncio.Event) -> int:
             log.info("Notified systemd ready=1")
         await proxier.run(snapshot)
 
-    task = asyncio.create_task(work(), name="kpy-proxy")
-    stopping = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait([task, stopping], return_when=asyncio.FIRST_COMPLETED)
-        if not task.done():
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            return EXIT_OK
-        log.error("Failed: %s", task.exception(), exc_info=task.exception())
-        return EXIT_FAILED
+        return await daemon.until_stopped(work(), stop, "kpy-proxy")
     finally:
-        stopping.cancel()
         for runner in runners:
             await runner.cleanup()
         await informers.stop()
@@ -107,30 +96,7 @@ async def serve(config: proxy_config.ProxyConfig, stop: asyncio.Event) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
-        config = proxy_config.load(args.config, args)
-    except ConfigError as error:
-        for problem in error.problems:
-            print(f"kpy-proxy: {error.source}: {problem}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
-
-    async def run() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        return await serve(config, stop)
-
-    try:
-        return asyncio.run(run())
-    except KubeconfigError as error:
-        print(f"kpy-proxy: {error}", file=sys.stderr)
-        return EXIT_BAD_CONFIG
-    except OSError as error:  # a port taken, ...
-        print(f"kpy-proxy: cannot serve: {error}", file=sys.stderr)
-        return EXIT_FAILED
+    return daemon.main("kpy-proxy", args, lambda: proxy_config.load(args.config, args), serve)
 
 
 if __name__ == "__main__":

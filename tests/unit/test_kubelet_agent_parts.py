@@ -179,3 +179,15 @@ def test_following_a_stopped_container_returns_what_is_left(tmp_path):
     with path.open("a") as handle:
         handle.write("2026-01-01T00:00:01Z stdout F b")  # no newline yet: still being written
     assert _read(path, logs.LogOptions(follow=True), running=False) == "a\nb\n"
+
+
+def test_the_command_line_names_a_bad_file_without_a_traceback(tmp_path, capsys):
+    from kpy_components.component import daemon
+    from kpy_components.kubelet import cli
+    path = tmp_path / "kubelet.yaml"
+    path.write_text("kind: KubeletConfiguration\nreadOnlyPort: 10255\nmaxPods: lots\n")
+    assert cli.main(["--config", str(path)]) == daemon.EXIT_BAD_CONFIG
+    err = capsys.readouterr().err
+    assert f"kpy-kubelet: {path}: readOnlyPort: kpy never serves" in err
+    assert f"kpy-kubelet: {path}: maxPods: must be an integer" in err
+    assert "Traceback" not in err

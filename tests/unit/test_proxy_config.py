@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from kpy_components.component import daemon
 from kpy_components.component.config import ConfigError
 from kpy_components.proxy import cli, conntrack
 from kpy_components.proxy.config import ProxyConfig, load, parse
@@ -79,12 +80,12 @@ def test_every_problem_is_reported_at_once_with_its_field():
 def test_the_command_line_names_a_bad_file_without_a_traceback(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
     path.write_text("mode: ipvs\nclusterCIDR: nope\n")
-    assert cli.main(["--config", str(path)]) == cli.EXIT_BAD_CONFIG
+    assert cli.main(["--config", str(path)]) == daemon.EXIT_BAD_CONFIG
     err = capsys.readouterr().err
     assert f"kpy-proxy: {path}: mode: kpy-proxy implements nftables only, not 'ipvs'" in err
     assert f"kpy-proxy: {path}: clusterCIDR: 'nope' is not a CIDR" in err
     assert "Traceback" not in err
-    assert cli.main(["--config", str(tmp_path / "missing.yaml")]) == cli.EXIT_BAD_CONFIG
+    assert cli.main(["--config", str(tmp_path / "missing.yaml")]) == daemon.EXIT_BAD_CONFIG
     assert "cannot read the file" in capsys.readouterr().err
 
 
