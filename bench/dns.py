@@ -59,6 +59,18 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return sock.getsockname()[1]
 
 
+def free_dns_port() -> int:
+    """A loopback port free for both UDP and TCP (DNS servers take both)."""
+    while True:
+        port = free_port(socket.SOCK_DGRAM)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
 def wait_until(check, what: str, process: subprocess.Popen, timeout: float = START_TIMEOUT) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -158,7 +170,7 @@ def dnsperf(port: int, data: Path, seconds: float, clients: int, pid: int) -> di
 
 
 def kpy_dns(directory: Path, label: str, kubeconfig: Path, cache_size: int) -> tuple[subprocess.Popen, int]:
-    port = free_port(socket.SOCK_DGRAM)
+    port = free_dns_port()
     ready = free_port()
     config = directory / f"{label}.yaml"
     config.write_text(yaml.safe_dump({
@@ -171,7 +183,7 @@ def kpy_dns(directory: Path, label: str, kubeconfig: Path, cache_size: int) -> t
 
 
 def dnsmasq(directory: Path, services: dict[str, str]) -> tuple[subprocess.Popen, int]:
-    port = free_port(socket.SOCK_DGRAM)
+    port = free_dns_port()
     hosts = directory / "dnsmasq.hosts"
     hosts.write_text("".join(f"{ip} {name}.{NAMESPACE}.svc.{ZONE}\n" for name, ip in services.items()))
     process = start(directory, "dnsmasq", ["dnsmasq", "--keep-in-foreground", "--no-resolv", "--no-hosts",

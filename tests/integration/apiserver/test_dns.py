@@ -36,6 +36,18 @@ def free_port(kind: int = socket.SOCK_STREAM) -> int:
         return sock.getsockname()[1]
 
 
+def free_dns_port() -> int:
+    """A loopback port free for both UDP and TCP (kpy-dns takes both)."""
+    while True:
+        port = free_port(socket.SOCK_DGRAM)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        return port
+
+
 @pytest.fixture(scope="module")
 def api(apiserver):
     configuration = client.Configuration()
@@ -59,7 +71,7 @@ def kpy_dns(apiserver, api, tmp_path_factory):
                 raise
     directory = tmp_path_factory.mktemp("kpy-dns")
     kubeconfig = apiserver.user_kubeconfig("system:kube-dns")
-    port = free_port(socket.SOCK_DGRAM)
+    port = free_dns_port()
     ports = {name: free_port() for name in ("health", "ready", "metrics")}
     (directory / "dns.yaml").write_text(yaml.safe_dump({
         "apiVersion": "dns.kpy.io/v1alpha1", "kind": "KpyDNSConfiguration",
