@@ -24,9 +24,9 @@ log = logging.getLogger(__name__)
 EXIT_OK, EXIT_FAILED, EXIT_BAD_CONFIG = 0, 1, 2
 
 
-async def until_stopped(work: Awaitable[None], stop: asyncio.Event, name: str) -> int:
+async def until_stopped(work: Awaitable[None], stop: asyncio.Event, name: str, ended: str = "the work ended") -> int:
     """Run `work` until it ends or `stop` is set (then cancel it); EXIT_OK when stopped, EXIT_FAILED when the work
-    ended by itself (it is meant to run for ever) or failed."""
+    ended by itself (it is meant to run for ever: `ended` says why it would) or failed."""
     task = asyncio.ensure_future(work)
     task.set_name(name)
     stopping = asyncio.create_task(stop.wait())
@@ -39,7 +39,7 @@ async def until_stopped(work: Awaitable[None], stop: asyncio.Event, name: str) -
         if task.exception() is not None:
             log.error("Failed: %s", task.exception(), exc_info=task.exception())
         else:
-            log.error("Stopped: the work ended")
+            log.error("Stopped: %s", ended)
         return EXIT_FAILED
     finally:
         stopping.cancel()

@@ -30,6 +30,7 @@ from kpy_components.version import VERSION
 
 from . import collector
 from .config import ConfigError, LeaderElectionSettings, boolean_flag
+from .daemon import until_stopped
 from .health import Check
 from .serving import SecureServer, ServingOptions
 
@@ -145,21 +146,10 @@ async def serve(component: Component, config: ComponentConfig, client_config: Cl
     await server.start()
     if systemd.notify_ready():  # Type=notify units: `systemctl start` returns once the secure port serves
         log.info("Notified systemd ready=1")
-    work = asyncio.create_task(_lead(component, config, context, leader_elect), name=f"{component.name}-main")
-    stopping = asyncio.create_task(stop.wait())
     try:
-        await asyncio.wait([work, stopping], return_when=asyncio.FIRST_COMPLETED)
-        if not work.done():
-            work.cancel()
-            await asyncio.gather(work, return_exceptions=True)
-            return EXIT_OK
-        if work.exception() is not None:
-            log.error("Failed: %s", work.exception(), exc_info=work.exception())
-            return EXIT_FAILED
-        log.error("Stopped: %s", "leader election lost" if leader_elect else "the component's work ended")
-        return EXIT_FAILED
+        return await until_stopped(_lead(component, config, context, leader_elect), stop, f"{component.name}-main",
+                                   ended="leader election lost" if leader_elect else "the component's work ended")
     finally:
-        stopping.cancel()
         await context.close()
         await server.stop()
         await client.aclose()
