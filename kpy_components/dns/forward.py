@@ -20,7 +20,6 @@ import dns.flags
 import dns.message
 import dns.rcode
 import dns.rdatatype
-import dns.rrset
 
 from .config import Address
 from .metrics import DNSMetrics
