@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-LAB = os.environ.get("KPY_TEST_LAB", "nodes")
+LAB = os.environ.get("KPY_TEST_LAB", "dflt")
 _STATUS = json.loads(subprocess.run([shutil.which("kpy-lab") or "kpy-lab", "status", "--lab", LAB, "--json"],
                                     capture_output=True, text=True, check=True).stdout)
 HOSTS = {host["name"]: host["address"] for host in _STATUS}
