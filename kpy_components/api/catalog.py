@@ -6,6 +6,7 @@ Resources without printer columns get Kubernetes' default Table (Name, Created A
 """
 from __future__ import annotations
 
+from . import printers
 from .resources import ALL_VERBS, PrinterColumn as Col, Registry, ResourceInfo, Subresource
 
 # --- columns -----------------------------------------------------------------------------------------------------
@@ -248,6 +249,13 @@ _SUBRESOURCES: dict[str, tuple[Subresource, ...]] = {
     "cronjobs.batch": (_status("CronJob"),),
     "poddisruptionbudgets.policy": (_status("PodDisruptionBudget"),),
     "customresourcedefinitions.apiextensions.k8s.io": (_status("CustomResourceDefinition"),),
+    "horizontalpodautoscalers.autoscaling": (_status("HorizontalPodAutoscaler"),),
+    "ingresses.networking.k8s.io": (_status("Ingress"),),
+    "certificatesigningrequests.certificates.k8s.io": (
+        Subresource("approval", "CertificateSigningRequest", _GPU), _status("CertificateSigningRequest")),
+    "flowschemas.flowcontrol.apiserver.k8s.io": (_status("FlowSchema"),),
+    "prioritylevelconfigurations.flowcontrol.apiserver.k8s.io": (_status("PriorityLevelConfiguration"),),
+    "volumeattachments.storage.k8s.io": (_status("VolumeAttachment"),),
 }
 
 # --- the table of resources --------------------------------------------------------------------------------------
@@ -260,13 +268,16 @@ _NO_COLLECTION = ("create", "delete", "get", "list", "patch", "update", "watch")
 def _r(group: str, version: str, kind: str, plural: str, namespaced: bool, short: tuple[str, ...] = (),
        categories: tuple[str, ...] = (), verbs: tuple[str, ...] = ALL_VERBS, storage: bool = True) -> ResourceInfo:
     qualified = f"{plural}.{group}" if group else plural
+    columns, cells = printers.PRINTERS.get(qualified, (_COLUMNS.get(qualified, ()), None))
     return ResourceInfo(group=group, version=version, kind=kind, plural=plural, singular=kind.lower(),
                         namespaced=namespaced, short_names=short, categories=categories, verbs=verbs,
-                        subresources=_SUBRESOURCES.get(qualified, ()), columns=_COLUMNS.get(qualified, ()),
-                        storage=storage, field_selectors=_META + _FIELDS.get(qualified, ()))
+                        subresources=_SUBRESOURCES.get(qualified, ()), columns=columns,
+                        storage=storage, field_selectors=_META + _FIELDS.get(qualified, ()),
+                        extra={"cells": cells} if cells else {})
 
 
 _AUTHZ, _AUTHN, _RBAC = "authorization.k8s.io", "authentication.k8s.io", "rbac.authorization.k8s.io"
+_FLOW = "flowcontrol.apiserver.k8s.io"
 
 
 def resources() -> list[ResourceInfo]:
@@ -285,6 +296,8 @@ def resources() -> list[ResourceInfo]:
         _r("", "v1", "ReplicationController", "replicationcontrollers", True, ("rc",), _ALL),
         _r("", "v1", "PersistentVolumeClaim", "persistentvolumeclaims", True, ("pvc",)),
         _r("", "v1", "PersistentVolume", "persistentvolumes", False, ("pv",)),
+        _r("", "v1", "PodTemplate", "podtemplates", True),
+        _r("", "v1", "ComponentStatus", "componentstatuses", False, ("cs",), verbs=("get", "list"), storage=False),
         _r("apps", "v1", "Deployment", "deployments", True, ("deploy",), _ALL),
         _r("apps", "v1", "ReplicaSet", "replicasets", True, ("rs",), _ALL),
         _r("apps", "v1", "DaemonSet", "daemonsets", True, ("ds",), _ALL),
@@ -296,7 +309,19 @@ def resources() -> list[ResourceInfo]:
         _r("discovery.k8s.io", "v1", "EndpointSlice", "endpointslices", True),
         _r("scheduling.k8s.io", "v1", "PriorityClass", "priorityclasses", False, ("pc",)),
         _r("storage.k8s.io", "v1", "StorageClass", "storageclasses", False, ("sc",)),
+        _r("storage.k8s.io", "v1", "CSIDriver", "csidrivers", False),
+        _r("storage.k8s.io", "v1", "CSINode", "csinodes", False),
+        _r("storage.k8s.io", "v1", "VolumeAttachment", "volumeattachments", False),
         _r("policy", "v1", "PodDisruptionBudget", "poddisruptionbudgets", True, ("pdb",)),
+        *(_r("autoscaling", version, "HorizontalPodAutoscaler", "horizontalpodautoscalers", True, ("hpa",), _ALL)
+          for version in ("v2", "v1")),  # stored as v2 (the first); v1 converted (apiserver registry/conversion)
+        _r("networking.k8s.io", "v1", "Ingress", "ingresses", True, ("ing",)),
+        _r("networking.k8s.io", "v1", "IngressClass", "ingressclasses", False),
+        _r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
+        _r("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", False, ("csr",)),
+        _r("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False),
+        _r(_FLOW, "v1", "FlowSchema", "flowschemas", False),
+        _r(_FLOW, "v1", "PriorityLevelConfiguration", "prioritylevelconfigurations", False),
         _r("events.k8s.io", "v1", "Event", "events", True, ("ev",)),
         _r(_RBAC, "v1", "Role", "roles", True),
         _r(_RBAC, "v1", "RoleBinding", "rolebindings", True),

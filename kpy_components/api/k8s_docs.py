@@ -512,6 +512,52 @@ DOCS: dict[str, tuple] = {
         },
         ('incomplete', 'nonResourceRules', 'resourceRules'),
     ),
+    'k8s.io.api.autoscaling.v1.CrossVersionObjectReference': (
+        'CrossVersionObjectReference contains enough information to let you identify the referred resource.',
+        {
+            'apiVersion': 'apiVersion is the API version of the referent',
+            'kind': 'kind is the kind of the referent; More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+            'name': 'name is the name of the referent; More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#names',
+        },
+        ('kind', 'name'),
+    ),
+    'k8s.io.api.autoscaling.v1.HorizontalPodAutoscaler': (
+        'configuration of a horizontal pod autoscaler.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('spec',),
+    ),
+    'k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerList': (
+        'list of horizontal pod autoscaler objects.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'items': 'items is the list of horizontal pod autoscaler objects.',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('items',),
+    ),
+    'k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerSpec': (
+        'specification of a horizontal pod autoscaler.',
+        {
+            'maxReplicas': 'maxReplicas is the upper limit for the number of pods that can be set by the autoscaler; cannot be smaller than MinReplicas.',
+            'minReplicas': 'minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down.  It defaults to 1 pod.  minReplicas is allowed to be 0 if the alpha feature gate HPAScaleToZero is enabled and at least one Object or External metric is configured.  Scaling is active as long as at least one metric value is available.',
+            'targetCPUUtilizationPercentage': 'targetCPUUtilizationPercentage is the target average CPU utilization (represented as a percentage of requested CPU) over all the pods; if not specified the default autoscaling policy will be used.',
+        },
+        ('maxReplicas', 'scaleTargetRef'),
+    ),
+    'k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerStatus': (
+        'current status of a horizontal pod autoscaler',
+        {
+            'currentCPUUtilizationPercentage': 'currentCPUUtilizationPercentage is the current average CPU utilization over all pods, represented as a percentage of requested CPU, e.g. 70 means that an average pod is using now 70% of its requested CPU.',
+            'currentReplicas': 'currentReplicas is the current number of replicas of pods managed by this autoscaler.',
+            'desiredReplicas': 'desiredReplicas is the  desired number of replicas of pods managed by this autoscaler.',
+            'lastScaleTime': 'lastScaleTime is the last time the HorizontalPodAutoscaler scaled the number of pods; used by the autoscaler to control how often the number of pods is changed.',
+            'observedGeneration': 'observedGeneration is the most recent generation observed by this autoscaler.',
+        },
+        ('currentReplicas', 'desiredReplicas'),
+    ),
     'k8s.io.api.autoscaling.v1.Scale': (
         'Scale represents a scaling request for a resource.',
         {
@@ -534,6 +580,196 @@ DOCS: dict[str, tuple] = {
             'selector': 'selector is the label query over pods that should match the replicas count. This is same as the label selector but in the string format to avoid introspection by clients. The string will be in the same format as the query-param syntax. More info about label selectors: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/',
         },
         ('replicas',),
+    ),
+    'k8s.io.api.autoscaling.v2.ContainerResourceMetricSource': (
+        'ContainerResourceMetricSource indicates how to scale on a resource metric known to Kubernetes, as specified in requests and limits, describing each pod in the current scale target (e.g. CPU or memory).  The values will be averaged together before being compared to the target.  Such metrics are built in to Kubernetes, and have special scaling options on top of those available to normal per-pod metrics using the "pods" source.  Only one "target" type should be set.',
+        {
+            'container': 'container is the name of the container in the pods of the scaling target',
+            'name': 'name is the name of the resource in question.',
+        },
+        ('container', 'name', 'target'),
+    ),
+    'k8s.io.api.autoscaling.v2.ContainerResourceMetricStatus': (
+        'ContainerResourceMetricStatus indicates the current value of a resource metric known to Kubernetes, as specified in requests and limits, describing a single container in each pod in the current scale target (e.g. CPU or memory).  Such metrics are built in to Kubernetes, and have special scaling options on top of those available to normal per-pod metrics using the "pods" source.',
+        {
+            'container': 'container is the name of the container in the pods of the scaling target',
+            'name': 'name is the name of the resource in question.',
+        },
+        ('container', 'current', 'name'),
+    ),
+    'k8s.io.api.autoscaling.v2.CrossVersionObjectReference': (
+        'CrossVersionObjectReference contains enough information to let you identify the referred resource.',
+        {
+            'apiVersion': 'apiVersion is the API version of the referent',
+            'kind': 'kind is the kind of the referent; More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+            'name': 'name is the name of the referent; More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/names/#names',
+        },
+        ('kind', 'name'),
+    ),
+    'k8s.io.api.autoscaling.v2.ExternalMetricSource': (
+        'ExternalMetricSource indicates how to scale on a metric not associated with any Kubernetes object (for example length of queue in cloud messaging service, or QPS from loadbalancer running outside of cluster).',
+        {
+        },
+        ('metric', 'target'),
+    ),
+    'k8s.io.api.autoscaling.v2.ExternalMetricStatus': (
+        'ExternalMetricStatus indicates the current value of a global metric not associated with any Kubernetes object.',
+        {
+        },
+        ('current', 'metric'),
+    ),
+    'k8s.io.api.autoscaling.v2.HPAScalingPolicy': (
+        'HPAScalingPolicy is a single policy which must hold true for a specified past interval.',
+        {
+            'periodSeconds': 'periodSeconds specifies the window of time for which the policy should hold true. PeriodSeconds must be greater than zero and less than or equal to 1800 (30 min).',
+            'type': 'type is used to specify the scaling policy.',
+            'value': 'value contains the amount of change which is permitted by the policy. It must be greater than zero',
+        },
+        ('periodSeconds', 'type', 'value'),
+    ),
+    'k8s.io.api.autoscaling.v2.HPAScalingRules': (
+        'HPAScalingRules configures the scaling behavior for one direction via scaling Policy Rules and a configurable metric tolerance.  Scaling Policy Rules are applied after calculating DesiredReplicas from metrics for the HPA. They can limit the scaling velocity by specifying scaling policies. They can prevent flapping by specifying the stabilization window, so that the number of replicas is not set instantly, instead, the safest value from the stabilization window is chosen.  The tolerance is applied to the metric values and prevents scaling too eagerly for small metric variations.',
+        {
+            'policies': 'policies is a list of potential scaling polices which can be used during scaling. If not set, use the default values: - For scale up: allow doubling the number of pods, or an absolute change of 4 pods in a 15s window. - For scale down: allow all pods to be removed in a 15s window.',
+            'selectPolicy': 'selectPolicy is used to specify which policy should be used. If not set, the default value Max is used.',
+            'stabilizationWindowSeconds': 'stabilizationWindowSeconds is the number of seconds for which past recommendations should be considered while scaling up or scaling down. StabilizationWindowSeconds must be greater than or equal to zero and less than or equal to 3600 (one hour). If not set, use the default values: - For scale up: 0 (i.e. no stabilization is done). - For scale down: 300 (i.e. the stabilization window is 300 seconds long).',
+            'tolerance': 'tolerance is the tolerance on the ratio between the current and desired metric value under which no updates are made to the desired number of replicas (e.g. 0.01 for 1%). Must be greater than or equal to zero. If not set, the default cluster-wide tolerance is applied (by default 10%).  For example, if autoscaling is configured with a memory consumption target of 100Mi, and scale-down and scale-up tolerances of 5% and 1% respectively, scaling will be triggered when the actual consumption falls below 95Mi or exceeds 101Mi.',
+        },
+        (),
+    ),
+    'k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler': (
+        'HorizontalPodAutoscaler is the configuration for a horizontal pod autoscaler, which automatically manages the replica count of any resource implementing the scale subresource based on the metrics specified.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('spec',),
+    ),
+    'k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerBehavior': (
+        'HorizontalPodAutoscalerBehavior configures the scaling behavior of the target in both Up and Down directions (scaleUp and scaleDown fields respectively).',
+        {
+        },
+        (),
+    ),
+    'k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerCondition': (
+        'HorizontalPodAutoscalerCondition describes the state of a HorizontalPodAutoscaler at a certain point.',
+        {
+            'lastTransitionTime': 'lastTransitionTime is the last time the condition transitioned from one status to another',
+            'message': 'message is a human-readable explanation containing details about the transition',
+            'observedGeneration': 'observedGeneration represents the .metadata.generation that the condition was set based upon. For instance, if .metadata.generation is currently 12, but the .status.conditions[x].observedGeneration is 9, the condition is out of date with respect to the current state of the instance.',
+            'reason': "reason is the reason for the condition's last transition.",
+            'status': 'status is the status of the condition (True, False, Unknown)',
+            'type': 'type describes the current condition',
+        },
+        ('status', 'type'),
+    ),
+    'k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerList': (
+        'HorizontalPodAutoscalerList is a list of horizontal pod autoscaler objects.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'items': 'items is the list of horizontal pod autoscaler objects.',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('items',),
+    ),
+    'k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerSpec': (
+        'HorizontalPodAutoscalerSpec describes the desired functionality of the HorizontalPodAutoscaler.',
+        {
+            'maxReplicas': 'maxReplicas is the upper limit for the number of replicas to which the autoscaler can scale up. It cannot be less that minReplicas.',
+            'metrics': 'metrics contains the specifications for which to use to calculate the desired replica count (the maximum replica count across all metrics will be used).  The desired replica count is calculated multiplying the ratio between the target value and the current value by the current number of pods.  Ergo, metrics used must decrease as the pod count is increased, and vice-versa.  See the individual metric source types for more information about how each type of metric must respond. If not set, the default metric will be set to 80% average CPU utilization.',
+            'minReplicas': 'minReplicas is the lower limit for the number of replicas to which the autoscaler can scale down.  It defaults to 1 pod.  minReplicas is allowed to be 0 if the alpha feature gate HPAScaleToZero is enabled and at least one Object or External metric is configured.  Scaling is active as long as at least one metric value is available.',
+        },
+        ('maxReplicas', 'scaleTargetRef'),
+    ),
+    'k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerStatus': (
+        'HorizontalPodAutoscalerStatus describes the current status of a horizontal pod autoscaler.',
+        {
+            'conditions': 'conditions is the set of conditions required for this autoscaler to scale its target, and indicates whether or not those conditions are met.',
+            'currentMetrics': 'currentMetrics is the last read state of the metrics used by this autoscaler.',
+            'currentReplicas': 'currentReplicas is current number of replicas of pods managed by this autoscaler, as last seen by the autoscaler.',
+            'desiredReplicas': 'desiredReplicas is the desired number of replicas of pods managed by this autoscaler, as last calculated by the autoscaler.',
+            'lastScaleTime': 'lastScaleTime is the last time the HorizontalPodAutoscaler scaled the number of pods, used by the autoscaler to control how often the number of pods is changed.',
+            'observedGeneration': 'observedGeneration is the most recent generation observed by this autoscaler.',
+        },
+        ('desiredReplicas',),
+    ),
+    'k8s.io.api.autoscaling.v2.MetricIdentifier': (
+        'MetricIdentifier defines the name and optionally selector for a metric',
+        {
+            'name': 'name is the name of the given metric',
+        },
+        ('name',),
+    ),
+    'k8s.io.api.autoscaling.v2.MetricSpec': (
+        'MetricSpec specifies how to scale based on a single metric (only `type` and one other matching field should be set at once).',
+        {
+            'type': 'type is the type of metric source.  It should be one of "ContainerResource", "External", "Object", "Pods" or "Resource", each mapping to a matching field in the object.',
+        },
+        ('type',),
+    ),
+    'k8s.io.api.autoscaling.v2.MetricStatus': (
+        'MetricStatus describes the last-read state of a single metric.',
+        {
+            'type': 'type is the type of metric source.  It will be one of "ContainerResource", "External", "Object", "Pods" or "Resource", each corresponds to a matching field in the object.',
+        },
+        ('type',),
+    ),
+    'k8s.io.api.autoscaling.v2.MetricTarget': (
+        'MetricTarget defines the target value, average value, or average utilization of a specific metric',
+        {
+            'averageUtilization': 'averageUtilization is the target value of the average of the resource metric across all relevant pods, represented as a percentage of the requested value of the resource for the pods. Currently only valid for Resource metric source type',
+            'averageValue': 'averageValue is the target value of the average of the metric across all relevant pods (as a quantity)',
+            'type': 'type represents whether the metric type is Utilization, Value, or AverageValue',
+            'value': 'value is the target value of the metric (as a quantity).',
+        },
+        ('type',),
+    ),
+    'k8s.io.api.autoscaling.v2.MetricValueStatus': (
+        'MetricValueStatus holds the current value for a metric',
+        {
+            'averageUtilization': 'averageUtilization is the current value of the average of the resource metric across all relevant pods, represented as a percentage of the requested value of the resource for the pods.',
+            'averageValue': 'averageValue is the current value of the average of the metric across all relevant pods (as a quantity)',
+            'value': 'value is the current value of the metric (as a quantity).',
+        },
+        (),
+    ),
+    'k8s.io.api.autoscaling.v2.ObjectMetricSource': (
+        'ObjectMetricSource indicates how to scale on a metric describing a kubernetes object (for example, hits-per-second on an Ingress object).',
+        {
+        },
+        ('describedObject', 'metric', 'target'),
+    ),
+    'k8s.io.api.autoscaling.v2.ObjectMetricStatus': (
+        'ObjectMetricStatus indicates the current value of a metric describing a kubernetes object (for example, hits-per-second on an Ingress object).',
+        {
+        },
+        ('current', 'describedObject', 'metric'),
+    ),
+    'k8s.io.api.autoscaling.v2.PodsMetricSource': (
+        'PodsMetricSource indicates how to scale on a metric describing each pod in the current scale target (for example, transactions-processed-per-second). The values will be averaged together before being compared to the target value.',
+        {
+        },
+        ('metric', 'target'),
+    ),
+    'k8s.io.api.autoscaling.v2.PodsMetricStatus': (
+        'PodsMetricStatus indicates the current value of a metric describing each pod in the current scale target (for example, transactions-processed-per-second).',
+        {
+        },
+        ('current', 'metric'),
+    ),
+    'k8s.io.api.autoscaling.v2.ResourceMetricSource': (
+        'ResourceMetricSource indicates how to scale on a resource metric known to Kubernetes, as specified in requests and limits, describing each pod in the current scale target (e.g. CPU or memory).  The values will be averaged together before being compared to the target.  Such metrics are built in to Kubernetes, and have special scaling options on top of those available to normal per-pod metrics using the "pods" source.  Only one "target" type should be set.',
+        {
+            'name': 'name is the name of the resource in question.',
+        },
+        ('name', 'target'),
+    ),
+    'k8s.io.api.autoscaling.v2.ResourceMetricStatus': (
+        'ResourceMetricStatus indicates the current value of a resource metric known to Kubernetes, as specified in requests and limits, describing each pod in the current scale target (e.g. CPU or memory).  Such metrics are built in to Kubernetes, and have special scaling options on top of those available to normal per-pod metrics using the "pods" source.',
+        {
+            'name': 'name is the name of the resource in question.',
+        },
+        ('current', 'name'),
     ),
     'k8s.io.api.batch.v1.CronJob': (
         'CronJob represents the configuration of a single cron job.',
@@ -695,6 +931,57 @@ DOCS: dict[str, tuple] = {
         {
             'failed': 'failed holds UIDs of failed Pods.',
             'succeeded': 'succeeded holds UIDs of succeeded Pods.',
+        },
+        (),
+    ),
+    'k8s.io.api.certificates.v1.CertificateSigningRequest': (
+        'CertificateSigningRequest objects provide a mechanism to obtain x509 certificates by submitting a certificate signing request, and having it asynchronously approved and issued.  Kubelets use this API to obtain:  1. client certificates to authenticate to kube-apiserver (with the "kubernetes.io/kube-apiserver-client-kubelet" signerName).  2. serving certificates for TLS endpoints kube-apiserver can connect to securely (with the "kubernetes.io/kubelet-serving" signerName).  This API can be used to request client certificates to authenticate to kube-apiserver (with the "kubernetes.io/kube-apiserver-client" signerName), or to obtain certificates from custom non-Kubernetes signers.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('spec',),
+    ),
+    'k8s.io.api.certificates.v1.CertificateSigningRequestCondition': (
+        'CertificateSigningRequestCondition describes a condition of a CertificateSigningRequest object',
+        {
+            'lastTransitionTime': "lastTransitionTime is the time the condition last transitioned from one status to another. If unset, when a new condition type is added or an existing condition's status is changed, the server defaults this to the current time.",
+            'lastUpdateTime': 'lastUpdateTime is the time of the last update to this condition',
+            'message': 'message contains a human readable message with details about the request state',
+            'reason': 'reason indicates a brief reason for the request state',
+            'status': 'status of the condition, one of True, False, Unknown. Approved, Denied, and Failed conditions may not be "False" or "Unknown".',
+            'type': 'type of the condition. Known conditions are "Approved", "Denied", and "Failed".  An "Approved" condition is added via the /approval subresource, indicating the request was approved and should be issued by the signer.  A "Denied" condition is added via the /approval subresource, indicating the request was denied and should not be issued by the signer.  A "Failed" condition is added via the /status subresource, indicating the signer failed to issue the certificate.  Approved and Denied conditions are mutually exclusive. Approved, Denied, and Failed conditions cannot be removed once added.  Only one condition of a given type is allowed.',
+        },
+        ('status', 'type'),
+    ),
+    'k8s.io.api.certificates.v1.CertificateSigningRequestList': (
+        'CertificateSigningRequestList is a collection of CertificateSigningRequest objects',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'items': 'items is a collection of CertificateSigningRequest objects',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('items',),
+    ),
+    'k8s.io.api.certificates.v1.CertificateSigningRequestSpec': (
+        'CertificateSigningRequestSpec contains the certificate request.',
+        {
+            'expirationSeconds': 'expirationSeconds is the requested duration of validity of the issued certificate. The certificate signer may issue a certificate with a different validity duration so a client must check the delta between the notBefore and and notAfter fields in the issued certificate to determine the actual duration.  The v1.22+ in-tree implementations of the well-known Kubernetes signers will honor this field as long as the requested duration is not greater than the maximum duration they will honor per the --cluster-signing-duration CLI flag to the Kubernetes controller manager.  Certificate signers may not honor this field for various reasons:    1. Old signer that is unaware of the field (such as the in-tree      implementations prior to v1.22)   2. Signer whose configured maximum is shorter than the requested duration   3. Signer whose configured minimum is longer than the requested duration  The minimum valid value for expirationSeconds is 600, i.e. 10 minutes.',
+            'extra': 'extra contains extra attributes of the user that created the CertificateSigningRequest. Populated by the API server on creation and immutable.',
+            'groups': 'groups contains group membership of the user that created the CertificateSigningRequest. Populated by the API server on creation and immutable.',
+            'request': 'request contains an x509 certificate signing request encoded in a "CERTIFICATE REQUEST" PEM block. When serialized as JSON or YAML, the data is additionally base64-encoded.',
+            'signerName': 'signerName indicates the requested signer, and is a qualified name.  List/watch requests for CertificateSigningRequests can filter on this field using a "spec.signerName=NAME" fieldSelector.  Well-known Kubernetes signers are:  1. "kubernetes.io/kube-apiserver-client": issues client certificates that can be used to authenticate to kube-apiserver.   Requests for this signer are never auto-approved by kube-controller-manager, can be issued by the "csrsigning" controller in kube-controller-manager.  2. "kubernetes.io/kube-apiserver-client-kubelet": issues client certificates that kubelets use to authenticate to kube-apiserver.   Requests for this signer can be auto-approved by the "csrapproving" controller in kube-controller-manager, and can be issued by the "csrsigning" controller in kube-controller-manager.  3. "kubernetes.io/kubelet-serving" issues serving certificates that kubelets use to serve TLS endpoints, which kube-apiserver can connect to securely.   Requests for this signer are never auto-approved by kube-controller-manager, and can be issued by the "csrsigning" controller in kube-controller-manager.  More details are available at https://k8s.io/docs/reference/access-authn-authz/certificate-signing-requests/#kubernetes-signers  Custom signerNames can also be specified. The signer defines:  1. Trust distribution: how trust (CA bundles) are distributed.  2. Permitted subjects: and behavior when a disallowed subject is requested.  3. Required, permitted, or forbidden x509 extensions in the request (including whether subjectAltNames are allowed, which types, restrictions on allowed values) and behavior when a disallowed extension is requested.  4. Required, permitted, or forbidden key usages / extended key usages.  5. Expiration/certificate lifetime: whether it is fixed by the signer, configurable by the admin.  6. Whether or not requests for CA certificates are allowed.',
+            'uid': 'uid contains the uid of the user that created the CertificateSigningRequest. Populated by the API server on creation and immutable.',
+            'usages': 'usages specifies a set of key usages requested in the issued certificate.  Requests for TLS client certificates typically request: "digital signature", "key encipherment", "client auth".  Requests for TLS serving certificates typically request: "key encipherment", "digital signature", "server auth".  Valid values are:  "signing", "digital signature", "content commitment",  "key encipherment", "key agreement", "data encipherment",  "cert sign", "crl sign", "encipher only", "decipher only", "any",  "server auth", "client auth",  "code signing", "email protection", "s/mime",  "ipsec end system", "ipsec tunnel", "ipsec user",  "timestamping", "ocsp signing", "microsoft sgc", "netscape sgc"',
+            'username': 'username contains the name of the user that created the CertificateSigningRequest. Populated by the API server on creation and immutable.',
+        },
+        ('request', 'signerName'),
+    ),
+    'k8s.io.api.certificates.v1.CertificateSigningRequestStatus': (
+        'CertificateSigningRequestStatus contains conditions used to indicate approved/denied/failed status of the request, and the issued certificate.',
+        {
+            'certificate': 'certificate is populated with an issued certificate by the signer after an Approved condition is present. This field is set via the /status subresource. Once populated, this field is immutable.  If the certificate signing request is denied, a condition of type "Denied" is added and this field remains empty. If the signer cannot issue the certificate, a condition of type "Failed" is added and this field remains empty.  Validation requirements:  1. certificate must contain one or more PEM blocks.  2. All PEM blocks must have the "CERTIFICATE" label, contain no headers, and the encoded data   must be a BER-encoded ASN.1 Certificate structure as described in section 4 of RFC5280.  3. Non-PEM content may appear before or after the "CERTIFICATE" PEM blocks and is unvalidated,   to allow for explanatory text as described in section 5.2 of RFC7468.  If more than one PEM block is present, and the definition of the requested spec.signerName does not indicate otherwise, the first block is the issued certificate, and subsequent blocks should be treated as intermediate certificates and presented in TLS handshakes.  The certificate is encoded in PEM format.  When serialized as JSON or YAML, the data is additionally base64-encoded, so it consists of:      base64(     -----BEGIN CERTIFICATE-----     ...     -----END CERTIFICATE-----     )',
+            'conditions': 'conditions applied to the request. Known conditions are "Approved", "Denied", and "Failed".',
         },
         (),
     ),
@@ -2892,6 +3179,500 @@ DOCS: dict[str, tuple] = {
             'lastObservedTime': 'lastObservedTime is the time when last Event from the series was seen before last heartbeat.',
         },
         ('count', 'lastObservedTime'),
+    ),
+    'k8s.io.api.flowcontrol.v1.ExemptPriorityLevelConfiguration': (
+        'ExemptPriorityLevelConfiguration describes the configurable aspects of the handling of exempt requests. In the mandatory exempt configuration object the values in the fields here can be modified by authorized users, unlike the rest of the `spec`.',
+        {
+            'lendablePercent': "`lendablePercent` prescribes the fraction of the level's NominalCL that can be borrowed by other priority levels.  This value of this field must be between 0 and 100, inclusive, and it defaults to 0. The number of seats that other levels can borrow from this level, known as this level's LendableConcurrencyLimit (LendableCL), is defined as follows.  LendableCL(i) = round( NominalCL(i) * lendablePercent(i)/100.0 )",
+            'nominalConcurrencyShares': "`nominalConcurrencyShares` (NCS) contributes to the computation of the NominalConcurrencyLimit (NominalCL) of this level. This is the number of execution seats nominally reserved for this priority level. This DOES NOT limit the dispatching from this priority level but affects the other priority levels through the borrowing mechanism. The server's concurrency limit (ServerCL) is divided among all the priority levels in proportion to their NCS values:  NominalCL(i)  = ceil( ServerCL * NCS(i) / sum_ncs ) sum_ncs = sum[priority level k] NCS(k)  Bigger numbers mean a larger nominal concurrency limit, at the expense of every other priority level. This field has a default value of zero.",
+        },
+        (),
+    ),
+    'k8s.io.api.flowcontrol.v1.FlowDistinguisherMethod': (
+        'FlowDistinguisherMethod specifies the method of a flow distinguisher.',
+        {
+            'type': '`type` is the type of flow distinguisher method The supported types are "ByUser" and "ByNamespace". Required.',
+        },
+        ('type',),
+    ),
+    'k8s.io.api.flowcontrol.v1.FlowSchema': (
+        'FlowSchema defines the schema of a group of flows. Note that a flow is made up of a set of inbound API requests with similar attributes and is identified by a pair of strings: the name of the FlowSchema and a "flow distinguisher".',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('spec',),
+    ),
+    'k8s.io.api.flowcontrol.v1.FlowSchemaCondition': (
+        'FlowSchemaCondition describes conditions for a FlowSchema.',
+        {
+            'lastTransitionTime': '`lastTransitionTime` is the last time the condition transitioned from one status to another.',
+            'message': '`message` is a human-readable message indicating details about last transition.',
+            'reason': "`reason` is a unique, one-word, CamelCase reason for the condition's last transition.",
+            'status': '`status` is the status of the condition. Should be specified and set to one of True, False, Unknown.',
+            'type': '`type` is the type of the condition. Required.',
+        },
+        ('type',),
+    ),
+    'k8s.io.api.flowcontrol.v1.FlowSchemaList': (
+        'FlowSchemaList is a list of FlowSchema objects.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'items': '`items` is a list of FlowSchemas.',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('items',),
+    ),
+    'k8s.io.api.flowcontrol.v1.FlowSchemaSpec': (
+        "FlowSchemaSpec describes how the FlowSchema's specification looks like.",
+        {
+            'matchingPrecedence': '`matchingPrecedence` is used to choose among the FlowSchemas that match a given request. The chosen FlowSchema is among those with the numerically lowest (which we take to be logically highest) MatchingPrecedence.  Each MatchingPrecedence value must be ranged in [1,10000]. Note that if the precedence is not specified, it will be set to 1000 as default.',
+            'rules': '`rules` describes which requests will match this flow schema. This FlowSchema matches a request if and only if at least one member of rules matches the request. if it is an empty slice, there will be no requests matching the FlowSchema.',
+        },
+        ('priorityLevelConfiguration',),
+    ),
+    'k8s.io.api.flowcontrol.v1.FlowSchemaStatus': (
+        'FlowSchemaStatus represents the current state of a FlowSchema.',
+        {
+            'conditions': '`conditions` is a list of the current states of FlowSchema.',
+        },
+        (),
+    ),
+    'k8s.io.api.flowcontrol.v1.GroupSubject': (
+        'GroupSubject holds detailed information for group-kind subject.',
+        {
+            'name': 'name is the user group that matches, or "*" to match all user groups. See https://github.com/kubernetes/apiserver/blob/master/pkg/authentication/user/user.go for some well-known group names. Required.',
+        },
+        ('name',),
+    ),
+    'k8s.io.api.flowcontrol.v1.LimitResponse': (
+        'LimitResponse defines how to handle requests that can not be executed right now.',
+        {
+            'type': '`type` is "Queue" or "Reject". "Queue" means that requests that can not be executed upon arrival are held in a queue until they can be executed or a queuing limit is reached. "Reject" means that requests that can not be executed upon arrival are rejected. Required.',
+        },
+        ('type',),
+    ),
+    'k8s.io.api.flowcontrol.v1.LimitedPriorityLevelConfiguration': (
+        'LimitedPriorityLevelConfiguration specifies how to handle requests that are subject to limits. It addresses two issues:   - How are requests for this priority level limited?   - What should be done with requests that exceed the limit?',
+        {
+            'borrowingLimitPercent': "`borrowingLimitPercent`, if present, configures a limit on how many seats this priority level can borrow from other priority levels. The limit is known as this level's BorrowingConcurrencyLimit (BorrowingCL) and is a limit on the total number of seats that this level may borrow at any one time. This field holds the ratio of that limit to the level's nominal concurrency limit. When this field is non-nil, it must hold a non-negative integer and the limit is calculated as follows.  BorrowingCL(i) = round( NominalCL(i) * borrowingLimitPercent(i)/100.0 )  The value of this field can be more than 100, implying that this priority level can borrow a number of seats that is greater than its own nominal concurrency limit (NominalCL). When this field is left `nil`, the limit is effectively infinite.",
+            'lendablePercent': "`lendablePercent` prescribes the fraction of the level's NominalCL that can be borrowed by other priority levels. The value of this field must be between 0 and 100, inclusive, and it defaults to 0. The number of seats that other levels can borrow from this level, known as this level's LendableConcurrencyLimit (LendableCL), is defined as follows.  LendableCL(i) = round( NominalCL(i) * lendablePercent(i)/100.0 )",
+            'nominalConcurrencyShares': '`nominalConcurrencyShares` (NCS) contributes to the computation of the NominalConcurrencyLimit (NominalCL) of this level. This is the number of execution seats available at this priority level. This is used both for requests dispatched from this priority level as well as requests dispatched from other priority levels borrowing seats from this level. The server\'s concurrency limit (ServerCL) is divided among the Limited priority levels in proportion to their NCS values:  NominalCL(i)  = ceil( ServerCL * NCS(i) / sum_ncs ) sum_ncs = sum[priority level k] NCS(k)  Bigger numbers mean a larger nominal concurrency limit, at the expense of every other priority level.  If not specified, this field defaults to a value of 30.  Setting this field to zero supports the construction of a "jail" for this priority level that is used to hold some request(s)',
+        },
+        ('limitResponse',),
+    ),
+    'k8s.io.api.flowcontrol.v1.NonResourcePolicyRule': (
+        'NonResourcePolicyRule is a predicate that matches non-resource requests according to their verb and the target non-resource URL. A NonResourcePolicyRule matches a request if and only if both (a) at least one member of verbs matches the request and (b) at least one member of nonResourceURLs matches the request.',
+        {
+            'nonResourceURLs': '`nonResourceURLs` is a set of url prefixes that a user should have access to and may not be empty. For example:   - "/healthz" is legal   - "/hea*" is illegal   - "/hea" is legal but matches nothing   - "/hea/*" also matches nothing   - "/healthz/*" matches all per-component health checks. "*" matches all non-resource urls. if it is present, it must be the only entry. Required.',
+            'verbs': '`verbs` is a list of matching verbs and may not be empty. "*" matches all verbs. If it is present, it must be the only entry. Required.',
+        },
+        ('nonResourceURLs', 'verbs'),
+    ),
+    'k8s.io.api.flowcontrol.v1.PolicyRulesWithSubjects': (
+        'PolicyRulesWithSubjects prescribes a test that applies to a request to an apiserver. The test considers the subject making the request, the verb being requested, and the resource to be acted upon. This PolicyRulesWithSubjects matches a request if and only if both (a) at least one member of subjects matches the request and (b) at least one member of resourceRules or nonResourceRules matches the request.',
+        {
+            'nonResourceRules': '`nonResourceRules` is a list of NonResourcePolicyRules that identify matching requests according to their verb and the target non-resource URL.',
+            'resourceRules': '`resourceRules` is a slice of ResourcePolicyRules that identify matching requests according to their verb and the target resource. At least one of `resourceRules` and `nonResourceRules` has to be non-empty.',
+            'subjects': 'subjects is the list of normal user, serviceaccount, or group that this rule cares about. There must be at least one member in this slice. A slice that includes both the system:authenticated and system:unauthenticated user groups matches every request. Required.',
+        },
+        ('subjects',),
+    ),
+    'k8s.io.api.flowcontrol.v1.PriorityLevelConfiguration': (
+        'PriorityLevelConfiguration represents the configuration of a priority level.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('spec',),
+    ),
+    'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationCondition': (
+        'PriorityLevelConfigurationCondition defines the condition of priority level.',
+        {
+            'lastTransitionTime': '`lastTransitionTime` is the last time the condition transitioned from one status to another.',
+            'message': '`message` is a human-readable message indicating details about last transition.',
+            'reason': "`reason` is a unique, one-word, CamelCase reason for the condition's last transition.",
+            'status': '`status` is the status of the condition. Should be specified and set to one of True, False, Unknown.',
+            'type': '`type` is the type of the condition. Required.',
+        },
+        ('type',),
+    ),
+    'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationList': (
+        'PriorityLevelConfigurationList is a list of PriorityLevelConfiguration objects.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'items': '`items` is a list of request-priorities.',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('items',),
+    ),
+    'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationReference': (
+        'PriorityLevelConfigurationReference contains information that points to the "request-priority" being used.',
+        {
+            'name': '`name` is the name of the priority level configuration being referenced Required.',
+        },
+        ('name',),
+    ),
+    'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationSpec': (
+        'PriorityLevelConfigurationSpec specifies the configuration of a priority level.',
+        {
+            'type': '`type` indicates whether this priority level is subject to limitation on request execution.  A value of `"Exempt"` means that requests of this priority level are not subject to a limit (and thus are never queued) and do not detract from the capacity made available to other priority levels.  A value of `"Limited"` means that (a) requests of this priority level _are_ subject to limits and (b) some of the server\'s limited capacity is made available exclusively to this priority level. Required.',
+        },
+        ('type',),
+    ),
+    'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationStatus': (
+        'PriorityLevelConfigurationStatus represents the current state of a "request-priority".',
+        {
+            'conditions': '`conditions` is the current state of "request-priority".',
+        },
+        (),
+    ),
+    'k8s.io.api.flowcontrol.v1.QueuingConfiguration': (
+        'QueuingConfiguration holds the configuration parameters for queuing',
+        {
+            'handSize': "`handSize` is a small positive number that configures the shuffle sharding of requests into queues.  When enqueuing a request at this priority level the request's flow identifier (a string pair) is hashed and the hash value is used to shuffle the list of queues and deal a hand of the size specified here.  The request is put into one of the shortest queues in that hand. `handSize` must be no larger than `queues`, and should be significantly smaller (so that a few heavy flows do not saturate most of the queues).  See the user-facing documentation for more extensive guidance on setting this field.  This field has a default value of 8.",
+            'queueLengthLimit': '`queueLengthLimit` is the maximum number of requests allowed to be waiting in a given queue of this priority level at a time; excess requests are rejected.  This value must be positive.  If not specified, it will be defaulted to 50.',
+            'queues': '`queues` is the number of queues for this priority level. The queues exist independently at each apiserver. The value must be positive.  Setting it to 1 effectively precludes shufflesharding and thus makes the distinguisher method of associated flow schemas irrelevant.  This field has a default value of 64.',
+        },
+        (),
+    ),
+    'k8s.io.api.flowcontrol.v1.ResourcePolicyRule': (
+        'ResourcePolicyRule is a predicate that matches some resource requests, testing the request\'s verb and the target resource. A ResourcePolicyRule matches a resource request if and only if: (a) at least one member of verbs matches the request, (b) at least one member of apiGroups matches the request, (c) at least one member of resources matches the request, and (d) either (d1) the request does not specify a namespace (i.e., `Namespace==""`) and clusterScope is true or (d2) the request specifies a namespace and least one member of namespaces matches the request\'s namespace.',
+        {
+            'apiGroups': '`apiGroups` is a list of matching API groups and may not be empty. "*" matches all API groups and, if present, must be the only entry. Required.',
+            'clusterScope': '`clusterScope` indicates whether to match requests that do not specify a namespace (which happens either because the resource is not namespaced or the request targets all namespaces). If this field is omitted or false then the `namespaces` field must contain a non-empty list.',
+            'namespaces': '`namespaces` is a list of target namespaces that restricts matches.  A request that specifies a target namespace matches only if either (a) this list contains that target namespace or (b) this list contains "*".  Note that "*" matches any specified namespace but does not match a request that _does not specify_ a namespace (see the `clusterScope` field for that). This list may be empty, but only if `clusterScope` is true.',
+            'resources': '`resources` is a list of matching resources (i.e., lowercase and plural) with, if desired, subresource.  For example, [ "services", "nodes/status" ].  This list may not be empty. "*" matches all resources and, if present, must be the only entry. Required.',
+            'verbs': '`verbs` is a list of matching verbs and may not be empty. "*" matches all verbs and, if present, must be the only entry. Required.',
+        },
+        ('apiGroups', 'resources', 'verbs'),
+    ),
+    'k8s.io.api.flowcontrol.v1.ServiceAccountSubject': (
+        'ServiceAccountSubject holds detailed information for service-account-kind subject.',
+        {
+            'name': '`name` is the name of matching ServiceAccount objects, or "*" to match regardless of name. Required.',
+            'namespace': '`namespace` is the namespace of matching ServiceAccount objects. Required.',
+        },
+        ('name', 'namespace'),
+    ),
+    'k8s.io.api.flowcontrol.v1.Subject': (
+        'Subject matches the originator of a request, as identified by the request authentication system. There are three ways of matching an originator; by user, group, or service account.',
+        {
+            'kind': '`kind` indicates which one of the other fields is non-empty. Required',
+        },
+        ('kind',),
+    ),
+    'k8s.io.api.flowcontrol.v1.UserSubject': (
+        'UserSubject holds detailed information for user-kind subject.',
+        {
+            'name': '`name` is the username that matches, or "*" to match all usernames. Required.',
+        },
+        ('name',),
+    ),
+    'k8s.io.api.networking.v1.HTTPIngressPath': (
+        'HTTPIngressPath associates a path with a backend. Incoming urls matching the path are forwarded to the backend.',
+        {
+            'path': 'path is matched against the path of an incoming request. Currently it can contain characters disallowed from the conventional "path" part of a URL as defined by RFC 3986. Paths must begin with a \'/\' and must be present when using PathType with value "Exact" or "Prefix".',
+            'pathType': "pathType determines the interpretation of the path matching. PathType can be one of the following values: * Exact: Matches the URL path exactly. * Prefix: Matches based on a URL path prefix split by '/'. Matching is   done on a path element by element basis. A path element refers is the   list of labels in the path split by the '/' separator. A request is a   match for path p if every p is an element-wise prefix of p of the   request path. Note that if the last element of the path is a substring   of the last element in request path, it is not a match (e.g. /foo/bar   matches /foo/bar/baz, but does not match /foo/barbaz). * ImplementationSpecific: Interpretation of the Path matching is up to   the IngressClass. Implementations can treat this as a separate PathType   or treat it identically to Prefix or Exact path types. Implementations are required to support all path types.",
+        },
+        ('backend', 'pathType'),
+    ),
+    'k8s.io.api.networking.v1.HTTPIngressRuleValue': (
+        "HTTPIngressRuleValue is a list of http selectors pointing to backends. In the example: http://<host>/<path>?<searchpart> -> backend where where parts of the url correspond to RFC 3986, this resource will be used to match against everything after the last '/' and before the first '?' or '#'.",
+        {
+            'paths': 'paths is a collection of paths that map requests to backends.',
+        },
+        ('paths',),
+    ),
+    'k8s.io.api.networking.v1.IPAddress': (
+        'IPAddress represents a single IP of a single IP Family. The object is designed to be used by APIs that operate on IP addresses. The object is used by the Service core API for allocation of IP addresses. An IP address can be represented in different formats, to guarantee the uniqueness of the IP, the name of the object is the IP address in canonical format, four decimal digits separated by dots suppressing leading zeros for IPv4 and the representation defined by RFC 5952 for IPv6. Valid: 192.168.1.5 or 2001:db8::1 or 2001:db8:aaaa:bbbb:cccc:dddd:eeee:1 Invalid: 10.01.2.3 or 2001:db8:0:0:0::1',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('spec',),
+    ),
+    'k8s.io.api.networking.v1.IPAddressList': (
+        'IPAddressList contains a list of IPAddress.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'items': 'items is the list of IPAddresses.',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('items',),
+    ),
+    'k8s.io.api.networking.v1.IPAddressSpec': (
+        'IPAddressSpec describe the attributes in an IP Address.',
+        {
+        },
+        ('parentRef',),
+    ),
+    'k8s.io.api.networking.v1.IPBlock': (
+        'IPBlock describes a particular CIDR (Ex. "192.168.1.0/24","2001:db8::/64") that is allowed to the pods matched by a NetworkPolicySpec\'s podSelector. The except entry describes CIDRs that should not be included within this rule.',
+        {
+            'cidr': 'cidr is a string representing the IPBlock Valid examples are "192.168.1.0/24" or "2001:db8::/64"',
+            'except': 'except is a slice of CIDRs that should not be included within an IPBlock Valid examples are "192.168.1.0/24" or "2001:db8::/64" Except values will be rejected if they are outside the cidr range',
+        },
+        ('cidr',),
+    ),
+    'k8s.io.api.networking.v1.Ingress': (
+        'Ingress is a collection of rules that allow inbound connections to reach the endpoints defined by a backend. An Ingress can be configured to give services externally-reachable urls, load balance traffic, terminate SSL, offer name based virtual hosting etc.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.IngressBackend': (
+        'IngressBackend describes all endpoints for a given service and port.',
+        {
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.IngressClass': (
+        'IngressClass represents the class of the Ingress, referenced by the Ingress Spec. The `ingressclass.kubernetes.io/is-default-class` annotation can be used to indicate that an IngressClass should be considered default. When a single IngressClass resource has this annotation set to true, new Ingress resources without a class specified will be assigned this default class.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.IngressClassList': (
+        'IngressClassList is a collection of IngressClasses.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'items': 'items is the list of IngressClasses.',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('items',),
+    ),
+    'k8s.io.api.networking.v1.IngressClassParametersReference': (
+        'IngressClassParametersReference identifies an API object. This can be used to specify a cluster or namespace-scoped resource.',
+        {
+            'apiGroup': 'apiGroup is the group for the resource being referenced. If APIGroup is not specified, the specified Kind must be in the core API group. For any other third-party types, APIGroup is required.',
+            'kind': 'kind is the type of resource being referenced.',
+            'name': 'name is the name of resource being referenced.',
+            'namespace': 'namespace is the namespace of the resource being referenced. This field is required when scope is set to "Namespace" and must be unset when scope is set to "Cluster".',
+            'scope': 'scope represents if this refers to a cluster or namespace scoped resource. This may be set to "Cluster" (default) or "Namespace".',
+        },
+        ('kind', 'name'),
+    ),
+    'k8s.io.api.networking.v1.IngressClassSpec': (
+        'IngressClassSpec provides information about the class of an Ingress.',
+        {
+            'controller': 'controller refers to the name of the controller that should handle this class. This allows for different "flavors" that are controlled by the same controller. For example, you may have different parameters for the same implementing controller. This should be specified as a domain-prefixed path no more than 250 characters in length, e.g. "acme.io/ingress-controller". This field is immutable.',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.IngressList': (
+        'IngressList is a collection of Ingress.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'items': 'items is the list of Ingress.',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('items',),
+    ),
+    'k8s.io.api.networking.v1.IngressLoadBalancerIngress': (
+        'IngressLoadBalancerIngress represents the status of a load-balancer ingress point.',
+        {
+            'hostname': 'hostname is set for load-balancer ingress points that are DNS based.',
+            'ip': 'ip is set for load-balancer ingress points that are IP based.',
+            'ports': 'ports provides information about the ports exposed by this LoadBalancer.',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.IngressLoadBalancerStatus': (
+        'IngressLoadBalancerStatus represents the status of a load-balancer.',
+        {
+            'ingress': 'ingress is a list containing ingress points for the load-balancer.',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.IngressPortStatus': (
+        'IngressPortStatus represents the error condition of a service port',
+        {
+            'error': 'error is to record the problem with the service port The format of the error shall comply with the following rules: - built-in error values shall be specified in this file and those shall use   CamelCase names - cloud provider specific error values must have names that comply with the   format foo.example.com/CamelCase.',
+            'port': 'port is the port number of the ingress port.',
+            'protocol': 'protocol is the protocol of the ingress port. The supported values are: "TCP", "UDP", "SCTP"',
+        },
+        ('port', 'protocol'),
+    ),
+    'k8s.io.api.networking.v1.IngressRule': (
+        'IngressRule represents the rules mapping the paths under a specified host to the related backend services. Incoming requests are first evaluated for a host match, then routed to the backend associated with the matching IngressRuleValue.',
+        {
+            'host': 'host is the fully qualified domain name of a network host, as defined by RFC 3986. Note the following deviations from the "host" part of the URI as defined in RFC 3986: 1. IPs are not allowed. Currently an IngressRuleValue can only apply to    the IP in the Spec of the parent Ingress. 2. The `:` delimiter is not respected because ports are not allowed.    Currently the port of an Ingress is implicitly :80 for http and    :443 for https. Both these may change in the future. Incoming requests are matched against the host before the IngressRuleValue. If the host is unspecified, the Ingress routes all traffic based on the specified IngressRuleValue.  host can be "precise" which is a domain name without the terminating dot of a network host (e.g. "foo.bar.com") or "wildcard", which is a domain name prefixed with a single wildcard label (e.g. "*.foo.com"). The wildcard character \'*\' must appear by itself as the first DNS label and matches only a single label. You cannot have a wildcard label by itself (e.g. Host == "*"). Requests will be matched against the Host field in the following way: 1. If host is precise, the request matches this rule if the http host header is equal to Host. 2. If host is a wildcard, then the request matches this rule if the http host header is to equal to the suffix (removing the first label) of the wildcard rule.',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.IngressServiceBackend': (
+        'IngressServiceBackend references a Kubernetes Service as a Backend.',
+        {
+            'name': 'name is the referenced service. The service must exist in the same namespace as the Ingress object.',
+        },
+        ('name',),
+    ),
+    'k8s.io.api.networking.v1.IngressSpec': (
+        'IngressSpec describes the Ingress the user wishes to exist.',
+        {
+            'ingressClassName': 'ingressClassName is the name of an IngressClass cluster resource. Ingress controller implementations use this field to know whether they should be serving this Ingress resource, by a transitive connection (controller -> IngressClass -> Ingress resource). Although the `kubernetes.io/ingress.class` annotation (simple constant name) was never formally defined, it was widely supported by Ingress controllers to create a direct binding between Ingress controller and Ingress resources. Newly created Ingress resources should prefer using the field. However, even though the annotation is officially deprecated, for backwards compatibility reasons, ingress controllers should still honor that annotation if present.',
+            'rules': 'rules is a list of host rules used to configure the Ingress. If unspecified, or no rule matches, all traffic is sent to the default backend.',
+            'tls': 'tls represents the TLS configuration. Currently the Ingress only supports a single TLS port, 443. If multiple members of this list specify different hosts, they will be multiplexed on the same port according to the hostname specified through the SNI TLS extension, if the ingress controller fulfilling the ingress supports SNI.',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.IngressStatus': (
+        'IngressStatus describe the current state of the Ingress.',
+        {
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.IngressTLS': (
+        'IngressTLS describes the transport layer security associated with an ingress.',
+        {
+            'hosts': 'hosts is a list of hosts included in the TLS certificate. The values in this list must match the name/s used in the tlsSecret. Defaults to the wildcard host setting for the loadbalancer controller fulfilling this Ingress, if left unspecified.',
+            'secretName': 'secretName is the name of the secret used to terminate TLS traffic on port 443. Field is left optional to allow TLS routing based on SNI hostname alone. If the SNI host in a listener conflicts with the "Host" header field used by an IngressRule, the SNI host is used for termination and value of the "Host" header is used for routing.',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.NetworkPolicy': (
+        'NetworkPolicy describes what network traffic is allowed for a set of Pods',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.NetworkPolicyEgressRule': (
+        "NetworkPolicyEgressRule describes a particular set of traffic that is allowed out of pods matched by a NetworkPolicySpec's podSelector. The traffic must match both ports and to. This type is beta-level in 1.8",
+        {
+            'ports': 'ports is a list of destination ports for outgoing traffic. Each item in this list is combined using a logical OR. If this field is empty or missing, this rule matches all ports (traffic not restricted by port). If this field is present and contains at least one item, then this rule allows traffic only if the traffic matches at least one port in the list.',
+            'to': 'to is a list of destinations for outgoing traffic of pods selected for this rule. Items in this list are combined using a logical OR operation. If this field is empty or missing, this rule matches all destinations (traffic not restricted by destination). If this field is present and contains at least one item, this rule allows traffic only if the traffic matches at least one item in the to list.',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.NetworkPolicyIngressRule': (
+        "NetworkPolicyIngressRule describes a particular set of traffic that is allowed to the pods matched by a NetworkPolicySpec's podSelector. The traffic must match both ports and from.",
+        {
+            'from': 'from is a list of sources which should be able to access the pods selected for this rule. Items in this list are combined using a logical OR operation. If this field is empty or missing, this rule matches all sources (traffic not restricted by source). If this field is present and contains at least one item, this rule allows traffic only if the traffic matches at least one item in the from list.',
+            'ports': 'ports is a list of ports which should be made accessible on the pods selected for this rule. Each item in this list is combined using a logical OR. If this field is empty or missing, this rule matches all ports (traffic not restricted by port). If this field is present and contains at least one item, then this rule allows traffic only if the traffic matches at least one port in the list.',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.NetworkPolicyList': (
+        'NetworkPolicyList is a list of NetworkPolicy objects.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'items': 'items is a list of schema objects.',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('items',),
+    ),
+    'k8s.io.api.networking.v1.NetworkPolicyPeer': (
+        'NetworkPolicyPeer describes a peer to allow traffic to/from. Only certain combinations of fields are allowed',
+        {
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.NetworkPolicyPort': (
+        'NetworkPolicyPort describes a port to allow traffic on',
+        {
+            'endPort': 'endPort indicates that the range of ports from port to endPort if set, inclusive, should be allowed by the policy. This field cannot be defined if the port field is not defined or if the port field is defined as a named (string) port. The endPort must be equal or greater than port.',
+            'port': 'port represents the port on the given protocol. This can either be a numerical or named port on a pod. If this field is not provided, this matches all port names and numbers. If present, only traffic on the specified protocol AND port will be matched.',
+            'protocol': 'protocol represents the protocol (TCP, UDP, or SCTP) which traffic must match. If not specified, this field defaults to TCP.',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.NetworkPolicySpec': (
+        'NetworkPolicySpec provides the specification of a NetworkPolicy',
+        {
+            'egress': 'egress is a list of egress rules to be applied to the selected pods. Outgoing traffic is allowed if there are no NetworkPolicies selecting the pod (and cluster policy otherwise allows the traffic), OR if the traffic matches at least one egress rule across all of the NetworkPolicy objects whose podSelector matches the pod. If this field is empty then this NetworkPolicy limits all outgoing traffic (and serves solely to ensure that the pods it selects are isolated by default). This field is beta-level in 1.8',
+            'ingress': "ingress is a list of ingress rules to be applied to the selected pods. Traffic is allowed to a pod if there are no NetworkPolicies selecting the pod (and cluster policy otherwise allows the traffic), OR if the traffic source is the pod's local node, OR if the traffic matches at least one ingress rule across all of the NetworkPolicy objects whose podSelector matches the pod. If this field is empty then this NetworkPolicy does not allow any traffic (and serves solely to ensure that the pods it selects are isolated by default)",
+            'policyTypes': 'policyTypes is a list of rule types that the NetworkPolicy relates to. Valid options are ["Ingress"], ["Egress"], or ["Ingress", "Egress"]. If this field is not specified, it will default based on the existence of ingress or egress rules; policies that contain an egress section are assumed to affect egress, and all policies (whether or not they contain an ingress section) are assumed to affect ingress. If you want to write an egress-only policy, you must explicitly specify policyTypes [ "Egress" ]. Likewise, if you want to write a policy that specifies that no egress is allowed, you must specify a policyTypes value that include "Egress" (since such a policy would not include an egress section and would otherwise default to just [ "Ingress" ]). This field is beta-level in 1.8',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.ParentReference': (
+        'ParentReference describes a reference to a parent object.',
+        {
+            'group': 'group is the group of the object being referenced.',
+            'name': 'name is the name of the object being referenced.',
+            'namespace': 'namespace is the namespace of the object being referenced.',
+            'resource': 'resource is the resource of the object being referenced.',
+        },
+        ('name', 'resource'),
+    ),
+    'k8s.io.api.networking.v1.ServiceBackendPort': (
+        'ServiceBackendPort is the service port being referenced.',
+        {
+            'name': 'name is the name of the port on the Service. This is a mutually exclusive setting with "Number".',
+            'number': 'number is the numerical port number (e.g. 80) on the Service. This is a mutually exclusive setting with "Name".',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.ServiceCIDR': (
+        'ServiceCIDR defines a range of IP addresses using CIDR format (e.g. 192.168.0.0/24 or 2001:db2::/64). This range is used to allocate ClusterIPs to Service objects.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.ServiceCIDRList': (
+        'ServiceCIDRList contains a list of ServiceCIDR objects.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'items': 'items is the list of ServiceCIDRs.',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('items',),
+    ),
+    'k8s.io.api.networking.v1.ServiceCIDRSpec': (
+        'ServiceCIDRSpec define the CIDRs the user wants to use for allocating ClusterIPs for Services.',
+        {
+            'cidrs': 'cidrs defines the IP blocks in CIDR notation (e.g. "192.168.0.0/24" or "2001:db8::/64") from which to assign service cluster IPs. Max of two CIDRs is allowed, one of each IP family. This field is immutable.',
+        },
+        (),
+    ),
+    'k8s.io.api.networking.v1.ServiceCIDRStatus': (
+        'ServiceCIDRStatus describes the current state of the ServiceCIDR.',
+        {
+            'conditions': 'conditions holds an array of metav1.Condition that describe the state of the ServiceCIDR. Current service state',
+        },
+        (),
+    ),
+    'k8s.io.api.node.v1.Overhead': (
+        'Overhead structure represents the resource overhead associated with running a pod.',
+        {
+            'podFixed': 'podFixed represents the fixed resource overhead associated with running a pod.',
+        },
+        (),
+    ),
+    'k8s.io.api.node.v1.RuntimeClass': (
+        'RuntimeClass defines a class of container runtime supported in the cluster. The RuntimeClass is used to determine which container runtime is used to run all containers in a pod. RuntimeClasses are manually defined by a user or cluster provisioner, and referenced in the PodSpec. The Kubelet is responsible for resolving the RuntimeClassName reference before running the pod.  For more details, see https://kubernetes.io/docs/concepts/containers/runtime-class/',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'handler': 'handler specifies the underlying runtime and configuration that the CRI implementation will use to handle pods of this class. The possible values are specific to the node & CRI configuration.  It is assumed that all handlers are available on every node, and handlers of the same name are equivalent on every node. For example, a handler called "runc" might specify that the runc OCI runtime (using native Linux containers) will be used to run the containers in a pod. The Handler must be lowercase, conform to the DNS Label (RFC 1123) requirements, and is immutable.',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('handler',),
+    ),
+    'k8s.io.api.node.v1.RuntimeClassList': (
+        'RuntimeClassList is a list of RuntimeClass objects.',
+        {
+            'apiVersion': 'APIVersion defines the versioned schema of this representation of an object. Servers should convert recognized schemas to the latest internal value, and may reject unrecognized values. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#resources',
+            'items': 'items is a list of schema objects.',
+            'kind': 'Kind is a string value representing the REST resource this object represents. Servers may infer this from the endpoint the client submits requests to. Cannot be updated. In CamelCase. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
+        },
+        ('items',),
+    ),
+    'k8s.io.api.node.v1.Scheduling': (
+        'Scheduling specifies the scheduling constraints for nodes supporting a RuntimeClass.',
+        {
+            'nodeSelector': "nodeSelector lists labels that must be present on nodes that support this RuntimeClass. Pods using this RuntimeClass can only be scheduled to a node matched by this selector. The RuntimeClass nodeSelector is merged with a pod's existing nodeSelector. Any conflicts will cause the pod to be rejected in admission.",
+            'tolerations': 'tolerations are appended (excluding duplicates) to pods running with this RuntimeClass during admission, effectively unioning the set of nodes tolerated by the pod and the RuntimeClass.',
+        },
+        (),
     ),
     'k8s.io.api.policy.v1.Eviction': (
         'Eviction evicts a pod from its node subject to certain policies and safety constraints. This is a subresource of Pod.  A request to cause such an eviction is created by POSTing to .../pods/<pod name>/evictions.',

@@ -367,6 +367,114 @@ MESSAGES: dict[str, tuple] = {
         (3, 'incomplete', 'bool', ''),
         (4, 'evaluationError', 'string', 'o'),
     ),
+    'k8s.io.api.autoscaling.v1.ContainerResourceMetricSource': (
+        (1, 'name', 'string', ''),
+        (2, 'targetAverageUtilization', 'int32', 'op'),
+        (3, 'targetAverageValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', 'op'),
+        (5, 'container', 'string', ''),
+    ),
+    'k8s.io.api.autoscaling.v1.ContainerResourceMetricStatus': (
+        (1, 'name', 'string', ''),
+        (2, 'currentAverageUtilization', 'int32', 'op'),
+        (3, 'currentAverageValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', ''),
+        (4, 'container', 'string', ''),
+    ),
+    'k8s.io.api.autoscaling.v1.CrossVersionObjectReference': (
+        (1, 'kind', 'string', ''),
+        (2, 'name', 'string', ''),
+        (3, 'apiVersion', 'string', 'o'),
+    ),
+    'k8s.io.api.autoscaling.v1.ExternalMetricSource': (
+        (1, 'metricName', 'string', ''),
+        (2, 'metricSelector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+        (3, 'targetValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', 'op'),
+        (4, 'targetAverageValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v1.ExternalMetricStatus': (
+        (1, 'metricName', 'string', ''),
+        (2, 'metricSelector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+        (3, 'currentValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', ''),
+        (4, 'currentAverageValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v1.HorizontalPodAutoscaler': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'spec', 'k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerSpec', 'o'),
+        (3, 'status', 'k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerStatus', 'o'),
+    ),
+    'k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerCondition': (
+        (1, 'type', 'string', ''),
+        (2, 'status', 'string', ''),
+        (3, 'lastTransitionTime', 'k8s.io.apimachinery.pkg.apis.meta.v1.Time', 'o'),
+        (4, 'reason', 'string', 'o'),
+        (5, 'message', 'string', 'o'),
+    ),
+    'k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerList': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta', 'o'),
+        (2, 'items', 'k8s.io.api.autoscaling.v1.HorizontalPodAutoscaler', 'r'),
+    ),
+    'k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerSpec': (
+        (1, 'scaleTargetRef', 'k8s.io.api.autoscaling.v1.CrossVersionObjectReference', ''),
+        (2, 'minReplicas', 'int32', 'op'),
+        (3, 'maxReplicas', 'int32', ''),
+        (4, 'targetCPUUtilizationPercentage', 'int32', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v1.HorizontalPodAutoscalerStatus': (
+        (1, 'observedGeneration', 'int64', 'op'),
+        (2, 'lastScaleTime', 'k8s.io.apimachinery.pkg.apis.meta.v1.Time', 'op'),
+        (3, 'currentReplicas', 'int32', ''),
+        (4, 'desiredReplicas', 'int32', ''),
+        (5, 'currentCPUUtilizationPercentage', 'int32', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v1.MetricSpec': (
+        (1, 'type', 'string', ''),
+        (2, 'object', 'k8s.io.api.autoscaling.v1.ObjectMetricSource', 'op'),
+        (3, 'pods', 'k8s.io.api.autoscaling.v1.PodsMetricSource', 'op'),
+        (4, 'resource', 'k8s.io.api.autoscaling.v1.ResourceMetricSource', 'op'),
+        (7, 'containerResource', 'k8s.io.api.autoscaling.v1.ContainerResourceMetricSource', 'op'),
+        (5, 'external', 'k8s.io.api.autoscaling.v1.ExternalMetricSource', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v1.MetricStatus': (
+        (1, 'type', 'string', ''),
+        (2, 'object', 'k8s.io.api.autoscaling.v1.ObjectMetricStatus', 'op'),
+        (3, 'pods', 'k8s.io.api.autoscaling.v1.PodsMetricStatus', 'op'),
+        (4, 'resource', 'k8s.io.api.autoscaling.v1.ResourceMetricStatus', 'op'),
+        (7, 'containerResource', 'k8s.io.api.autoscaling.v1.ContainerResourceMetricStatus', 'op'),
+        (5, 'external', 'k8s.io.api.autoscaling.v1.ExternalMetricStatus', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v1.ObjectMetricSource': (
+        (1, 'target', 'k8s.io.api.autoscaling.v1.CrossVersionObjectReference', ''),
+        (2, 'metricName', 'string', ''),
+        (3, 'targetValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', ''),
+        (4, 'selector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+        (5, 'averageValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v1.ObjectMetricStatus': (
+        (1, 'target', 'k8s.io.api.autoscaling.v1.CrossVersionObjectReference', ''),
+        (2, 'metricName', 'string', ''),
+        (3, 'currentValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', ''),
+        (4, 'selector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+        (5, 'averageValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v1.PodsMetricSource': (
+        (1, 'metricName', 'string', ''),
+        (2, 'targetAverageValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', ''),
+        (3, 'selector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v1.PodsMetricStatus': (
+        (1, 'metricName', 'string', ''),
+        (2, 'currentAverageValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', ''),
+        (3, 'selector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v1.ResourceMetricSource': (
+        (1, 'name', 'string', ''),
+        (2, 'targetAverageUtilization', 'int32', 'op'),
+        (3, 'targetAverageValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v1.ResourceMetricStatus': (
+        (1, 'name', 'string', ''),
+        (2, 'currentAverageUtilization', 'int32', 'op'),
+        (3, 'currentAverageValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', ''),
+    ),
     'k8s.io.api.autoscaling.v1.Scale': (
         (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
         (2, 'spec', 'k8s.io.api.autoscaling.v1.ScaleSpec', 'o'),
@@ -378,6 +486,132 @@ MESSAGES: dict[str, tuple] = {
     'k8s.io.api.autoscaling.v1.ScaleStatus': (
         (1, 'replicas', 'int32', ''),
         (2, 'selector', 'string', 'o'),
+    ),
+    'k8s.io.api.autoscaling.v2.ContainerResourceMetricSource': (
+        (1, 'name', 'string', ''),
+        (2, 'target', 'k8s.io.api.autoscaling.v2.MetricTarget', ''),
+        (3, 'container', 'string', ''),
+    ),
+    'k8s.io.api.autoscaling.v2.ContainerResourceMetricStatus': (
+        (1, 'name', 'string', ''),
+        (2, 'current', 'k8s.io.api.autoscaling.v2.MetricValueStatus', ''),
+        (3, 'container', 'string', ''),
+    ),
+    'k8s.io.api.autoscaling.v2.CrossVersionObjectReference': (
+        (1, 'kind', 'string', ''),
+        (2, 'name', 'string', ''),
+        (3, 'apiVersion', 'string', 'o'),
+    ),
+    'k8s.io.api.autoscaling.v2.ExternalMetricSource': (
+        (1, 'metric', 'k8s.io.api.autoscaling.v2.MetricIdentifier', ''),
+        (2, 'target', 'k8s.io.api.autoscaling.v2.MetricTarget', ''),
+    ),
+    'k8s.io.api.autoscaling.v2.ExternalMetricStatus': (
+        (1, 'metric', 'k8s.io.api.autoscaling.v2.MetricIdentifier', ''),
+        (2, 'current', 'k8s.io.api.autoscaling.v2.MetricValueStatus', ''),
+    ),
+    'k8s.io.api.autoscaling.v2.HPAScalingPolicy': (
+        (1, 'type', 'string', ''),
+        (2, 'value', 'int32', ''),
+        (3, 'periodSeconds', 'int32', ''),
+    ),
+    'k8s.io.api.autoscaling.v2.HPAScalingRules': (
+        (3, 'stabilizationWindowSeconds', 'int32', 'op'),
+        (1, 'selectPolicy', 'string', 'op'),
+        (2, 'policies', 'k8s.io.api.autoscaling.v2.HPAScalingPolicy', 'ro'),
+        (4, 'tolerance', 'k8s.io.apimachinery.pkg.api.resource.Quantity', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'spec', 'k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerSpec', 'o'),
+        (3, 'status', 'k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerStatus', 'o'),
+    ),
+    'k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerBehavior': (
+        (1, 'scaleUp', 'k8s.io.api.autoscaling.v2.HPAScalingRules', 'op'),
+        (2, 'scaleDown', 'k8s.io.api.autoscaling.v2.HPAScalingRules', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerCondition': (
+        (1, 'type', 'string', ''),
+        (2, 'status', 'string', ''),
+        (3, 'lastTransitionTime', 'k8s.io.apimachinery.pkg.apis.meta.v1.Time', 'o'),
+        (4, 'reason', 'string', 'o'),
+        (5, 'message', 'string', 'o'),
+    ),
+    'k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerList': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta', 'o'),
+        (2, 'items', 'k8s.io.api.autoscaling.v2.HorizontalPodAutoscaler', 'r'),
+    ),
+    'k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerSpec': (
+        (1, 'scaleTargetRef', 'k8s.io.api.autoscaling.v2.CrossVersionObjectReference', ''),
+        (2, 'minReplicas', 'int32', 'op'),
+        (3, 'maxReplicas', 'int32', ''),
+        (4, 'metrics', 'k8s.io.api.autoscaling.v2.MetricSpec', 'ro'),
+        (5, 'behavior', 'k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerBehavior', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerStatus': (
+        (1, 'observedGeneration', 'int64', 'op'),
+        (2, 'lastScaleTime', 'k8s.io.apimachinery.pkg.apis.meta.v1.Time', 'op'),
+        (3, 'currentReplicas', 'int32', 'o'),
+        (4, 'desiredReplicas', 'int32', ''),
+        (5, 'currentMetrics', 'k8s.io.api.autoscaling.v2.MetricStatus', 'r'),
+        (6, 'conditions', 'k8s.io.api.autoscaling.v2.HorizontalPodAutoscalerCondition', 'ro'),
+    ),
+    'k8s.io.api.autoscaling.v2.MetricIdentifier': (
+        (1, 'name', 'string', ''),
+        (2, 'selector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v2.MetricSpec': (
+        (1, 'type', 'string', ''),
+        (2, 'object', 'k8s.io.api.autoscaling.v2.ObjectMetricSource', 'op'),
+        (3, 'pods', 'k8s.io.api.autoscaling.v2.PodsMetricSource', 'op'),
+        (4, 'resource', 'k8s.io.api.autoscaling.v2.ResourceMetricSource', 'op'),
+        (7, 'containerResource', 'k8s.io.api.autoscaling.v2.ContainerResourceMetricSource', 'op'),
+        (5, 'external', 'k8s.io.api.autoscaling.v2.ExternalMetricSource', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v2.MetricStatus': (
+        (1, 'type', 'string', ''),
+        (2, 'object', 'k8s.io.api.autoscaling.v2.ObjectMetricStatus', 'op'),
+        (3, 'pods', 'k8s.io.api.autoscaling.v2.PodsMetricStatus', 'op'),
+        (4, 'resource', 'k8s.io.api.autoscaling.v2.ResourceMetricStatus', 'op'),
+        (7, 'containerResource', 'k8s.io.api.autoscaling.v2.ContainerResourceMetricStatus', 'op'),
+        (5, 'external', 'k8s.io.api.autoscaling.v2.ExternalMetricStatus', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v2.MetricTarget': (
+        (1, 'type', 'string', ''),
+        (2, 'value', 'k8s.io.apimachinery.pkg.api.resource.Quantity', 'op'),
+        (3, 'averageValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', 'op'),
+        (4, 'averageUtilization', 'int32', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v2.MetricValueStatus': (
+        (1, 'value', 'k8s.io.apimachinery.pkg.api.resource.Quantity', 'op'),
+        (2, 'averageValue', 'k8s.io.apimachinery.pkg.api.resource.Quantity', 'op'),
+        (3, 'averageUtilization', 'int32', 'op'),
+    ),
+    'k8s.io.api.autoscaling.v2.ObjectMetricSource': (
+        (1, 'describedObject', 'k8s.io.api.autoscaling.v2.CrossVersionObjectReference', ''),
+        (2, 'target', 'k8s.io.api.autoscaling.v2.MetricTarget', ''),
+        (3, 'metric', 'k8s.io.api.autoscaling.v2.MetricIdentifier', ''),
+    ),
+    'k8s.io.api.autoscaling.v2.ObjectMetricStatus': (
+        (1, 'metric', 'k8s.io.api.autoscaling.v2.MetricIdentifier', ''),
+        (2, 'current', 'k8s.io.api.autoscaling.v2.MetricValueStatus', ''),
+        (3, 'describedObject', 'k8s.io.api.autoscaling.v2.CrossVersionObjectReference', ''),
+    ),
+    'k8s.io.api.autoscaling.v2.PodsMetricSource': (
+        (1, 'metric', 'k8s.io.api.autoscaling.v2.MetricIdentifier', ''),
+        (2, 'target', 'k8s.io.api.autoscaling.v2.MetricTarget', ''),
+    ),
+    'k8s.io.api.autoscaling.v2.PodsMetricStatus': (
+        (1, 'metric', 'k8s.io.api.autoscaling.v2.MetricIdentifier', ''),
+        (2, 'current', 'k8s.io.api.autoscaling.v2.MetricValueStatus', ''),
+    ),
+    'k8s.io.api.autoscaling.v2.ResourceMetricSource': (
+        (1, 'name', 'string', ''),
+        (2, 'target', 'k8s.io.api.autoscaling.v2.MetricTarget', ''),
+    ),
+    'k8s.io.api.autoscaling.v2.ResourceMetricStatus': (
+        (1, 'name', 'string', ''),
+        (2, 'current', 'k8s.io.api.autoscaling.v2.MetricValueStatus', ''),
     ),
     'k8s.io.api.batch.v1.CronJob': (
         (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
@@ -482,6 +716,40 @@ MESSAGES: dict[str, tuple] = {
     'k8s.io.api.batch.v1.UncountedTerminatedPods': (
         (1, 'succeeded', 'string', 'ro'),
         (2, 'failed', 'string', 'ro'),
+    ),
+    'k8s.io.api.certificates.v1.CertificateSigningRequest': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'spec', 'k8s.io.api.certificates.v1.CertificateSigningRequestSpec', ''),
+        (3, 'status', 'k8s.io.api.certificates.v1.CertificateSigningRequestStatus', 'o'),
+    ),
+    'k8s.io.api.certificates.v1.CertificateSigningRequestCondition': (
+        (1, 'type', 'string', ''),
+        (6, 'status', 'string', ''),
+        (2, 'reason', 'string', 'o'),
+        (3, 'message', 'string', 'o'),
+        (4, 'lastUpdateTime', 'k8s.io.apimachinery.pkg.apis.meta.v1.Time', 'o'),
+        (5, 'lastTransitionTime', 'k8s.io.apimachinery.pkg.apis.meta.v1.Time', 'o'),
+    ),
+    'k8s.io.api.certificates.v1.CertificateSigningRequestList': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta', 'o'),
+        (2, 'items', 'k8s.io.api.certificates.v1.CertificateSigningRequest', 'r'),
+    ),
+    'k8s.io.api.certificates.v1.CertificateSigningRequestSpec': (
+        (1, 'request', 'bytes', ''),
+        (7, 'signerName', 'string', ''),
+        (8, 'expirationSeconds', 'int32', 'op'),
+        (5, 'usages', 'string', 'ro'),
+        (2, 'username', 'string', 'o'),
+        (3, 'uid', 'string', 'o'),
+        (4, 'groups', 'string', 'ro'),
+        (6, 'extra', 'map:string:k8s.io.api.certificates.v1.ExtraValue', 'o'),
+    ),
+    'k8s.io.api.certificates.v1.CertificateSigningRequestStatus': (
+        (1, 'conditions', 'k8s.io.api.certificates.v1.CertificateSigningRequestCondition', 'ro'),
+        (2, 'certificate', 'bytes', 'o'),
+    ),
+    'k8s.io.api.certificates.v1.ExtraValue': (
+        (1, 'items', 'string', 'r'),
     ),
     'k8s.io.api.coordination.v1.Lease': (
         (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
@@ -1989,6 +2257,278 @@ MESSAGES: dict[str, tuple] = {
         (1, 'count', 'int32', ''),
         (2, 'lastObservedTime', 'k8s.io.apimachinery.pkg.apis.meta.v1.MicroTime', ''),
     ),
+    'k8s.io.api.flowcontrol.v1.ExemptPriorityLevelConfiguration': (
+        (1, 'nominalConcurrencyShares', 'int32', 'op'),
+        (2, 'lendablePercent', 'int32', 'op'),
+    ),
+    'k8s.io.api.flowcontrol.v1.FlowDistinguisherMethod': (
+        (1, 'type', 'string', ''),
+    ),
+    'k8s.io.api.flowcontrol.v1.FlowSchema': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'spec', 'k8s.io.api.flowcontrol.v1.FlowSchemaSpec', 'o'),
+        (3, 'status', 'k8s.io.api.flowcontrol.v1.FlowSchemaStatus', 'o'),
+    ),
+    'k8s.io.api.flowcontrol.v1.FlowSchemaCondition': (
+        (1, 'type', 'string', 'o'),
+        (2, 'status', 'string', 'o'),
+        (3, 'lastTransitionTime', 'k8s.io.apimachinery.pkg.apis.meta.v1.Time', 'o'),
+        (4, 'reason', 'string', 'o'),
+        (5, 'message', 'string', 'o'),
+    ),
+    'k8s.io.api.flowcontrol.v1.FlowSchemaList': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta', 'o'),
+        (2, 'items', 'k8s.io.api.flowcontrol.v1.FlowSchema', 'r'),
+    ),
+    'k8s.io.api.flowcontrol.v1.FlowSchemaSpec': (
+        (1, 'priorityLevelConfiguration', 'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationReference', ''),
+        (2, 'matchingPrecedence', 'int32', ''),
+        (3, 'distinguisherMethod', 'k8s.io.api.flowcontrol.v1.FlowDistinguisherMethod', 'op'),
+        (4, 'rules', 'k8s.io.api.flowcontrol.v1.PolicyRulesWithSubjects', 'ro'),
+    ),
+    'k8s.io.api.flowcontrol.v1.FlowSchemaStatus': (
+        (1, 'conditions', 'k8s.io.api.flowcontrol.v1.FlowSchemaCondition', 'ro'),
+    ),
+    'k8s.io.api.flowcontrol.v1.GroupSubject': (
+        (1, 'name', 'string', ''),
+    ),
+    'k8s.io.api.flowcontrol.v1.LimitResponse': (
+        (1, 'type', 'string', ''),
+        (2, 'queuing', 'k8s.io.api.flowcontrol.v1.QueuingConfiguration', 'op'),
+    ),
+    'k8s.io.api.flowcontrol.v1.LimitedPriorityLevelConfiguration': (
+        (1, 'nominalConcurrencyShares', 'int32', 'p'),
+        (2, 'limitResponse', 'k8s.io.api.flowcontrol.v1.LimitResponse', 'o'),
+        (3, 'lendablePercent', 'int32', 'op'),
+        (4, 'borrowingLimitPercent', 'int32', 'op'),
+    ),
+    'k8s.io.api.flowcontrol.v1.NonResourcePolicyRule': (
+        (1, 'verbs', 'string', 'r'),
+        (6, 'nonResourceURLs', 'string', 'r'),
+    ),
+    'k8s.io.api.flowcontrol.v1.PolicyRulesWithSubjects': (
+        (1, 'subjects', 'k8s.io.api.flowcontrol.v1.Subject', 'r'),
+        (2, 'resourceRules', 'k8s.io.api.flowcontrol.v1.ResourcePolicyRule', 'ro'),
+        (3, 'nonResourceRules', 'k8s.io.api.flowcontrol.v1.NonResourcePolicyRule', 'ro'),
+    ),
+    'k8s.io.api.flowcontrol.v1.PriorityLevelConfiguration': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'spec', 'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationSpec', 'o'),
+        (3, 'status', 'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationStatus', 'o'),
+    ),
+    'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationCondition': (
+        (1, 'type', 'string', 'o'),
+        (2, 'status', 'string', 'o'),
+        (3, 'lastTransitionTime', 'k8s.io.apimachinery.pkg.apis.meta.v1.Time', 'o'),
+        (4, 'reason', 'string', 'o'),
+        (5, 'message', 'string', 'o'),
+    ),
+    'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationList': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta', 'o'),
+        (2, 'items', 'k8s.io.api.flowcontrol.v1.PriorityLevelConfiguration', 'r'),
+    ),
+    'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationReference': (
+        (1, 'name', 'string', ''),
+    ),
+    'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationSpec': (
+        (1, 'type', 'string', ''),
+        (2, 'limited', 'k8s.io.api.flowcontrol.v1.LimitedPriorityLevelConfiguration', 'op'),
+        (3, 'exempt', 'k8s.io.api.flowcontrol.v1.ExemptPriorityLevelConfiguration', 'op'),
+    ),
+    'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationStatus': (
+        (1, 'conditions', 'k8s.io.api.flowcontrol.v1.PriorityLevelConfigurationCondition', 'ro'),
+    ),
+    'k8s.io.api.flowcontrol.v1.QueuingConfiguration': (
+        (1, 'queues', 'int32', ''),
+        (2, 'handSize', 'int32', ''),
+        (3, 'queueLengthLimit', 'int32', ''),
+    ),
+    'k8s.io.api.flowcontrol.v1.ResourcePolicyRule': (
+        (1, 'verbs', 'string', 'r'),
+        (2, 'apiGroups', 'string', 'r'),
+        (3, 'resources', 'string', 'r'),
+        (4, 'clusterScope', 'bool', 'o'),
+        (5, 'namespaces', 'string', 'r'),
+    ),
+    'k8s.io.api.flowcontrol.v1.ServiceAccountSubject': (
+        (1, 'namespace', 'string', ''),
+        (2, 'name', 'string', ''),
+    ),
+    'k8s.io.api.flowcontrol.v1.Subject': (
+        (1, 'kind', 'string', ''),
+        (2, 'user', 'k8s.io.api.flowcontrol.v1.UserSubject', 'op'),
+        (3, 'group', 'k8s.io.api.flowcontrol.v1.GroupSubject', 'op'),
+        (4, 'serviceAccount', 'k8s.io.api.flowcontrol.v1.ServiceAccountSubject', 'op'),
+    ),
+    'k8s.io.api.flowcontrol.v1.UserSubject': (
+        (1, 'name', 'string', ''),
+    ),
+    'k8s.io.api.networking.v1.HTTPIngressPath': (
+        (1, 'path', 'string', 'o'),
+        (3, 'pathType', 'string', 'p'),
+        (2, 'backend', 'k8s.io.api.networking.v1.IngressBackend', ''),
+    ),
+    'k8s.io.api.networking.v1.HTTPIngressRuleValue': (
+        (1, 'paths', 'k8s.io.api.networking.v1.HTTPIngressPath', 'r'),
+    ),
+    'k8s.io.api.networking.v1.IPAddress': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'spec', 'k8s.io.api.networking.v1.IPAddressSpec', 'o'),
+    ),
+    'k8s.io.api.networking.v1.IPAddressList': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta', 'o'),
+        (2, 'items', 'k8s.io.api.networking.v1.IPAddress', 'r'),
+    ),
+    'k8s.io.api.networking.v1.IPAddressSpec': (
+        (1, 'parentRef', 'k8s.io.api.networking.v1.ParentReference', 'op'),
+    ),
+    'k8s.io.api.networking.v1.IPBlock': (
+        (1, 'cidr', 'string', ''),
+        (2, 'except', 'string', 'ro'),
+    ),
+    'k8s.io.api.networking.v1.Ingress': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'spec', 'k8s.io.api.networking.v1.IngressSpec', 'o'),
+        (3, 'status', 'k8s.io.api.networking.v1.IngressStatus', 'o'),
+    ),
+    'k8s.io.api.networking.v1.IngressBackend': (
+        (4, 'service', 'k8s.io.api.networking.v1.IngressServiceBackend', 'op'),
+        (3, 'resource', 'k8s.io.api.core.v1.TypedLocalObjectReference', 'op'),
+    ),
+    'k8s.io.api.networking.v1.IngressClass': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'spec', 'k8s.io.api.networking.v1.IngressClassSpec', 'o'),
+    ),
+    'k8s.io.api.networking.v1.IngressClassList': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta', 'o'),
+        (2, 'items', 'k8s.io.api.networking.v1.IngressClass', 'r'),
+    ),
+    'k8s.io.api.networking.v1.IngressClassParametersReference': (
+        (1, 'apiGroup', 'string', 'op'),
+        (2, 'kind', 'string', ''),
+        (3, 'name', 'string', ''),
+        (4, 'scope', 'string', 'p'),
+        (5, 'namespace', 'string', 'op'),
+    ),
+    'k8s.io.api.networking.v1.IngressClassSpec': (
+        (1, 'controller', 'string', 'o'),
+        (2, 'parameters', 'k8s.io.api.networking.v1.IngressClassParametersReference', 'op'),
+    ),
+    'k8s.io.api.networking.v1.IngressList': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta', 'o'),
+        (2, 'items', 'k8s.io.api.networking.v1.Ingress', 'r'),
+    ),
+    'k8s.io.api.networking.v1.IngressLoadBalancerIngress': (
+        (1, 'ip', 'string', 'o'),
+        (2, 'hostname', 'string', 'o'),
+        (4, 'ports', 'k8s.io.api.networking.v1.IngressPortStatus', 'ro'),
+    ),
+    'k8s.io.api.networking.v1.IngressLoadBalancerStatus': (
+        (1, 'ingress', 'k8s.io.api.networking.v1.IngressLoadBalancerIngress', 'ro'),
+    ),
+    'k8s.io.api.networking.v1.IngressPortStatus': (
+        (1, 'port', 'int32', ''),
+        (2, 'protocol', 'string', ''),
+        (3, 'error', 'string', 'op'),
+    ),
+    'k8s.io.api.networking.v1.IngressRule': (
+        (1, 'host', 'string', 'o'),
+        (2, '', 'k8s.io.api.networking.v1.IngressRuleValue', 'i'),
+    ),
+    'k8s.io.api.networking.v1.IngressRuleValue': (
+        (1, 'http', 'k8s.io.api.networking.v1.HTTPIngressRuleValue', 'op'),
+    ),
+    'k8s.io.api.networking.v1.IngressServiceBackend': (
+        (1, 'name', 'string', ''),
+        (2, 'port', 'k8s.io.api.networking.v1.ServiceBackendPort', 'o'),
+    ),
+    'k8s.io.api.networking.v1.IngressSpec': (
+        (4, 'ingressClassName', 'string', 'op'),
+        (1, 'defaultBackend', 'k8s.io.api.networking.v1.IngressBackend', 'op'),
+        (2, 'tls', 'k8s.io.api.networking.v1.IngressTLS', 'ro'),
+        (3, 'rules', 'k8s.io.api.networking.v1.IngressRule', 'ro'),
+    ),
+    'k8s.io.api.networking.v1.IngressStatus': (
+        (1, 'loadBalancer', 'k8s.io.api.networking.v1.IngressLoadBalancerStatus', 'o'),
+    ),
+    'k8s.io.api.networking.v1.IngressTLS': (
+        (1, 'hosts', 'string', 'ro'),
+        (2, 'secretName', 'string', 'o'),
+    ),
+    'k8s.io.api.networking.v1.NetworkPolicy': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'spec', 'k8s.io.api.networking.v1.NetworkPolicySpec', 'o'),
+    ),
+    'k8s.io.api.networking.v1.NetworkPolicyEgressRule': (
+        (1, 'ports', 'k8s.io.api.networking.v1.NetworkPolicyPort', 'ro'),
+        (2, 'to', 'k8s.io.api.networking.v1.NetworkPolicyPeer', 'ro'),
+    ),
+    'k8s.io.api.networking.v1.NetworkPolicyIngressRule': (
+        (1, 'ports', 'k8s.io.api.networking.v1.NetworkPolicyPort', 'ro'),
+        (2, 'from', 'k8s.io.api.networking.v1.NetworkPolicyPeer', 'ro'),
+    ),
+    'k8s.io.api.networking.v1.NetworkPolicyList': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta', 'o'),
+        (2, 'items', 'k8s.io.api.networking.v1.NetworkPolicy', 'r'),
+    ),
+    'k8s.io.api.networking.v1.NetworkPolicyPeer': (
+        (1, 'podSelector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+        (2, 'namespaceSelector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+        (3, 'ipBlock', 'k8s.io.api.networking.v1.IPBlock', 'op'),
+    ),
+    'k8s.io.api.networking.v1.NetworkPolicyPort': (
+        (1, 'protocol', 'string', 'op'),
+        (2, 'port', 'k8s.io.apimachinery.pkg.util.intstr.IntOrString', 'op'),
+        (3, 'endPort', 'int32', 'op'),
+    ),
+    'k8s.io.api.networking.v1.NetworkPolicySpec': (
+        (1, 'podSelector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', ''),
+        (2, 'ingress', 'k8s.io.api.networking.v1.NetworkPolicyIngressRule', 'ro'),
+        (3, 'egress', 'k8s.io.api.networking.v1.NetworkPolicyEgressRule', 'ro'),
+        (4, 'policyTypes', 'string', 'ro'),
+    ),
+    'k8s.io.api.networking.v1.ParentReference': (
+        (1, 'group', 'string', 'o'),
+        (2, 'resource', 'string', 'o'),
+        (3, 'namespace', 'string', 'o'),
+        (4, 'name', 'string', 'o'),
+    ),
+    'k8s.io.api.networking.v1.ServiceBackendPort': (
+        (1, 'name', 'string', 'o'),
+        (2, 'number', 'int32', 'o'),
+    ),
+    'k8s.io.api.networking.v1.ServiceCIDR': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'spec', 'k8s.io.api.networking.v1.ServiceCIDRSpec', 'o'),
+        (3, 'status', 'k8s.io.api.networking.v1.ServiceCIDRStatus', 'o'),
+    ),
+    'k8s.io.api.networking.v1.ServiceCIDRList': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta', 'o'),
+        (2, 'items', 'k8s.io.api.networking.v1.ServiceCIDR', 'r'),
+    ),
+    'k8s.io.api.networking.v1.ServiceCIDRSpec': (
+        (1, 'cidrs', 'string', 'ro'),
+    ),
+    'k8s.io.api.networking.v1.ServiceCIDRStatus': (
+        (1, 'conditions', 'k8s.io.apimachinery.pkg.apis.meta.v1.Condition', 'ro'),
+    ),
+    'k8s.io.api.node.v1.Overhead': (
+        (1, 'podFixed', 'map:string:k8s.io.apimachinery.pkg.api.resource.Quantity', 'o'),
+    ),
+    'k8s.io.api.node.v1.RuntimeClass': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'handler', 'string', ''),
+        (3, 'overhead', 'k8s.io.api.node.v1.Overhead', 'op'),
+        (4, 'scheduling', 'k8s.io.api.node.v1.Scheduling', 'op'),
+    ),
+    'k8s.io.api.node.v1.RuntimeClassList': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta', 'o'),
+        (2, 'items', 'k8s.io.api.node.v1.RuntimeClass', 'r'),
+    ),
+    'k8s.io.api.node.v1.Scheduling': (
+        (1, 'nodeSelector', 'map:string:string', 'o'),
+        (2, 'tolerations', 'k8s.io.api.core.v1.Toleration', 'ro'),
+    ),
     'k8s.io.api.policy.v1.Eviction': (
         (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
         (2, 'deleteOptions', 'k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions', 'op'),
@@ -2435,5 +2975,6 @@ LIST_WRAPPERS = frozenset({
     'k8s.io.api.authentication.v1.ExtraValue',
     'k8s.io.api.authentication.v1beta1.ExtraValue',
     'k8s.io.api.authorization.v1.ExtraValue',
+    'k8s.io.api.certificates.v1.ExtraValue',
     'k8s.io.apimachinery.pkg.apis.meta.v1.Verbs',
 })

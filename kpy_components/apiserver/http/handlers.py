@@ -12,7 +12,7 @@ from kpy_components.apiserver.registry.api import API
 from kpy_components.apiserver.registry.context import FIELD_VALIDATION, WriteContext, dry_run_requested
 from kpy_components.apiserver.registry.store import Store
 
-from . import logs, negotiation, streams, watch
+from . import components, logs, negotiation, streams, watch
 from .context import RequestInfo, Security, User, resolve
 from .responses import json_response
 
@@ -66,6 +66,8 @@ class ResourceHandler:
 
     async def __call__(self, request: web.Request, info: RequestInfo, user: User) -> web.StreamResponse:
         resource = resource_of(self.api, info)
+        if resource.qualified == "componentstatuses":
+            return await self._component_statuses(request, resource, info)
         if not resource.storage:
             return await self._virtual(request, resource, info, user)
         if info.verb not in resource.verbs and not info.subresource:
@@ -206,6 +208,12 @@ class ResourceHandler:
     async def _patch_scale(self, ctx, store, namespace, name, body, patch_type):
         return await subresources.patch_scale(ctx, store, namespace, name, patch_type, body), 200
 
+    async def _update_approval(self, ctx, store, namespace, name, body, patch_type):
+        return await subresources.update_approval(ctx, store, name, body), 200
+
+    async def _patch_approval(self, ctx, store, namespace, name, body, patch_type):
+        return await subresources.patch_approval(ctx, store, name, patch_type, body), 200
+
     async def _evict(self, ctx, store, namespace, name, body, patch_type):
         return await subresources.evict(ctx, self.api, namespace, name, body), 201
 
@@ -226,6 +234,20 @@ class ResourceHandler:
         return await subresources.update_ephemeral_containers(
             ctx, store, namespace, name,
             lambda pod: patching.apply_patch(ctx, store.info, patch_type, pod, body, "ephemeralcontainers")), 200
+
+    async def _component_statuses(self, request: web.Request, resource: ResourceInfo,
+                                  info: RequestInfo) -> web.Response:
+        if info.verb not in ("get", "list") or info.subresource:
+            raise errors.method_not_allowed("the server does not allow this method on the requested resource")
+        if info.name:
+            items = [await components.component_status(self.api, info.name)]
+            result = items[0]
+        else:
+            items = await components.component_statuses(self.api)
+            result = {"kind": "ComponentStatusList", "apiVersion": "v1", "metadata": {}, "items": items}
+        if negotiation.wants_table(negotiation.parse_accept(request.headers.get("Accept"))):
+            return json_response(tables.to_table(resource, items, request.query.get("includeObject") or "Metadata"))
+        return json_response(result)
 
     # --- virtual resources (reviews) -----------------------------------------------------------------------------
     async def _virtual(self, request: web.Request, resource: ResourceInfo, info: RequestInfo,
@@ -251,6 +273,8 @@ _SUBRESOURCE_VERBS = {
     ("eviction", "create"): ResourceHandler._evict, ("binding", "create"): ResourceHandler._bind,
     ("finalize", "update"): ResourceHandler._finalize, ("token", "create"): ResourceHandler._token,
     ("ephemeralcontainers", "get"): ResourceHandler._get,
+    ("approval", "get"): ResourceHandler._get, ("approval", "update"): ResourceHandler._update_approval,
+    ("approval", "patch"): ResourceHandler._patch_approval,
     ("ephemeralcontainers", "update"): ResourceHandler._update_ephemeral,
     ("ephemeralcontainers", "patch"): ResourceHandler._patch_ephemeral,
 }

@@ -6,6 +6,7 @@ from kpy_components.api import errors
 from kpy_components.api.resources import Registry, ResourceInfo
 from kpy_components.apiserver.storage.interface import Storage
 
+from . import conversion
 from .allocators import ClusterIPAllocator, NodePortAllocator
 from .context import WriteContext
 from .store import Store
@@ -21,13 +22,18 @@ class API:
         self.cluster_ips = ClusterIPAllocator(storage, service_cidr)
         self.node_ports = NodePortAllocator(storage)
         self.stores: dict[tuple[str, str], Store] = {}
+        self.versions: dict[tuple[str, str, str], Store] = {}  # (group, version, plural) of non-stored versions
         self.custom: dict[str, list[ResourceInfo]] = {}  # CRD name -> the ResourceInfos it serves
-        self.versions: dict[tuple[str, str, str], Store] = {}  # (group, version, plural) of non-storage versions
         namespaces_info = registry.get("", "v1", "namespaces")
         namespaces = self._build(namespaces_info, None) if namespaces_info else None
         for info in registry:
             if info.storage and (info.group, info.plural) not in self.stores:
                 self._build(info, namespaces)
+        for (group, version, plural), (to_stored, to_served) in conversion.VERSIONS.items():
+            info = registry.get(group, version, plural)
+            if info is not None:
+                self.versions[(group, version, plural)] = conversion.ConvertedVersion(
+                    self.stores[(group, plural)], info, to_stored, to_served)
 
     def _build(self, info: ResourceInfo, namespaces: Store | None) -> Store:
         strategy = strategy_for(info, self.cluster_ips, self.node_ports)

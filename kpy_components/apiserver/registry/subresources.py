@@ -14,7 +14,7 @@ from . import patching
 from .api import API
 from .context import WriteContext, dry_run_requested
 from .store import Store
-from .strategies import podspec
+from .strategies import certificates, podspec
 
 
 def success(code: int | None = 201, details: dict | None = None) -> dict:
@@ -86,6 +86,34 @@ async def patch_scale(ctx: WriteContext, store: Store, namespace: str, name: str
                                      kind="Scale")
         return _with_replicas(store, current, scale)
     return _scale_of(store, await store.write(ctx, namespace, name, desired, "scale"))
+
+
+# --- certificatesigningrequests/approval -------------------------------------------------------------------------
+
+def _with_conditions(current: dict, requested) -> dict:
+    """/approval changes the conditions and nothing else (upstream's approval strategy)."""
+    if not isinstance(requested, dict):
+        raise errors.bad_request("the request body must be a CertificateSigningRequest object")
+    wanted = (requested.get("metadata") or {}).get("resourceVersion")
+    if wanted and wanted != current["metadata"].get("resourceVersion"):
+        raise errors.conflict("certificatesigningrequests", meta.name_of(current), "certificates.k8s.io")
+    result = meta.deep_copy(current)
+    conditions = meta.deep_copy((requested.get("status") or {}).get("conditions") or [])
+    result.setdefault("status", {})["conditions"] = certificates.with_condition_times(conditions)
+    return result
+
+
+async def update_approval(ctx: WriteContext, store: Store, name: str, body) -> dict:
+    return await store.write(ctx, "", name, lambda current: _with_conditions(current, body), "approval")
+
+
+async def patch_approval(ctx: WriteContext, store: Store, name: str, patch_type: str, body) -> dict:
+    patching.check_patch(patch_type, body)
+
+    def desired(current: dict) -> dict:
+        requested = patching.apply_patch(ctx, store.info, patch_type, meta.deep_copy(current), body, "approval")
+        return _with_conditions(current, requested)
+    return await store.write(ctx, "", name, desired, "approval")
 
 
 # --- eviction --------------------------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ from kpy_components.api.resources import ResourceInfo
 from ...crds import custom, definitions
 from ..allocators import ClusterIPAllocator, NodePortAllocator
 from ..strategy import Strategy
-from . import controllerrevisions, core, others, persistentvolumes, priorityclasses, services, storageclasses, workloads
+from . import (certificates, controllerrevisions, core, networking, others, persistentvolumes, priorityclasses, services,
+               storageclasses, workloads)
 
 _BY_RESOURCE: dict[str, type[Strategy]] = {
     "pods": core.PodStrategy,
@@ -40,6 +41,15 @@ _BY_RESOURCE: dict[str, type[Strategy]] = {
     "rolebindings.rbac.authorization.k8s.io": others.BindingStrategy,
     "clusterrolebindings.rbac.authorization.k8s.io": others.BindingStrategy,
     "customresourcedefinitions.apiextensions.k8s.io": definitions.CRDStrategy,
+    "podtemplates": networking.PodTemplateStrategy,
+    "horizontalpodautoscalers.autoscaling": networking.HorizontalPodAutoscalerStrategy,
+    "ingresses.networking.k8s.io": networking.IngressStrategy,
+    "ingressclasses.networking.k8s.io": networking.IngressClassStrategy,
+    "networkpolicies.networking.k8s.io": networking.NetworkPolicyStrategy,
+    "runtimeclasses.node.k8s.io": networking.RuntimeClassStrategy,
+    "flowschemas.flowcontrol.apiserver.k8s.io": networking.FlowSchemaStrategy,
+    "prioritylevelconfigurations.flowcontrol.apiserver.k8s.io": networking.PriorityLevelConfigurationStrategy,
+    "certificatesigningrequests.certificates.k8s.io": certificates.CertificateSigningRequestStrategy,
 }
 
 
