@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 testinfra_hosts = ["kdns-w1"]
-DNS_HOSTS = {"kdns-cp1": "10.213.18.11", "kdns-cp2": "10.213.18.12", "kdns-cp3": "10.213.18.13"}
+DNS_HOSTS = {"kdns-cp1": "10.213.18.11", "kdns-cp2": "10.213.18.12"}
 KUBECONFIG = Path(os.environ["MOLECULE_EPHEMERAL_DIRECTORY"]) / "artifacts" / "admin.kubeconfig"
 # Runs on the worker: one query, printed as "RCODE answer... | authority..." (or TIMEOUT).
 QUERY = """
