@@ -24,14 +24,21 @@ DEFAULT_ASSUMED_TTL = 30.0  # seconds after binding finished before an unconfirm
 
 class NodeInfo:
     """One node and the pods on it. `requested` sums the pods' effective requests; `non_zero_cpu/memory` the
-    scoring variants; `used_ports` is a set of (hostIP, protocol, port)."""
+    scoring variants; `used_ports` is a set of (hostIP, protocol, port). `pods_with_affinity` holds the pods with
+    any inter-pod (anti-)affinity term, `pods_with_required_anti_affinity` those with a required anti-affinity term
+    (InterPodAffinity looks only at these where it can). `origin` is, for a clone, the cache's NodeInfo it was
+    copied from (None for that one): a plugin that precomputed over the cache's nodes can tell what changed."""
 
     __slots__ = ("name", "node", "labels", "taints", "unschedulable", "allocatable", "allocatable_cpu",
                  "allocatable_memory", "allowed_pods", "pods", "requested", "requested_cpu", "requested_memory",
-                 "non_zero_cpu", "non_zero_memory", "used_ports", "generation")
+                 "non_zero_cpu", "non_zero_memory", "used_ports", "generation", "pods_with_affinity",
+                 "pods_with_required_anti_affinity", "origin")
 
     def __init__(self, node: dict):
         self.pods: dict[str, PodInfo] = {}
+        self.pods_with_affinity: dict[str, PodInfo] = {}
+        self.pods_with_required_anti_affinity: dict[str, PodInfo] = {}
+        self.origin: NodeInfo | None = None
         self.requested: dict[str, int] = {}
         self.requested_cpu = self.requested_memory = 0  # = requested[cpu/memory], as attributes for hot paths
         self.non_zero_cpu = self.non_zero_memory = 0
@@ -54,11 +61,18 @@ class NodeInfo:
 
     def add_pod(self, info: PodInfo) -> None:
         self.pods[info.key] = info
+        if info.affinity is not None:
+            self.pods_with_affinity[info.key] = info
+            if info.affinity.required_anti_affinity:
+                self.pods_with_required_anti_affinity[info.key] = info
         self._account(info, 1)
 
     def remove_pod(self, key: str) -> PodInfo | None:
         info = self.pods.pop(key, None)
         if info is not None:
+            if info.affinity is not None:
+                self.pods_with_affinity.pop(key, None)
+                self.pods_with_required_anti_affinity.pop(key, None)
             self._account(info, -1)
         return info
 
@@ -85,6 +99,9 @@ class NodeInfo:
         for slot in NodeInfo.__slots__:
             setattr(twin, slot, getattr(self, slot))
         twin.pods, twin.requested, twin.used_ports = dict(self.pods), dict(self.requested), dict(self.used_ports)
+        twin.pods_with_affinity = dict(self.pods_with_affinity)
+        twin.pods_with_required_anti_affinity = dict(self.pods_with_required_anti_affinity)
+        twin.origin = self.origin or self
         return twin
 
     def free(self, name: str) -> int:

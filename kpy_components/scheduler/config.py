@@ -160,7 +160,8 @@ def _plugins(reader: Reader) -> dict[str, tuple[tuple[str, int], ...]]:
 _BUILT_IN = {"PrioritySort": "queueSort", "DefaultBinder": "bind"}
 
 # Plugins whose extension point depends on another of theirs having run in the same cycle.
-_NEEDS = {"PodTopologySpread": {"filter": "preFilter", "score": "preScore"}}
+_NEEDS = {"PodTopologySpread": {"filter": "preFilter", "score": "preScore"},
+          "InterPodAffinity": {"filter": "preFilter", "score": "preScore"}}
 
 
 def _entries(section: Reader, key: str) -> list[tuple[Reader, str]]:
@@ -257,6 +258,12 @@ def _spread_args(args: Reader) -> None:
         args.problem("defaultConstraints", "default topology spread constraints are not supported by kpy-scheduler")
 
 
+def _affinity_args(args: Reader) -> None:
+    """InterPodAffinityArgs: hardPodAffinityWeight 0..100 (ValidateInterPodAffinityArgs)."""
+    args.integer("hardPodAffinityWeight", 1, minimum=0, maximum=100)
+    args.boolean("ignorePreferredTermsOfExistingPods", False)
+
+
 def _preemption_args(args: Reader) -> None:
     """DefaultPreemptionArgs: percentage 0..100, absolute >= 0, not both 0 (ValidateDefaultPreemptionArgs)."""
     percentage = args.integer("minCandidateNodesPercentage", 10, minimum=0, maximum=100)
@@ -269,5 +276,6 @@ _ARGS = {
     "NodeResourcesFit": (("scoringStrategy", "ignoredResources", "ignoredResourceGroups"), _fit_args),
     "NodeResourcesBalancedAllocation": (("resources",), _resources),
     "PodTopologySpread": (("defaultConstraints", "defaultingType"), _spread_args),
+    "InterPodAffinity": (("hardPodAffinityWeight", "ignorePreferredTermsOfExistingPods"), _affinity_args),
     "DefaultPreemption": (("minCandidateNodesPercentage", "minCandidateNodesAbsolute"), _preemption_args),
 }

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 
 from kpy_components.api.quantity import Quantity, QuantityError
 
+from .podaffinity import PodAffinityTerms, pod_affinity_terms
+
 CPU, MEMORY, PODS, EPHEMERAL = "cpu", "memory", "pods", "ephemeral-storage"
 DEFAULT_MILLI_CPU_REQUEST = 100  # kube-scheduler's schedutil.DefaultMilliCPURequest
 DEFAULT_MEMORY_REQUEST = 200 * 1024 * 1024  # schedutil.DefaultMemoryRequest
@@ -119,6 +121,7 @@ class PodInfo:
     request_cpu: int = 0  # = requests[cpu/memory], as attributes for hot paths
     request_memory: int = 0
     only_cpu_memory: bool = True  # requests nothing but cpu and memory
+    affinity: PodAffinityTerms | None = None  # inter-pod (anti-)affinity terms; None: it has none
 
     def __post_init__(self) -> None:
         self.request_cpu, self.request_memory = self.requests.get(CPU, 0), self.requests.get(MEMORY, 0)
@@ -129,12 +132,14 @@ class PodInfo:
         meta, spec = pod.get("metadata") or {}, pod.get("spec") or {}
         namespace, name = meta.get("namespace", ""), meta.get("name", "")
         cpu, memory = _non_zero(spec)
+        labels = meta.get("labels") or {}
         return cls(pod=pod, key=f"{namespace}/{name}", uid=meta.get("uid", ""), namespace=namespace, name=name,
-                   labels=meta.get("labels") or {}, node_name=spec.get("nodeName") or "",
+                   labels=labels, node_name=spec.get("nodeName") or "",
                    scheduler_name=spec.get("schedulerName") or "default-scheduler",
                    priority=int(spec.get("priority") or DEFAULT_PRIORITY), requests=pod_requests(spec),
                    non_zero_cpu=cpu, non_zero_memory=memory, ports=host_ports(spec),
-                   tolerations=spec.get("tolerations") or [], spec=spec)
+                   tolerations=spec.get("tolerations") or [], spec=spec,
+                   affinity=pod_affinity_terms(spec, namespace, labels))
 
     @property
     def terminating(self) -> bool:

@@ -116,6 +116,16 @@ class Scheduler:
                 if hasattr(plugin, "bind"):
                     plugin.bind(self.preemption)
         self._watch_volumes(client, informers)
+        self._watch_namespaces(client, informers)
+
+    def _watch_namespaces(self, client: RESTClient, informers: SharedInformerFactory) -> None:
+        """Namespaces for the profiles' InterPodAffinity plugins (their terms' namespaceSelectors), watched only when
+        some profile runs one."""
+        users = [p for profile, _ in self.profiles.values() for p in profile.plugins() if hasattr(p, "use_namespaces")]
+        if users:
+            store = informers.informer(client.resource("namespaces")).store
+            for plugin in users:
+                plugin.use_namespaces(store)
 
     def _watch_volumes(self, client: RESTClient, informers: SharedInformerFactory) -> None:
         """Claims, volumes and storage classes for the profiles' VolumeBinding plugins (watched only when some

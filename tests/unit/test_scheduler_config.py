@@ -28,10 +28,11 @@ def test_defaults_match_kube_scheduler():
     (profile,) = settings.profiles
     assert profile.scheduler_name == "default-scheduler"
     assert dict(profile.points["score"]) == {"TaintToleration": 3, "NodeAffinity": 2, "NodeResourcesFit": 1,
-                                             "PodTopologySpread": 2, "NodeResourcesBalancedAllocation": 1}
+                                             "PodTopologySpread": 2, "InterPodAffinity": 2,
+                                             "NodeResourcesBalancedAllocation": 1}
     assert [name for name, _ in profile.points["filter"]] == [
         "NodeUnschedulable", "NodeName", "TaintToleration", "NodeAffinity", "NodePorts", "NodeResourcesFit",
-        "VolumeBinding", "PodTopologySpread"]
+        "VolumeBinding", "PodTopologySpread", "InterPodAffinity"]
 
 
 def test_profiles_change_plugins_weights_and_args():
@@ -49,7 +50,8 @@ def test_profiles_change_plugins_weights_and_args():
     assert settings.percentage_of_nodes_to_score == 30 and settings.pod_max_backoff_seconds == 20.0
     packer = settings.profiles[1]
     assert packer.percentage_of_nodes_to_score == 100
-    assert dict(packer.points["score"]) == {"TaintToleration": 3, "NodeAffinity": 7, "NodeResourcesFit": 1}
+    assert dict(packer.points["score"]) == {"TaintToleration": 3, "NodeAffinity": 7, "NodeResourcesFit": 1,
+                                            "InterPodAffinity": 2}
     assert "PodTopologySpread" not in dict(packer.points["filter"])
     profile = build_profile(packer.scheduler_name, packer.points, packer.plugin_args)
     fit = next(plugin for plugin, _ in profile.scores if plugin.name == "NodeResourcesFit")

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from ..framework import Profile
 from .default_preemption import DefaultPreemption
+from .interpodaffinity import DEFAULT_HARD_POD_AFFINITY_WEIGHT, InterPodAffinity
 from .node_affinity import NodeAffinity
 from .node_name import NodeName
 from .node_ports import NodePorts
@@ -36,6 +37,9 @@ REGISTRY = {
     "NodeResourcesFit": _fit,
     "VolumeBinding": lambda args: VolumeBinding(),
     "PodTopologySpread": lambda args: PodTopologySpread(),
+    "InterPodAffinity": lambda args: InterPodAffinity(
+        args.get("hardPodAffinityWeight", DEFAULT_HARD_POD_AFFINITY_WEIGHT),
+        bool(args.get("ignorePreferredTermsOfExistingPods", False))),
     "NodeResourcesBalancedAllocation": lambda args: NodeResourcesBalancedAllocation(_resources(args)),
     "DefaultPreemption": lambda args: DefaultPreemption(args.get("minCandidateNodesPercentage", 10),
                                                          args.get("minCandidateNodesAbsolute", 100)),
@@ -45,8 +49,8 @@ REGISTRY = {
 # order is the order plugins run in; the number is the score weight.
 DEFAULT_PLUGINS: tuple[tuple[str, int], ...] = (
     ("NodeUnschedulable", 0), ("NodeName", 0), ("TaintToleration", 3), ("NodeAffinity", 2), ("NodePorts", 0),
-    ("NodeResourcesFit", 1), ("VolumeBinding", 0), ("PodTopologySpread", 2), ("NodeResourcesBalancedAllocation", 1),
-    ("DefaultPreemption", 0),
+    ("NodeResourcesFit", 1), ("VolumeBinding", 0), ("PodTopologySpread", 2), ("InterPodAffinity", 2),
+    ("NodeResourcesBalancedAllocation", 1), ("DefaultPreemption", 0),
 )
 
 # Extension points each plugin implements (config.py refuses enabling a plugin at a point it lacks).
@@ -61,7 +65,7 @@ def implements(plugin_class, point: str) -> bool:
 
 PLUGIN_CLASSES = {cls.name: cls for cls in (
     NodeUnschedulable, NodeName, TaintToleration, NodeAffinity, NodePorts, NodeResourcesFit, VolumeBinding,
-    PodTopologySpread, NodeResourcesBalancedAllocation, DefaultPreemption)}
+    PodTopologySpread, InterPodAffinity, NodeResourcesBalancedAllocation, DefaultPreemption)}
 
 
 def build_profile(scheduler_name: str, points: dict[str, tuple[tuple[str, int], ...]],
