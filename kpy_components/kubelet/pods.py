@@ -82,6 +82,9 @@ class PodManager:
         self.pods.store.add_indexers({UID_INDEX: field_index("metadata.uid")})
         self.services = informers.informer(client.resource("services"))
         self.queue = WorkQueue("pods")
+        # Pods being stopped, each in a task of its own: a grace period (up to minutes) must not hold one of the
+        # WORKERS, or a node deleting many pods would start no new ones meanwhile (upstream: a worker per pod).
+        self.terminating: dict[str, asyncio.Task] = {}
         self.observed: dict[str, PodObservation] = {}
         self.states: dict[str, dict[str, ContainerRuntimeState]] = {}
         self.backoff = BackOff()
@@ -131,6 +134,8 @@ class PodManager:
             await asyncio.gather(run_workers(self.queue, self.sync, WORKERS), self._relist_loop(),
                                  self._resync_loop())
         finally:
+            for task in self.terminating.values():
+                task.cancel()
             await self.probes.close()
 
     async def _relist(self) -> None:
@@ -163,7 +168,10 @@ class PodManager:
             await self._remove(uid, observation)
             return
         if (pod.get("metadata") or {}).get("deletionTimestamp"):
-            await self._terminate(pod, observation)
+            if uid not in self.terminating:
+                task = asyncio.create_task(self._terminate(pod, observation), name=f"terminate {uid}")
+                self.terminating[uid] = task
+                task.add_done_callback(lambda done, uid=uid: self._terminated(uid, done))
             return
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed"):
             if any(c.state in ("running", "created") for c in observation.containers):
@@ -386,6 +394,12 @@ class PodManager:
         await asyncio.gather(*(self._stop_container(pod, specs.get(c.name), c.id, grace) for c in running))
         if observation.sandbox is not None and observation.sandbox.ready:
             await ignore_gone(self.runtime.stop_pod_sandbox(observation.sandbox.id))
+
+    def _terminated(self, uid: str, task: asyncio.Task) -> None:
+        self.terminating.pop(uid, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("Failed to terminate pod uid=%s: %r", uid, task.exception())
+        self.queue.add(uid)  # the next sync finds the pod gone (cleanup) or still there (another attempt)
 
     async def _terminate(self, pod: dict, observation: PodObservation) -> None:
         uid = pod["metadata"]["uid"]
