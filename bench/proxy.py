@@ -133,7 +133,7 @@ def rate(address: str, port: int, connections: int) -> tuple[float, float, float
 
 
 def lab_rows(rows: list[dict], connections: int) -> None:
-    from test_proxy_rules import CLIENT, SERVER, SETUP  # the lab test's pod network: bridge kpy0, pods a, b, c
+    from test_proxy_kernel import CLIENT, SERVER, SETUP  # the lab test's pod network: bridge kpy0, pods a, b, c
 
     kpy_lab("up", f"--lab={LAB}", "--subnet-index=24", "--control-plane=0", "--workers=1",
             "--inventory=/tmp/kpy-bench-proxy-hosts.yml")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from test_cri_runtime import kpy_lab, wait_for
-from test_proxy_rules import CLIENT, HOLD, SERVER, pod_network
+from test_proxy_kernel import CLIENT, HOLD, SERVER, pod_network
 
 pytestmark = pytest.mark.lab
 

@@ -1,5 +1,5 @@
 """kpy-proxy's sync loop and nft runner, against a recording stand-in for the nft binary (the kernel side runs in
-tests/lab/test_proxy_rules.py)."""
+tests/lab/test_proxy_kernel.py)."""
 import asyncio
 import json
 
