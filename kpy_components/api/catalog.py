@@ -256,6 +256,7 @@ _SUBRESOURCES: dict[str, tuple[Subresource, ...]] = {
     "flowschemas.flowcontrol.apiserver.k8s.io": (_status("FlowSchema"),),
     "prioritylevelconfigurations.flowcontrol.apiserver.k8s.io": (_status("PriorityLevelConfiguration"),),
     "volumeattachments.storage.k8s.io": (_status("VolumeAttachment"),),
+    "validatingadmissionpolicies.admissionregistration.k8s.io": (_status("ValidatingAdmissionPolicy"),),
 }
 
 # --- the table of resources --------------------------------------------------------------------------------------
@@ -277,7 +278,7 @@ def _r(group: str, version: str, kind: str, plural: str, namespaced: bool, short
 
 
 _AUTHZ, _AUTHN, _RBAC = "authorization.k8s.io", "authentication.k8s.io", "rbac.authorization.k8s.io"
-_FLOW = "flowcontrol.apiserver.k8s.io"
+_FLOW, _ADMISSION = "flowcontrol.apiserver.k8s.io", "admissionregistration.k8s.io"
 
 
 def resources() -> list[ResourceInfo]:
@@ -320,6 +321,14 @@ def resources() -> list[ResourceInfo]:
         _r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
         _r("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", False, ("csr",)),
         _r("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False),
+        _r(_ADMISSION, "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", False,
+           categories=("api-extensions",)),
+        _r(_ADMISSION, "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", False,
+           categories=("api-extensions",)),
+        _r(_ADMISSION, "v1", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", False,
+           categories=("api-extensions",)),
+        _r(_ADMISSION, "v1", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings", False,
+           categories=("api-extensions",)),
         _r(_FLOW, "v1", "FlowSchema", "flowschemas", False),
         _r(_FLOW, "v1", "PriorityLevelConfiguration", "prioritylevelconfigurations", False),
         _r("events.k8s.io", "v1", "Event", "events", True, ("ev",)),

@@ -10,6 +10,153 @@ LIST_WRAPPERS: messages that stand for a Go slice type (one repeated `items`): a
 SOURCE = 'kubectl.1.33 v1.33.1'
 
 MESSAGES: dict[str, tuple] = {
+    'k8s.io.api.admissionregistration.v1.AuditAnnotation': (
+        (1, 'key', 'string', ''),
+        (2, 'valueExpression', 'string', ''),
+    ),
+    'k8s.io.api.admissionregistration.v1.ExpressionWarning': (
+        (2, 'fieldRef', 'string', ''),
+        (3, 'warning', 'string', ''),
+    ),
+    'k8s.io.api.admissionregistration.v1.MatchCondition': (
+        (1, 'name', 'string', ''),
+        (2, 'expression', 'string', ''),
+    ),
+    'k8s.io.api.admissionregistration.v1.MatchResources': (
+        (1, 'namespaceSelector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+        (2, 'objectSelector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+        (3, 'resourceRules', 'k8s.io.api.admissionregistration.v1.NamedRuleWithOperations', 'ro'),
+        (4, 'excludeResourceRules', 'k8s.io.api.admissionregistration.v1.NamedRuleWithOperations', 'ro'),
+        (7, 'matchPolicy', 'string', 'op'),
+    ),
+    'k8s.io.api.admissionregistration.v1.MutatingWebhook': (
+        (1, 'name', 'string', ''),
+        (2, 'clientConfig', 'k8s.io.api.admissionregistration.v1.WebhookClientConfig', ''),
+        (3, 'rules', 'k8s.io.api.admissionregistration.v1.RuleWithOperations', 'ro'),
+        (4, 'failurePolicy', 'string', 'op'),
+        (9, 'matchPolicy', 'string', 'op'),
+        (5, 'namespaceSelector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+        (11, 'objectSelector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+        (6, 'sideEffects', 'string', 'p'),
+        (7, 'timeoutSeconds', 'int32', 'op'),
+        (8, 'admissionReviewVersions', 'string', 'r'),
+        (10, 'reinvocationPolicy', 'string', 'op'),
+        (12, 'matchConditions', 'k8s.io.api.admissionregistration.v1.MatchCondition', 'ro'),
+    ),
+    'k8s.io.api.admissionregistration.v1.MutatingWebhookConfiguration': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'webhooks', 'k8s.io.api.admissionregistration.v1.MutatingWebhook', 'ro'),
+    ),
+    'k8s.io.api.admissionregistration.v1.MutatingWebhookConfigurationList': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta', 'o'),
+        (2, 'items', 'k8s.io.api.admissionregistration.v1.MutatingWebhookConfiguration', 'r'),
+    ),
+    'k8s.io.api.admissionregistration.v1.NamedRuleWithOperations': (
+        (1, 'resourceNames', 'string', 'ro'),
+        (2, '', 'k8s.io.api.admissionregistration.v1.RuleWithOperations', 'i'),
+    ),
+    'k8s.io.api.admissionregistration.v1.ParamKind': (
+        (1, 'apiVersion', 'string', 'o'),
+        (2, 'kind', 'string', 'o'),
+    ),
+    'k8s.io.api.admissionregistration.v1.ParamRef': (
+        (1, 'name', 'string', 'o'),
+        (2, 'namespace', 'string', 'o'),
+        (3, 'selector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+        (4, 'parameterNotFoundAction', 'string', 'op'),
+    ),
+    'k8s.io.api.admissionregistration.v1.Rule': (
+        (1, 'apiGroups', 'string', 'ro'),
+        (2, 'apiVersions', 'string', 'ro'),
+        (3, 'resources', 'string', 'ro'),
+        (4, 'scope', 'string', 'op'),
+    ),
+    'k8s.io.api.admissionregistration.v1.RuleWithOperations': (
+        (1, 'operations', 'string', 'ro'),
+        (2, '', 'k8s.io.api.admissionregistration.v1.Rule', 'i'),
+    ),
+    'k8s.io.api.admissionregistration.v1.ServiceReference': (
+        (1, 'namespace', 'string', ''),
+        (2, 'name', 'string', ''),
+        (3, 'path', 'string', 'op'),
+        (4, 'port', 'int32', 'op'),
+    ),
+    'k8s.io.api.admissionregistration.v1.TypeChecking': (
+        (1, 'expressionWarnings', 'k8s.io.api.admissionregistration.v1.ExpressionWarning', 'ro'),
+    ),
+    'k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicy': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'spec', 'k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicySpec', 'o'),
+        (3, 'status', 'k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyStatus', 'o'),
+    ),
+    'k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyBinding': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'spec', 'k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyBindingSpec', 'o'),
+    ),
+    'k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyBindingList': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta', 'o'),
+        (2, 'items', 'k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyBinding', 'r'),
+    ),
+    'k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyBindingSpec': (
+        (1, 'policyName', 'string', 'o'),
+        (2, 'paramRef', 'k8s.io.api.admissionregistration.v1.ParamRef', 'op'),
+        (3, 'matchResources', 'k8s.io.api.admissionregistration.v1.MatchResources', 'op'),
+        (4, 'validationActions', 'string', 'ro'),
+    ),
+    'k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyList': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta', 'o'),
+        (2, 'items', 'k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicy', 'r'),
+    ),
+    'k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicySpec': (
+        (1, 'paramKind', 'k8s.io.api.admissionregistration.v1.ParamKind', 'op'),
+        (2, 'matchConstraints', 'k8s.io.api.admissionregistration.v1.MatchResources', 'op'),
+        (3, 'validations', 'k8s.io.api.admissionregistration.v1.Validation', 'ro'),
+        (4, 'failurePolicy', 'string', 'op'),
+        (5, 'auditAnnotations', 'k8s.io.api.admissionregistration.v1.AuditAnnotation', 'ro'),
+        (6, 'matchConditions', 'k8s.io.api.admissionregistration.v1.MatchCondition', 'ro'),
+        (7, 'variables', 'k8s.io.api.admissionregistration.v1.Variable', 'ro'),
+    ),
+    'k8s.io.api.admissionregistration.v1.ValidatingAdmissionPolicyStatus': (
+        (1, 'observedGeneration', 'int64', 'o'),
+        (2, 'typeChecking', 'k8s.io.api.admissionregistration.v1.TypeChecking', 'op'),
+        (3, 'conditions', 'k8s.io.apimachinery.pkg.apis.meta.v1.Condition', 'ro'),
+    ),
+    'k8s.io.api.admissionregistration.v1.ValidatingWebhook': (
+        (1, 'name', 'string', ''),
+        (2, 'clientConfig', 'k8s.io.api.admissionregistration.v1.WebhookClientConfig', ''),
+        (3, 'rules', 'k8s.io.api.admissionregistration.v1.RuleWithOperations', 'ro'),
+        (4, 'failurePolicy', 'string', 'op'),
+        (9, 'matchPolicy', 'string', 'op'),
+        (5, 'namespaceSelector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+        (10, 'objectSelector', 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector', 'op'),
+        (6, 'sideEffects', 'string', 'p'),
+        (7, 'timeoutSeconds', 'int32', 'op'),
+        (8, 'admissionReviewVersions', 'string', 'r'),
+        (11, 'matchConditions', 'k8s.io.api.admissionregistration.v1.MatchCondition', 'ro'),
+    ),
+    'k8s.io.api.admissionregistration.v1.ValidatingWebhookConfiguration': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
+        (2, 'webhooks', 'k8s.io.api.admissionregistration.v1.ValidatingWebhook', 'ro'),
+    ),
+    'k8s.io.api.admissionregistration.v1.ValidatingWebhookConfigurationList': (
+        (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ListMeta', 'o'),
+        (2, 'items', 'k8s.io.api.admissionregistration.v1.ValidatingWebhookConfiguration', 'r'),
+    ),
+    'k8s.io.api.admissionregistration.v1.Validation': (
+        (1, 'expression', 'string', ''),
+        (2, 'message', 'string', 'o'),
+        (3, 'reason', 'string', 'op'),
+        (4, 'messageExpression', 'string', 'o'),
+    ),
+    'k8s.io.api.admissionregistration.v1.Variable': (
+        (1, 'name', 'string', ''),
+        (2, 'expression', 'string', ''),
+    ),
+    'k8s.io.api.admissionregistration.v1.WebhookClientConfig': (
+        (3, 'url', 'string', 'op'),
+        (1, 'service', 'k8s.io.api.admissionregistration.v1.ServiceReference', 'op'),
+        (2, 'caBundle', 'bytes', 'o'),
+    ),
     'k8s.io.api.apps.v1.ControllerRevision': (
         (1, 'metadata', 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta', 'o'),
         (2, 'data', 'k8s.io.apimachinery.pkg.runtime.RawExtension', 'o'),

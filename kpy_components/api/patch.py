@@ -258,6 +258,9 @@ SCHEMA: dict[str, dict] = {
     "ServiceAccount": {"secrets": _map_list("name")},
     "PodDisruptionBudgetSpec": {"selector": "LabelSelector"},
     "PodDisruptionBudgetStatus": {"conditions": _CONDITIONS},
+    "MutatingWebhookConfiguration": {"webhooks": _map_list("name")},
+    "ValidatingWebhookConfiguration": {"webhooks": _map_list("name")},
+    "CertificateSigningRequestStatus": {"conditions": _CONDITIONS},
 }
 
 _WORKLOADS = {"Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "ReplicationController",
@@ -271,8 +274,8 @@ def root_type(kind: str) -> dict:
         root["spec"] = "CronJobSpec"
     elif kind in _WORKLOADS:
         root["spec"], root["status"] = f"{kind}Spec", f"{kind}Status"
-    if kind == "ServiceAccount":
-        root.update(SCHEMA["ServiceAccount"])
+    if kind in ("ServiceAccount", "MutatingWebhookConfiguration", "ValidatingWebhookConfiguration"):
+        root.update(SCHEMA[kind])  # kinds whose merged lists sit at the top level
     return root
 
 

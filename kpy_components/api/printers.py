@@ -238,6 +238,42 @@ VOLUME_ATTACHMENT_COLUMNS = (_NAME, _str("Attacher", "Attacher indicates the nam
                              Col("Attached", type="boolean", description="Attached indicates the volume is attached"),
                              _AGE)
 
+# --- admissionregistration ----------------------------------------------------------------------------------------
+
+def webhook_configuration(info, obj: dict, now: datetime) -> list:
+    return [name_of(obj), len(obj.get("webhooks") or []), _age(obj, now)]
+
+
+WEBHOOK_COLUMNS = (_NAME, _int("Webhooks", "Webhooks indicates the number of webhooks in this configuration"),
+                   _AGE)
+
+
+def admission_policy(info, obj: dict, now: datetime) -> list:
+    spec = obj.get("spec") or {}
+    param = spec.get("paramKind")
+    shown = f"{param.get('apiVersion', '')}/{param.get('kind', '')}" if param else "<unset>"
+    return [name_of(obj), len(spec.get("validations") or []), shown, _age(obj, now)]
+
+
+POLICY_COLUMNS = (_NAME, _int("Validations", "Validations indicates the number of validation rules"),
+                  _str("ParamKind", "ParamKind specifies the kind of resources used to parameterize this policy"),
+                  _AGE)
+
+
+def admission_policy_binding(info, obj: dict, now: datetime) -> list:
+    spec = obj.get("spec") or {}
+    ref = spec.get("paramRef")
+    shown = "<unset>"
+    if ref:
+        shown = f"{ref.get('namespace')}/{ref.get('name', '*')}" if ref.get("namespace") else ref.get("name", "*")
+    return [name_of(obj), spec.get("policyName", ""), shown, _age(obj, now)]
+
+
+BINDING_COLUMNS = (_NAME, _str("PolicyName", "PolicyName indicates the policy definition which the policy binding "
+                               "binded to"),
+                   _str("ParamRef", "ParamRef indicates the param resource which sets the configration param"),
+                   _AGE)
+
 # qualified resource -> (columns, cells)
 PRINTERS = {
     "horizontalpodautoscalers.autoscaling": (HPA_COLUMNS, horizontal_pod_autoscaler),
@@ -253,4 +289,8 @@ PRINTERS = {
     "csidrivers.storage.k8s.io": (CSI_DRIVER_COLUMNS, csi_driver),
     "csinodes.storage.k8s.io": (CSI_NODE_COLUMNS, csi_node),
     "volumeattachments.storage.k8s.io": (VOLUME_ATTACHMENT_COLUMNS, volume_attachment),
+    "mutatingwebhookconfigurations.admissionregistration.k8s.io": (WEBHOOK_COLUMNS, webhook_configuration),
+    "validatingwebhookconfigurations.admissionregistration.k8s.io": (WEBHOOK_COLUMNS, webhook_configuration),
+    "validatingadmissionpolicies.admissionregistration.k8s.io": (POLICY_COLUMNS, admission_policy),
+    "validatingadmissionpolicybindings.admissionregistration.k8s.io": (BINDING_COLUMNS, admission_policy_binding),
 }

@@ -1,7 +1,7 @@
 """The admission chain: every mutating plugin in order, then every validating plugin in order (kube-apiserver's
 order: NamespaceLifecycle, LimitRanger, ServiceAccount, NodeRestriction, Priority,
 DefaultTolerationSeconds, PersistentVolumeClaimResize, DefaultStorageClass, StorageObjectInUseProtection,
-RBAC escalation, ResourceQuota).
+MutatingAdmissionWebhook, RBAC escalation, ValidatingAdmissionPolicy, ValidatingAdmissionWebhook, ResourceQuota).
 `AdmissionChain.admit` is the http.context.Admit hook: it may change the object in place, or raise an APIError
 worded as Kubernetes words it.
 """
@@ -64,7 +64,7 @@ def forbidden(attributes: Attributes, message: str, causes: list[dict] | None = 
 # disable_admission_plugins names them (enable_admission_plugins may only name these).
 PLUGINS = ("NamespaceLifecycle", "LimitRanger", "ServiceAccount", "Priority", "DefaultTolerationSeconds",
            "DefaultStorageClass", "StorageObjectInUseProtection", "NodeRestriction", "PersistentVolumeClaimResize",
-           "ResourceQuota")
+           "MutatingAdmissionWebhook", "ValidatingAdmissionPolicy", "ValidatingAdmissionWebhook", "ResourceQuota")
 
 
 class AdmissionChain:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kpy_components.api.errors import APIError
+from kpy_components.apiserver.admission import policies, webhooks
 from kpy_components.apiserver.admission.chain import AdmissionChain
 from kpy_components.apiserver.admission.claim_resize import PersistentVolumeClaimResize
 from kpy_components.apiserver.admission.default_storage_class import DefaultStorageClass
@@ -123,6 +124,7 @@ class SecurityRuntime:
         limit_ranger = LimitRanger(api)
         escalation = RBACEscalation(api, self.authorize, self.rules_for, self._refresh_rbac)
         priority = PriorityAdmission(api)
+        self.webhook_caller = webhooks.Caller(api)
         off = config.disabled_admission_plugins
         self.admission = AdmissionChain(  # kube-apiserver's plugin order; RBAC escalation checks always run
             mutating=[plugin for name, plugin in (
@@ -130,10 +132,13 @@ class SecurityRuntime:
                 ("ServiceAccount", ServiceAccountAdmission(api)), ("Priority", priority),
                 ("DefaultTolerationSeconds", DefaultTolerationSeconds()),
                 ("DefaultStorageClass", DefaultStorageClass(api)),
-                ("StorageObjectInUseProtection", StorageObjectInUseProtection())) if name not in off],
+                ("StorageObjectInUseProtection", StorageObjectInUseProtection()),
+                ("MutatingAdmissionWebhook", webhooks.MutatingWebhooks(api, self.webhook_caller))) if name not in off],
             validating=[plugin for name, plugin in (
                 ("LimitRanger", limit_ranger), ("NodeRestriction", NodeRestriction(api)), ("Priority", priority),
                 ("PersistentVolumeClaimResize", PersistentVolumeClaimResize(api)), ("", escalation),
+                ("ValidatingAdmissionPolicy", policies.ValidatingAdmissionPolicies(api)),
+                ("ValidatingAdmissionWebhook", webhooks.ValidatingWebhooks(api, self.webhook_caller)),
                 ("ResourceQuota", ResourceQuotaAdmission(api, quota_status_writer(api)))) if name not in off])
         self.token_issuer = TokenIssuer(signer, config.audiences, lookup)
         self.security = Security(authenticate=self.authenticator.authenticate, authorize=self.authorize,
@@ -151,6 +156,7 @@ class SecurityRuntime:
         return report
 
     async def close(self) -> None:
+        await self.webhook_caller.close()
         if self._resync is not None:
             self._resync.cancel()
             await asyncio.gather(self._resync, return_exceptions=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Awaitable, Callable
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -89,6 +90,18 @@ class InternalAPI(Protocol):
 
     async def update(self, group: str, plural: str, namespace: str, obj: dict) -> dict:
         """Replace obj (optimistic concurrency on metadata.resourceVersion when set)."""
+
+
+@dataclass
+class WriteOptions:
+    """What admission plugins that call out (webhooks, policies) need of the write being admitted: whether it is a
+    dry run (webhooks with side effects refuse those) and where its `Warning:` headers go."""
+    dry_run: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+
+# Set around each admission call by the write being admitted (registry.context.WriteContext.admission).
+write_options: ContextVar[WriteOptions | None] = ContextVar("write_options", default=None)
 
 
 async def resolve(value):

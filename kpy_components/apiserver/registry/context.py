@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from kpy_components.api import errors
 from kpy_components.api.resources import ResourceInfo
-from kpy_components.apiserver.http.context import Admit, RequestInfo, User, resolve
+from kpy_components.apiserver.http.context import Admit, RequestInfo, User, WriteOptions, resolve, write_options
 from kpy_components.apiserver.storage import interface as storage
 
 FIELD_VALIDATION = ("Ignore", "Warn", "Strict")
@@ -40,7 +40,11 @@ class WriteContext:
 
     async def admission(self, operation: str, obj: dict | None, old: dict | None) -> None:
         if self.admit and self.user and self.info:
-            await resolve(self.admit(operation, self.info, obj, old, self.user))
+            token = write_options.set(WriteOptions(self.dry_run, self.warnings))
+            try:
+                await resolve(self.admit(operation, self.info, obj, old, self.user))
+            finally:
+                write_options.reset(token)
 
 
 @contextlib.contextmanager
