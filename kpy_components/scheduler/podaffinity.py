@@ -21,6 +21,7 @@ from kpy_components.api.errors import APIError
 from kpy_components.api.selectors import LabelSelector, Requirement, label_selector_from_dict
 
 NOTHING = LabelSelector(nothing=True)
+_INTERN_LIMIT = 10_000  # distinct term sets kept for sharing (far more than a cluster's Deployments)
 
 
 @dataclass(frozen=True)
@@ -96,4 +97,19 @@ def pod_affinity_terms(spec: dict, namespace: str, labels: dict) -> PodAffinityT
                                for item in section.get("preferredDuringSchedulingIgnoredDuringExecution") or ()))
     except (APIError, TypeError, ValueError, AttributeError) as error:
         return PodAffinityTerms(error=f"{where}: {error}")
-    return PodAffinityTerms(*lists)
+    return _interned(PodAffinityTerms(*lists))
+
+
+_INTERNED: dict[PodAffinityTerms, PodAffinityTerms] = {}
+
+
+def _interned(terms: PodAffinityTerms) -> PodAffinityTerms:
+    """One shared object per distinct value, so that a scheduling cycle can compute once per object (by id) what
+    holds for all the pods of a Deployment. Only a cache for sharing: emptied when it grows past its limit (pods
+    parsed later then get new objects, which costs some sharing, never correctness)."""
+    found = _INTERNED.get(terms)
+    if found is None:
+        if len(_INTERNED) >= _INTERN_LIMIT:
+            _INTERNED.clear()
+        found = _INTERNED[terms] = terms
+    return found

@@ -122,10 +122,12 @@ class PodInfo:
     request_memory: int = 0
     only_cpu_memory: bool = True  # requests nothing but cpu and memory
     affinity: PodAffinityTerms | None = None  # inter-pod (anti-)affinity terms; None: it has none
+    signature: tuple = ()  # (namespace, labels): what label selectors see of it, equal for a Deployment's pods
 
     def __post_init__(self) -> None:
         self.request_cpu, self.request_memory = self.requests.get(CPU, 0), self.requests.get(MEMORY, 0)
         self.only_cpu_memory = set(self.requests) <= {CPU, MEMORY}
+        self.signature = (self.namespace, frozenset(self.labels.items()))
 
     @classmethod
     def of(cls, pod: dict) -> PodInfo:

@@ -45,10 +45,81 @@ _EMPTY: dict = {}
 Pair = tuple[str, str]  # (topology key, value)
 
 
+class _Matcher:
+    """What existing pods mean for one incoming pod in one cycle, memoised: pods of one Deployment share their
+    labels (`PodInfo.signature`) and their parsed terms (one interned object), so each distinct group is matched once
+    per cycle however many pods it has. Memos are keyed by id(): every pod involved lives in the cache for the whole
+    cycle, so ids cannot be reused meanwhile."""
+
+    def __init__(self, pod, terms: PodAffinityTerms, namespace_labels: dict):
+        self.namespace, self.labels, self.namespace_labels = pod.namespace, pod.labels, namespace_labels
+        self.terms = terms  # the incoming pod's, namespaceSelectors resolved into namespaces
+        self._theirs: dict[int, tuple[str, ...]] = {}
+        self._mine: dict[tuple, tuple[tuple[str, ...], tuple[str, ...]]] = {}
+
+    def repelling_keys(self, other) -> tuple[str, ...]:
+        """Topology keys of `other`'s required anti-affinity terms that select the incoming pod."""
+        terms = other.affinity
+        keys = self._theirs.get(id(terms))
+        if keys is None:
+            keys = self._theirs[id(terms)] = tuple(
+                term.topology_key for term in terms.required_anti_affinity
+                if term.matches(self.namespace, self.labels, self.namespace_labels))
+        return keys
+
+    def selected_keys(self, other) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """(the keys of the incoming pod's required affinity terms if `other` matches ALL of them, else (); the keys
+        of its required anti-affinity terms `other` matches)."""
+        found = self._mine.get(other.signature)
+        if found is None:
+            terms, namespace, labels = self.terms, other.namespace, other.labels
+            affinity = (tuple(t.topology_key for t in terms.required_affinity)
+                        if _matches_all(terms.required_affinity, namespace, labels) else ())
+            anti = tuple(t.topology_key for t in terms.required_anti_affinity if t.matches(namespace, labels, _EMPTY))
+            found = self._mine[other.signature] = (affinity, anti)
+        return found
+
+
+class _Weights:
+    """The score's weights per existing pod for one incoming pod in one cycle, memoised as `_Matcher` does."""
+
+    def __init__(self, pod, terms: PodAffinityTerms, namespace_labels: dict, hard_pod_affinity_weight: int):
+        self.namespace, self.labels, self.namespace_labels = pod.namespace, pod.labels, namespace_labels
+        self.terms, self.hard_weight = terms, hard_pod_affinity_weight
+        self._mine: dict[tuple, tuple[tuple[str, int], ...]] = {}
+        self._theirs: dict[int, tuple[tuple[str, int], ...]] = {}
+
+    def mine(self, other) -> tuple[tuple[str, int], ...]:
+        """(topology key, +weight) of the incoming pod's preferred affinity terms `other` matches, (key, -weight)
+        of its preferred anti-affinity terms."""
+        found = self._mine.get(other.signature)
+        if found is None:
+            namespace, labels = other.namespace, other.labels
+            found = self._mine[other.signature] = tuple(
+                (item.term.topology_key, sign * item.weight)
+                for items, sign in ((self.terms.preferred_affinity, 1), (self.terms.preferred_anti_affinity, -1))
+                for item in items if item.term.matches(namespace, labels, _EMPTY))
+        return found
+
+    def theirs(self, other) -> tuple[tuple[str, int], ...]:
+        """From `other`'s terms that select the incoming pod: (key, hardPodAffinityWeight) per required affinity
+        term (when that weight is > 0), (key, +weight) per preferred affinity term, (key, -weight) per preferred
+        anti-affinity term."""
+        terms = other.affinity
+        found = self._theirs.get(id(terms))
+        if found is None:
+            namespace, labels, namespace_labels = self.namespace, self.labels, self.namespace_labels
+            weighted = [(self.hard_weight, term) for term in terms.required_affinity] if self.hard_weight > 0 else []
+            weighted += [(item.weight, item.term) for item in terms.preferred_affinity]
+            weighted += [(-item.weight, item.term) for item in terms.preferred_anti_affinity]
+            found = self._theirs[id(terms)] = tuple((term.topology_key, weight) for weight, term in weighted
+                                                    if term.matches(namespace, labels, namespace_labels))
+        return found
+
+
 @dataclass
 class _FilterState:
-    terms: PodAffinityTerms  # the incoming pod's, namespaceSelectors resolved into namespaces
-    namespace_labels: dict  # of the incoming pod's namespace
+    matcher: _Matcher
     affinity: dict[Pair, int] = field(default_factory=dict)  # existing pods matching ALL required affinity terms
     anti_affinity: dict[Pair, int] = field(default_factory=dict)  # existing pods matching a required anti term
     existing: dict[Pair, int] = field(default_factory=dict)  # existing pods' required anti terms matching the pod
@@ -73,14 +144,6 @@ class _Adjusted:
         return count
 
 
-def _add(counts: dict[Pair, int], pair: Pair, change: int) -> None:
-    value = counts.get(pair, 0) + change
-    if value:
-        counts[pair] = value
-    else:
-        counts.pop(pair, None)
-
-
 def _matches_all(terms, namespace: str, labels: dict) -> bool:
     """podMatchesAllAffinityTerms: False for no terms."""
     if not terms:
@@ -91,28 +154,41 @@ def _matches_all(terms, namespace: str, labels: dict) -> bool:
     return True
 
 
-def _count_pod(state: _FilterState, pod, node_labels: dict, change: int, pod_namespace: str, pod_labels: dict,
-               affinity, anti, existing) -> None:
-    """Account one existing pod (on a node labelled `node_labels`) in the three counts, `change` times."""
-    terms = state.terms
-    if existing is not None and pod.affinity is not None:
-        for term in pod.affinity.required_anti_affinity:
-            if term.matches(pod_namespace, pod_labels, state.namespace_labels):
-                value = node_labels.get(term.topology_key)
-                if value is not None:
-                    _add(existing, (term.topology_key, value), change)
-    other_namespace, other_labels = pod.namespace, pod.labels
-    if affinity is not None and _matches_all(terms.required_affinity, other_namespace, other_labels):
-        for term in terms.required_affinity:
-            value = node_labels.get(term.topology_key)
-            if value is not None:
-                _add(affinity, (term.topology_key, value), change)
-    if anti is not None:
-        for term in terms.required_anti_affinity:
-            if term.matches(other_namespace, other_labels, _EMPTY):
-                value = node_labels.get(term.topology_key)
-                if value is not None:
-                    _add(anti, (term.topology_key, value), change)
+def _count(counts: dict[Pair, int], keys: tuple[str, ...], node_labels: dict, change: int) -> None:
+    """Add `change` to the pair of each of `keys` the node has (dropping pairs that reach 0, as upstream)."""
+    for key in keys:
+        value = node_labels.get(key)
+        if value is not None:
+            pair = (key, value)
+            total = counts.get(pair, 0) + change
+            if total:
+                counts[pair] = total
+            else:
+                del counts[pair]
+
+
+def _count_existing(matcher: _Matcher, nodes, existing: dict[Pair, int]) -> None:
+    """getExistingAntiAffinityCounts: existing pods' required anti-affinity terms selecting the incoming pod."""
+    for node in nodes:
+        if node.pods_with_required_anti_affinity:
+            labels = node.labels
+            for other in node.pods_with_required_anti_affinity.values():
+                keys = matcher.repelling_keys(other)
+                if keys:
+                    _count(existing, keys, labels, 1)
+
+
+def _count_incoming(matcher: _Matcher, nodes, affinity: dict[Pair, int], anti: dict[Pair, int]) -> None:
+    """getIncomingAffinityAntiAffinityCounts: existing pods the incoming pod's required terms select."""
+    for node in nodes:
+        if node.pods:
+            labels = node.labels
+            for other in node.pods.values():
+                keys, anti_keys = matcher.selected_keys(other)
+                if keys:
+                    _count(affinity, keys, labels, 1)
+                if anti_keys:
+                    _count(anti, anti_keys, labels, 1)
 
 
 class InterPodAffinity:
@@ -158,25 +234,12 @@ class InterPodAffinity:
         terms = pod.affinity
         if terms is not None and terms.error:
             return unschedulable(self.name, f"invalid pod affinity: {terms.error}", resolvable=False)
-        namespace_labels = self._namespace_labels(pod.namespace)
         terms = self._resolved_terms(terms) if terms is not None else PodAffinityTerms()
-        counts = _FilterState(terms, namespace_labels)
-        namespace, labels = pod.namespace, pod.labels
-        existing = counts.existing
-        for node in nodes:  # getExistingAntiAffinityCounts
-            if node.pods_with_required_anti_affinity:
-                node_labels = node.labels
-                for other in node.pods_with_required_anti_affinity.values():
-                    _count_pod(counts, other, node_labels, 1, namespace, labels, None, None, existing)
-        if terms.required_affinity or terms.required_anti_affinity:  # getIncomingAffinityAntiAffinityCounts
-            affinity = counts.affinity if terms.required_affinity else None
-            anti = counts.anti_affinity if terms.required_anti_affinity else None
-            for node in nodes:
-                if node.pods:
-                    node_labels = node.labels
-                    for other in node.pods.values():
-                        _count_pod(counts, other, node_labels, 1, namespace, labels, affinity, anti, None)
-        elif not existing:
+        counts = _FilterState(_Matcher(pod, terms, self._namespace_labels(pod.namespace)))
+        _count_existing(counts.matcher, nodes, counts.existing)
+        if terms.required_affinity or terms.required_anti_affinity:
+            _count_incoming(counts.matcher, nodes, counts.affinity, counts.anti_affinity)
+        elif not counts.existing:
             return SKIPPED
         state[_FILTER_STATE] = counts
         return OK
@@ -185,9 +248,9 @@ class InterPodAffinity:
         counts: _FilterState = state[_FILTER_STATE]
         affinity, anti, existing = counts.affinity, counts.anti_affinity, counts.existing
         if node.origin is not None:
-            affinity, anti, existing = self._adjusted(counts, pod, node)
+            affinity, anti, existing = self._adjusted(counts, node)
         labels = node.labels
-        terms = counts.terms
+        terms = counts.matcher.terms
         if terms.required_affinity and not self._satisfies_affinity(terms, affinity, pod, labels):
             return unschedulable(self.name, AFFINITY_MISMATCH, resolvable=False)
         if len(anti):
@@ -215,20 +278,22 @@ class InterPodAffinity:
         # The first pod of a group whose affinity selects itself: no pod anywhere matches yet.
         return not len(affinity) and _matches_all(terms.required_affinity, pod.namespace, pod.labels)
 
-    def _adjusted(self, counts: _FilterState, pod, node) -> tuple[_Adjusted, _Adjusted, _Adjusted]:
+    @staticmethod
+    def _adjusted(counts: _FilterState, node) -> tuple[_Adjusted, _Adjusted, _Adjusted]:
         """The counts as they would be with `node`'s pods instead of its origin's (AddPod/RemovePod)."""
-        origin = node.origin
-        deltas: tuple[dict, dict, dict] = ({}, {}, {})
-        terms = counts.terms
-        affinity = deltas[0] if terms.required_affinity else None
-        anti = deltas[1] if terms.required_anti_affinity else None
+        matcher, origin, labels = counts.matcher, node.origin, node.labels
+        affinity, anti, existing = {}, {}, {}
         for pods, others, change in ((node.pods, origin.pods, 1), (origin.pods, node.pods, -1)):
             for key, other in pods.items():
-                if key not in others:
-                    _count_pod(counts, other, node.labels, change, pod.namespace, pod.labels, affinity, anti,
-                               deltas[2])
-        return (_Adjusted(counts.affinity, deltas[0]), _Adjusted(counts.anti_affinity, deltas[1]),
-                _Adjusted(counts.existing, deltas[2]))
+                if key in others:
+                    continue
+                if other.affinity is not None and other.affinity.required_anti_affinity:
+                    _count(existing, matcher.repelling_keys(other), labels, change)
+                keys, anti_keys = matcher.selected_keys(other)
+                _count(affinity, keys, labels, change)
+                _count(anti, anti_keys, labels, change)
+        return (_Adjusted(counts.affinity, affinity), _Adjusted(counts.anti_affinity, anti),
+                _Adjusted(counts.existing, existing))
 
     # --- score ---------------------------------------------------------------------------------------------------
     def pre_score(self, state, pod, nodes):
@@ -238,45 +303,23 @@ class InterPodAffinity:
             return SKIPPED
         if terms is not None and terms.error:
             return SKIPPED  # PreFilter rejected it already
-        mine = self._resolved_terms(terms) if has_preferred else PodAffinityTerms()
-        namespace_labels = self._namespace_labels(pod.namespace)
-        namespace, labels = pod.namespace, pod.labels
-        hard_weight = self.hard_pod_affinity_weight
-        with_theirs = not self.ignore_preferred_terms_of_existing_pods
+        weights = _Weights(pod, self._resolved_terms(terms) if has_preferred else PodAffinityTerms(),
+                           self._namespace_labels(pod.namespace), self.hard_pod_affinity_weight)
         scores: dict[str, dict[str, int]] = {}
-
-        def add(term: AffinityTerm, weight: int, node_labels: dict) -> None:
-            value = node_labels.get(term.topology_key)
-            if value is not None:
-                values = scores.setdefault(term.topology_key, {})
-                values[value] = values.get(value, 0) + weight
-
         for node in state.get(_ALL_NODES, nodes):  # existing pods on every node count, not only feasible ones
             others = node.pods if has_preferred else node.pods_with_affinity
             if not others or not node.labels:
                 continue
-            node_labels = node.labels
+            labels = node.labels
             for other in others.values():
-                for item in mine.preferred_affinity:
-                    if item.term.matches(other.namespace, other.labels, _EMPTY):
-                        add(item.term, item.weight, node_labels)
-                for item in mine.preferred_anti_affinity:
-                    if item.term.matches(other.namespace, other.labels, _EMPTY):
-                        add(item.term, -item.weight, node_labels)
-                theirs = other.affinity
-                if theirs is None:
-                    continue
-                if hard_weight > 0:
-                    for term in theirs.required_affinity:
-                        if term.matches(namespace, labels, namespace_labels):
-                            add(term, hard_weight, node_labels)
-                if with_theirs:
-                    for item in theirs.preferred_affinity:
-                        if item.term.matches(namespace, labels, namespace_labels):
-                            add(item.term, item.weight, node_labels)
-                    for item in theirs.preferred_anti_affinity:
-                        if item.term.matches(namespace, labels, namespace_labels):
-                            add(item.term, -item.weight, node_labels)
+                found = weights.mine(other) if has_preferred else ()
+                if other.affinity is not None:
+                    found += weights.theirs(other)
+                for key, weight in found:
+                    value = labels.get(key)
+                    if value is not None:
+                        values = scores.setdefault(key, {})
+                        values[value] = values.get(value, 0) + weight
         if not scores:
             return SKIPPED
         state[_SCORE_STATE] = scores
