@@ -46,6 +46,10 @@ def test_every_replica_answers_the_zone_from_another_host(host, server):
     assert ask(host, address, "example.com").startswith("SERVFAIL")  # no upstream in the lab: at once
 
 
+def test_hosts_outside_the_dns_group_run_no_kpy_dns(host):
+    assert not host.file("/etc/systemd/system/kpy-dns.service").exists
+
+
 def test_kube_dns_service_and_its_endpoints():
     service = json.loads(kubectl("get", "service", "-n", "kube-system", "kube-dns", "-o", "json"))
     assert service["spec"]["clusterIP"] == "10.96.0.10"
