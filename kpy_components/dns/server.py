@@ -14,6 +14,7 @@ that sends garbage or idles `TCP_IDLE` seconds is closed.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
 import socket
 import time
@@ -27,6 +28,7 @@ from .records import ZoneIndex
 
 log = logging.getLogger(__name__)
 TCP_IDLE = 10.0  # seconds a TCP connection may wait between queries (CoreDNS's default idle timeout)
+PORT_ATTEMPTS = 20  # for port 0: free UDP ports whose TCP twin may be taken
 UDP_BATCH = 64  # datagrams answered per event-loop wake-up at most, so TCP and the watches get their turn
 ZONE_LABEL = "."  # the zone label of every metric: kpy-dns is one server block, `.:53` in Corefile terms
 
@@ -59,13 +61,23 @@ class Listener:
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
         family = socket.AF_INET6 if self.family == "2" else socket.AF_INET
-        self._udp = socket.socket(family, socket.SOCK_DGRAM)
-        self._udp.setblocking(False)
-        self._udp.bind((self.host, self.port))
-        self.port = self._udp.getsockname()[1]  # tests ask for port 0: TCP serves the port UDP was given
-        loop.add_reader(self._udp.fileno(), self._read_udp)
-        self._tcp = await asyncio.start_server(self._serve_tcp, self.host, self.port, family=family,
-                                               reuse_address=True)
+        wanted = self.port
+        for attempt in range(PORT_ATTEMPTS):
+            udp = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                udp.setblocking(False)
+                udp.bind((self.host, wanted))
+                port = udp.getsockname()[1]  # port 0 (tests): TCP serves the port UDP was given
+                self._tcp = await asyncio.start_server(self._serve_tcp, self.host, port, family=family,
+                                                       reuse_address=True)
+            except OSError as error:
+                udp.close()
+                if wanted != 0 or error.errno != errno.EADDRINUSE or attempt == PORT_ATTEMPTS - 1:
+                    raise
+                continue  # that port's TCP side is taken: another free port
+            break
+        self._udp, self.port = udp, port
+        loop.add_reader(udp.fileno(), self._read_udp)
         log.info("Serving DNS address=%s port=%d protocols=udp,tcp", self.host, self.port)
 
     async def stop(self) -> None:
