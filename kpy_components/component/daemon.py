@@ -56,6 +56,9 @@ def main(name: str, args: argparse.Namespace, load: Callable[[], Any],
         for problem in error.problems:
             print(f"{name}: {error.source}: {problem}", file=sys.stderr)
         return EXIT_BAD_CONFIG
+    except KubeconfigError as error:
+        print(f"{name}: {error}", file=sys.stderr)
+        return EXIT_BAD_CONFIG
 
     async def run() -> int:
         stop = asyncio.Event()

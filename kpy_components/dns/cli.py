@@ -12,16 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import signal
 import sys
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from kpy_components import systemd
-from kpy_components.client import (KubeconfigError, RESTClient, SharedInformerFactory, load_default,
-                                   load_kubeconfig)
-from kpy_components.component import collector
-from kpy_components.component.config import ConfigError
+from kpy_components.client import RESTClient, SharedInformerFactory, load_default, load_kubeconfig
+from kpy_components.component import collector, daemon
 from kpy_components.component.runner import LOG_LEVELS
 from kpy_components.version import VERSION
 
@@ -113,6 +110,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 async def serve(settings: dns_config.DNSConfig, client_config, stop: asyncio.Event) -> int:
+    collector.tune()
     registry = CollectorRegistry()
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
@@ -130,32 +128,12 @@ async def serve(settings: dns_config.DNSConfig, client_config, stop: asyncio.Eve
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s %(message)s")
-    try:
+
+    def load() -> tuple[dns_config.DNSConfig, object]:
         settings = dns_config.load(args.config, args)
-        client_config = load_kubeconfig(settings.kubeconfig) if settings.kubeconfig else load_default()
-    except ConfigError as error:
-        for problem in error.problems:
-            print(f"{NAME}: {error.source}: {problem}", file=sys.stderr)
-        return 2
-    except KubeconfigError as error:
-        print(f"{NAME}: {error}", file=sys.stderr)
-        return 2
-    collector.tune()
+        return settings, load_kubeconfig(settings.kubeconfig) if settings.kubeconfig else load_default()
 
-    async def run() -> int:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, stop.set)
-        return await serve(settings, client_config, stop)
-
-    try:
-        return asyncio.run(run())
-    except OSError as error:  # a port taken, an address not on this host, ...
-        print(f"{NAME}: cannot serve: {error}", file=sys.stderr)
-        return 1
+    return daemon.main(NAME, args, load, lambda loaded, stop: serve(*loaded, stop))
 
 
 if __name__ == "__main__":
