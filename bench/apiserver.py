@@ -5,7 +5,8 @@ Prints, per server: create / get / update / list latency p50/p99 at 20 requests 
 single-object p99 <= 100 ms), create throughput with concurrent clients and its ratio to raw etcd puts/s measured
 through the same etcd client in the same run (target >= 50%), and how long a write takes to reach 100 watch
 streams (target p99 <= 50 ms), and creates/s of a custom resource (a CRD with a typed schema) against ConfigMaps of
-the same size in alternating slices (target >= 0.8x). Bounded in time (about a minute), loopback only.
+the same size in alternating slices (target >= 0.8x), and the p99 one validating webhook adds to a create beyond the
+webhook's own time (target <= 10 ms). Bounded in time (about a minute), loopback only.
 
 Where the time goes: the API server's CPU time per call in every phase (from /proc; robust to a busy machine,
 where wall-clock latencies are not), and this process's CPU per API create and per raw etcd put (etcd's counts
@@ -24,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import http.server
 import importlib.util
 import itertools
 import json
@@ -34,6 +37,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from pathlib import Path
@@ -54,6 +58,7 @@ WATCHERS, FANOUT_WRITES = 100, 40
 LIST_SIZE = 100
 PHASE_SLICES = 4  # creates and raw puts alternate this many times
 TARGET_P99_MS, TARGET_FANOUT_P99_MS, TARGET_CREATE_RATIO, TARGET_CUSTOM_RATIO = 100.0, 50.0, 0.5, 0.8
+TARGET_WEBHOOK_MS = 10.0  # p99 a validating webhook call may add to a create, beyond the webhook's own time
 START_TIMEOUT = 30.0
 IDLE_SECONDS = 2.0  # the server's CPU while idle (TTL sweeps, leases, timers), measured before the phases
 LOG_LEVEL = "info"  # as deployed (kube_apiserver_log_level): what each request logs is part of its cost
@@ -153,6 +158,62 @@ BLOB_CRD = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefi
 
 def blob(name: str) -> dict:
     return {"apiVersion": "bench.kpy.dev/v1", "kind": "Blob", "metadata": {"name": name}, "spec": {"v": "x" * 200}}
+
+
+class _Webhook(http.server.BaseHTTPRequestHandler):
+    """Allows everything; records how long it took itself to answer each review (its own time). Keeps connections
+    open (HTTP/1.1), as webhook servers do."""
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self):  # noqa: N802 - http.server's name
+        started = time.perf_counter()
+        review = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+                           "response": {"uid": review["request"]["uid"], "allowed": True}}).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+        self.server.own.append(time.perf_counter() - started)
+
+    def log_message(self, *args):
+        pass
+
+
+async def webhook_latency(server: Server, directory: Path, samples: int) -> tuple[float, float, float, float]:
+    """Create p99 without and with one validating webhook (a TLS server in a thread of this process, matched by
+    namespace), and the webhook's own p99 time: (plain p99, hooked p99, own p99, added p99) in ms."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = storage_bench.etcd_test_harness().ThrowawayCA(directory)
+    cert, key = ca.issue("webhook", server=True)
+    hook = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Webhook)
+    hook.own = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    hook.socket = context.wrap_socket(hook.socket, server_side=True)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    try:
+        for namespace in ("plain", "hooked"):
+            await server.call("POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                              "metadata": {"name": namespace}})
+        bundle = base64.b64encode(ca.ca_file.read_bytes()).decode()
+        await server.call("POST", "/apis/admissionregistration.k8s.io/v1/validatingwebhookconfigurations", {
+            "apiVersion": "admissionregistration.k8s.io/v1", "kind": "ValidatingWebhookConfiguration",
+            "metadata": {"name": "bench"}, "webhooks": [{
+                "name": "bench.kpy.dev", "admissionReviewVersions": ["v1"], "sideEffects": "None",
+                "clientConfig": {"url": f"https://127.0.0.1:{hook.server_address[1]}/", "caBundle": bundle},
+                "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "hooked"}},
+                "rules": [{"operations": ["CREATE"], "apiGroups": [""], "apiVersions": ["v1"],
+                           "resources": ["configmaps"]}]}]})
+        plain = await paced(samples, lambda n: server.call("POST", "/api/v1/namespaces/plain/configmaps",
+                                                           config_map(f"w{n}")))
+        hooked = await paced(samples, lambda n: server.call("POST", "/api/v1/namespaces/hooked/configmaps",
+                                                            config_map(f"w{n}")))
+        own = percentiles(hook.own[-samples:])
+    finally:
+        hook.shutdown()
+    return plain[1], hooked[1], own[1], hooked[1] - plain[1] - own[1]
 
 
 async def custom_vs_config_maps(server: Server, namespace: str, seconds: float, writers: int) -> dict:
@@ -360,6 +421,7 @@ async def measure(server: Server, samples: int, seconds: float, writers: int, et
     results.update(await throughput(server, namespace, seconds, writers, raw_put, etcd_pids))
     results["fan-out"] = await fanout(server, namespace)
     results["custom"] = await custom_vs_config_maps(server, namespace, seconds, writers)
+    results["webhook"] = await webhook_latency(server, server.directory / "webhook", samples)
     return results
 
 
@@ -454,6 +516,9 @@ def report(results: dict[str, dict], args) -> str:
                                                 f"{results[n]['custom']['configmap']:.0f} = "
                                                 f"{results[n]['custom']['custom'] / results[n]['custom']['configmap']:.2f}x"
                                                 for n in names])
+    row("create p99 ms: plain / 1 webhook / its own", [" / ".join(f"{v:.1f}" for v in results[n]["webhook"][:3])
+                                                       for n in names])
+    row("  added by the webhook call, p99 ms (<= 10)", [f"{results[n]['webhook'][3]:.1f}" for n in names])
     floor_cpu = " / ".join(f"{floor['cpu ms']['creates', p]:.2f}" for p in ("server", "client", "etcd"))
     lines.append("floor: bench/bare_front.py, a bare Python HTTPS front on the same etcd (one create txn per POST, "
                  "no Kubernetes work):")
@@ -467,6 +532,8 @@ def report(results: dict[str, dict], args) -> str:
                if results[n]["fan-out"][1] > TARGET_FANOUT_P99_MS]
     misses += [f"{n}: custom resource creates below {TARGET_CUSTOM_RATIO:g}x ConfigMap creates" for n in names
                if results[n]["custom"]["custom"] < TARGET_CUSTOM_RATIO * results[n]["custom"]["configmap"]]
+    misses += [f"{n}: one webhook call adds more than {TARGET_WEBHOOK_MS:g} ms at p99" for n in names
+               if results[n]["webhook"][3] > TARGET_WEBHOOK_MS]
     if etcd["creates/s"] < TARGET_CREATE_RATIO * raw:
         misses.append("etcd: API creates/s below 50% of raw etcd puts/s")
     lines.append("targets: " + ("all met" if not misses else "MISSED: " + "; ".join(misses)))

@@ -257,6 +257,7 @@ _SUBRESOURCES: dict[str, tuple[Subresource, ...]] = {
     "prioritylevelconfigurations.flowcontrol.apiserver.k8s.io": (_status("PriorityLevelConfiguration"),),
     "volumeattachments.storage.k8s.io": (_status("VolumeAttachment"),),
     "validatingadmissionpolicies.admissionregistration.k8s.io": (_status("ValidatingAdmissionPolicy"),),
+    "apiservices.apiregistration.k8s.io": (_status("APIService"),),
 }
 
 # --- the table of resources --------------------------------------------------------------------------------------
@@ -321,6 +322,7 @@ def resources() -> list[ResourceInfo]:
         _r("networking.k8s.io", "v1", "NetworkPolicy", "networkpolicies", True, ("netpol",)),
         _r("certificates.k8s.io", "v1", "CertificateSigningRequest", "certificatesigningrequests", False, ("csr",)),
         _r("node.k8s.io", "v1", "RuntimeClass", "runtimeclasses", False),
+        _r("apiregistration.k8s.io", "v1", "APIService", "apiservices", False, categories=("api-extensions",)),
         _r(_ADMISSION, "v1", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", False,
            categories=("api-extensions",)),
         _r(_ADMISSION, "v1", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", False,

@@ -274,6 +274,24 @@ BINDING_COLUMNS = (_NAME, _str("PolicyName", "PolicyName indicates the policy de
                    _str("ParamRef", "ParamRef indicates the param resource which sets the configration param"),
                    _AGE)
 
+# --- apiregistration -----------------------------------------------------------------------------------------------
+
+def api_service(info, obj: dict, now: datetime) -> list:
+    service = (obj.get("spec") or {}).get("service")
+    shown = f"{service.get('namespace', '')}/{service.get('name', '')}" if service else "Local"
+    available = next((c for c in _get(obj, "status", "conditions", default=[]) if c.get("type") == "Available"),
+                     None)
+    state = "Unknown"
+    if available:
+        state = available.get("status", "Unknown")
+        if state != "True" and available.get("reason"):
+            state = f"{state} ({available['reason']})"
+    return [name_of(obj), shown, state, _age(obj, now)]
+
+
+API_SERVICE_COLUMNS = (_NAME, _str("Service", "The reference to the service that hosts this API endpoint."),
+                       _str("Available", "Whether this service is available."), _AGE)
+
 # qualified resource -> (columns, cells)
 PRINTERS = {
     "horizontalpodautoscalers.autoscaling": (HPA_COLUMNS, horizontal_pod_autoscaler),
@@ -293,4 +311,5 @@ PRINTERS = {
     "validatingwebhookconfigurations.admissionregistration.k8s.io": (WEBHOOK_COLUMNS, webhook_configuration),
     "validatingadmissionpolicies.admissionregistration.k8s.io": (POLICY_COLUMNS, admission_policy),
     "validatingadmissionpolicybindings.admissionregistration.k8s.io": (BINDING_COLUMNS, admission_policy_binding),
+    "apiservices.apiregistration.k8s.io": (API_SERVICE_COLUMNS, api_service),
 }

@@ -61,6 +61,14 @@ class ServiceAccountConfig:
 
 
 @dataclass(frozen=True)
+class ProxyClientConfig:
+    """The client certificate the aggregation layer presents to extension API servers (upstream's
+    --proxy-client-cert-file/--proxy-client-key-file, issued by the front-proxy CA they trust)."""
+    cert_file: Path
+    key_file: Path
+
+
+@dataclass(frozen=True)
 class ServerConfig:
     tls: TLSConfig
     storage: StorageConfig
@@ -76,6 +84,7 @@ class ServerConfig:
     # upstream's --enable-admission-plugins / --disable-admission-plugins (every kpy plugin is on by default)
     enable_admission_plugins: tuple[str, ...] = ()
     disable_admission_plugins: tuple[str, ...] = ()
+    proxy_client: ProxyClientConfig | None = None  # None: APIServices are proxied without a client certificate
 
     @property
     def disabled_admission_plugins(self) -> frozenset[str]:
@@ -132,11 +141,17 @@ def _kubelet_client(data: Any, problems: list[str]) -> KubeletClientConfig:
                                reader.path("key_file", required=True) or Path(), reader.path("ca_file"))
 
 
+def _proxy_client(data: Any, problems: list[str]) -> ProxyClientConfig:
+    reader = Reader(data, "proxy_client.", problems, ("cert_file", "key_file"))
+    return ProxyClientConfig(reader.path("cert_file", required=True) or Path(),
+                             reader.path("key_file", required=True) or Path())
+
+
 def parse(data: Any, source: str = "kpy-apiserver config") -> ServerConfig:
     problems: list[str] = []
     known = ("bind_address", "secure_port", "advertise_address", "tls", "storage", "service_cluster_ip_range",
              "service_node_port_range", "service_account", "authorization_modes", "log_level", "kubelet_client",
-             "enable_admission_plugins", "disable_admission_plugins")
+             "enable_admission_plugins", "disable_admission_plugins", "proxy_client")
     top = Reader(data, "", problems, known)
     tls_reader = Reader(top.mapping("tls"), "tls.", problems, ("cert_file", "key_file", "client_ca_file"))
     tls = TLSConfig(*(tls_reader.path(n, required=True) or Path() for n in ("cert_file", "key_file",
@@ -164,7 +179,9 @@ def parse(data: Any, source: str = "kpy-apiserver config") -> ServerConfig:
         kubelet_client=_kubelet_client(top.mapping("kubelet_client"), problems) if "kubelet_client" in
         (data if isinstance(data, dict) else {}) else None,
         enable_admission_plugins=top.strings("enable_admission_plugins", (), ADMISSION_PLUGINS),
-        disable_admission_plugins=top.strings("disable_admission_plugins", (), ADMISSION_PLUGINS))
+        disable_admission_plugins=top.strings("disable_admission_plugins", (), ADMISSION_PLUGINS),
+        proxy_client=_proxy_client(top.mapping("proxy_client"), problems) if "proxy_client" in
+        (data if isinstance(data, dict) else {}) else None)
     for name in sorted(set(config.enable_admission_plugins) & set(config.disable_admission_plugins)):
         top.problem("disable_admission_plugins", f"{name} is also in enable_admission_plugins: it cannot be both")
     if set(config.authorization_modes) != set(AUTHORIZATION_MODES):

@@ -1,6 +1,7 @@
 """`kpy-apiserver --dev DIR`: a single process that needs nothing else. Generated once in DIR (kept on restart):
 a self-signed CA, a serving certificate for 127.0.0.1/localhost, an admin client certificate (CN admin,
-O system:masters), a client certificate for reaching kubelets (pods/log), a service-account key pair and DIR/admin.kubeconfig; objects live in DIR/apiserver.db (SQLite).
+O system:masters), a client certificate for reaching kubelets (pods/log), a front-proxy CA and the aggregation layer's
+client certificate, a service-account key pair and DIR/admin.kubeconfig; objects live in DIR/apiserver.db (SQLite).
 Uses kpy's PKI code (kpy_components.pki)."""
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, load_pem_priv
 from kpy_components.pki import cluster_keys, issue, keys, kubeconfig
 from kpy_components.pki.profiles import WantedCert
 
-from .config import ServerConfig, ServiceAccountConfig, StorageConfig, TLSConfig
+from .config import ProxyClientConfig, ServerConfig, ServiceAccountConfig, StorageConfig, TLSConfig
 from .kubelet import KubeletClientConfig
 
 KEY_TYPE = "ecdsa-p256"
@@ -78,6 +79,12 @@ def prepare(directory: str | Path, port: int) -> ServerConfig:
         private, public = cluster_keys.new_service_account_key(KEY_TYPE)
         _write(directory / "sa.key", private)
         _write(directory / "sa.pub", public, 0o644)
+    if not (directory / "front-proxy-client.crt").exists():  # the aggregation layer's client (its own CA)
+        proxy_ca, proxy_key = issue.create_ca("kpy-dev-front-proxy-ca", KEY_TYPE, LIFETIME_DAYS, now)
+        _write(directory / "front-proxy-ca.crt", _pem(proxy_ca), 0o644)
+        _write(directory / "front-proxy-ca.key", keys.private_pem(proxy_key))
+        _leaf(directory, "front-proxy-client", "front-proxy-client", (), frozenset({"client"}), frozenset(),
+              proxy_ca, proxy_key, now)
     kubeconfig_for(directory, "admin", port)
     return ServerConfig(
         tls=TLSConfig(directory / "apiserver.crt", directory / "apiserver.key", directory / "ca.crt"),
@@ -85,4 +92,5 @@ def prepare(directory: str | Path, port: int) -> ServerConfig:
         bind_address="127.0.0.1", secure_port=port, advertise_address="127.0.0.1",
         service_account=ServiceAccountConfig((directory / "sa.pub",), directory / "sa.key"),
         kubelet_client=KubeletClientConfig(directory / "apiserver-kubelet-client.crt",
-                                           directory / "apiserver-kubelet-client.key", directory / "ca.crt"))
+                                           directory / "apiserver-kubelet-client.key", directory / "ca.crt"),
+        proxy_client=ProxyClientConfig(directory / "front-proxy-client.crt", directory / "front-proxy-client.key"))

@@ -19,6 +19,7 @@ from kpy_components.apiserver.storage.cache import CacheSettings, WatchCache
 from kpy_components.apiserver.storage.interface import Compacted, Storage, StorageError
 
 from .client_cas import announce_client_cas
+from .aggregator import Aggregator
 from .config import ServerConfig, TLSConfig
 from .crds.controller import CRDController
 from .kubelet import KubeletClient
@@ -96,6 +97,7 @@ class APIServer:
         self.security_runtime = None
         self.cache: WatchCache | None = None
         self.kubelets: KubeletClient | None = None
+        self.aggregator: Aggregator | None = None
 
     @property
     def address(self) -> str:
@@ -110,12 +112,13 @@ class APIServer:
         api.node_ports.first, api.node_ports.last = config.service_node_port_range
         security, self.security_runtime = build_security(config, api, self.allow_all)
         self.kubelets = KubeletClient(config.kubelet_client) if config.kubelet_client else None
+        self.aggregator = Aggregator(api, config.proxy_client)
         state = AppState(api=api, security=security, metrics=self.metrics,
                          server_address=f"{self.address}:{config.secure_port}",
                          live_checks={"ping": _ok},
                          ready_checks={"ping": _ok, "storage": self._storage_check,
                                        "informer-sync": self._cache_check, "bootstrap": self._bootstrap_check},
-                         kubelets=self.kubelets)
+                         kubelets=self.kubelets, aggregator=self.aggregator)
         state.live_checks["storage"] = self._storage_check
         app = build_app(state)
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
@@ -147,6 +150,7 @@ class APIServer:
                     self._tasks.append(asyncio.create_task(self._feed_authorizers(api, revision),
                                                            name="apiserver-authorizer-feed"))
                 self._tasks.append(asyncio.create_task(crds.run(), name="apiserver-crd-controller"))
+                self._tasks.append(asyncio.create_task(self.aggregator.run(), name="apiserver-aggregator"))
                 reconciler = bootstrap.EndpointsReconciler(api, self.storage, self.address,
                                                            self.config.secure_port)
                 await reconciler.reconcile()
@@ -206,6 +210,8 @@ class APIServer:
             await self.security_runtime.close()
         if self.kubelets is not None:
             await self.kubelets.close()
+        if self.aggregator is not None:
+            await self.aggregator.close()
         if self.cache is not None:
             await self.cache.close()
         log.info("Stopped serving")

@@ -41,12 +41,13 @@ class AppState:
     live_checks: dict[str, health.Check] = field(default_factory=dict)
     ready_checks: dict[str, health.Check] = field(default_factory=dict)
     kubelets: KubeletClient | None = None  # reaches kubelets for pods/log; None: not configured
+    aggregator: object | None = None  # aggregator.Aggregator: proxies APIService group-versions
 
 
 def build_app(state: AppState) -> web.Application:
     app = web.Application(client_max_size=3 * 1024 * 1024)  # Kubernetes' request body limit is 3 MiB
     watches = Watches(state.metrics)
-    resources = ResourceHandler(state.api, state.security, watches, state.kubelets)
+    resources = ResourceHandler(state.api, state.security, watches, state.kubelets, state.aggregator)
     docs = openapi.OpenAPI(state.api.registry)
 
     async def shutdown(_app: web.Application) -> None:

@@ -61,11 +61,15 @@ def _int_param(query, name: str) -> int | None:
 
 
 class ResourceHandler:
-    def __init__(self, api: API, security: Security, watches: watch.Watches, kubelets: KubeletClient | None = None):
+    def __init__(self, api: API, security: Security, watches: watch.Watches, kubelets: KubeletClient | None = None,
+                 aggregator=None):
         self.api, self.security, self.watches, self.kubelets = api, security, watches, kubelets
+        self.aggregator = aggregator  # aggregator.Aggregator, or None
 
     async def __call__(self, request: web.Request, info: RequestInfo, user: User) -> web.StreamResponse:
         resource = resource_of(self.api, info)
+        if resource.extra.get("apiservice") and self.aggregator is not None:
+            return await self.aggregator.proxy(request, resource, user, info)
         if resource.qualified == "componentstatuses":
             return await self._component_statuses(request, resource, info)
         if not resource.storage:

@@ -1,6 +1,10 @@
 """Service ClusterIPs and NodePorts. Each allocated value is a key in storage (created atomically), so several API
 servers sharing one storage never hand out the same value, and a restart loses nothing.
 
+Dynamic allocation takes the upper part of each range first and the lower band only once the rest is full (upstream's
+ServiceIPStaticSubrange and ServiceNodePortStaticSubrange), so values users and installers pick by hand — the cluster
+DNS at the 10th Service address, well-known NodePorts — stay free for them.
+
 Keys live outside every resource prefix: /registry/kpy/serviceips/<ip> and /registry/kpy/servicenodeports/<port>,
 each holding the owner (`namespace/name`) so an owner re-asking for its own value succeeds (idempotent retries).
 """
@@ -12,6 +16,12 @@ from collections.abc import Iterator
 from kpy_components.apiserver.storage.interface import KeyExists, KeyNotFound, Storage
 
 NODE_PORT_RANGE = (30000, 32767)
+
+
+def static_band(size: int, divisor: int, cap: int) -> int:
+    """How many values at the start of a range of `size` are left for static assignment: size/divisor, at least 16
+    and at most `cap` (upstream's formula), never more than the range."""
+    return min(size, max(16, min(cap, size // divisor)))
 
 
 class AllocationError(Exception):
@@ -81,7 +91,9 @@ class ClusterIPAllocator(_RangeAllocator):
         return str(self.network.network_address + 1)
 
     def candidates(self) -> Iterator[str]:
-        for offset in range(2, self.network.num_addresses - 1):
+        last = self.network.num_addresses - 1  # the broadcast address is never handed out
+        band = static_band(self.network.num_addresses, 16, 256)
+        for offset in (*range(max(band, 2), last), *range(2, min(band, last))):
             yield str(self.network.network_address + offset)
 
     def check(self, value: str) -> None:
@@ -100,7 +112,8 @@ class NodePortAllocator(_RangeAllocator):
         self.first, self.last = first, last
 
     def candidates(self) -> Iterator[str]:
-        return (str(port) for port in range(self.first, self.last + 1))
+        split = self.first + static_band(self.last - self.first + 1, 32, 128)
+        return (str(port) for port in (*range(split, self.last + 1), *range(self.first, split)))
 
     def check(self, value: str) -> None:
         if not value.isdigit() or not self.first <= int(value) <= self.last:

@@ -8,41 +8,16 @@ never meet them; each test removes what it made."""
 from __future__ import annotations
 
 import base64
-import datetime
 import http.server
-import ipaddress
 import json
 import ssl
 import threading
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
+from apiserver.selfsigned import self_signed
 from conftest import free_port
-
-
-def _self_signed(directory) -> tuple[bytes, str, str]:
-    """A certificate for 127.0.0.1 that is its own CA: (PEM, certificate file, key file)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "kpy-test-webhook")])
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
-            .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
-            .not_valid_after(now + datetime.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                           critical=False)
-            .sign(key, hashes.SHA256()))
-    pem = cert.public_bytes(serialization.Encoding.PEM)
-    (directory / "webhook.crt").write_bytes(pem)
-    (directory / "webhook.key").write_bytes(key.private_bytes(serialization.Encoding.PEM,
-                                                              serialization.PrivateFormat.PKCS8,
-                                                              serialization.NoEncryption()))
-    return pem, str(directory / "webhook.crt"), str(directory / "webhook.key")
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -78,7 +53,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def webhook_server(tmp_path_factory):
     """An HTTPS webhook server on 127.0.0.1 with a self-signed certificate: (base URL, caBundle, requests)."""
-    pem, cert, key = _self_signed(tmp_path_factory.mktemp("webhook-tls"))
+    pem, cert, key = self_signed(tmp_path_factory.mktemp("webhook-tls"), "webhook")
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     server.requests = []
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)

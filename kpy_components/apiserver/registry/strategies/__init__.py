@@ -50,6 +50,7 @@ _BY_RESOURCE: dict[str, type[Strategy]] = {
     "flowschemas.flowcontrol.apiserver.k8s.io": networking.FlowSchemaStrategy,
     "prioritylevelconfigurations.flowcontrol.apiserver.k8s.io": networking.PriorityLevelConfigurationStrategy,
     "certificatesigningrequests.certificates.k8s.io": certificates.CertificateSigningRequestStrategy,
+    "apiservices.apiregistration.k8s.io": networking.APIServiceStrategy,
 }
 
 

@@ -252,3 +252,27 @@ class PodTemplateStrategy(Strategy):
         if not isinstance(template, dict):
             return [field_required("template")]
         return podspec.validate_pod_spec(template.get("spec"), "template.spec")
+
+
+class APIServiceStrategy(Strategy):
+    """apiregistration.k8s.io/v1: the name is `<version>.<group>`, priorities in range, TLS settings coherent."""
+
+    def validate(self, obj: dict) -> list[Cause]:
+        spec = obj.get("spec") or {}
+        causes = []
+        expected = f"{spec.get('version', '')}.{spec.get('group', '')}" if spec.get("group") else \
+            spec.get("version", "")
+        if meta.name_of(obj) != expected:
+            causes.append(field_invalid("metadata.name", meta.name_of(obj), f"must be {expected}"))
+        if not spec.get("version"):
+            causes.append(field_required("spec.version"))
+        if spec.get("service"):
+            for key, limit in (("groupPriorityMinimum", 20000), ("versionPriority", 1000)):
+                value = spec.get(key)
+                if not isinstance(value, int) or not 0 < value <= limit:
+                    causes.append(field_invalid(f"spec.{key}", value, f"must be positive and less than {limit}"))
+            causes += validation.required(spec["service"], "name", "spec.service")
+            causes += validation.required(spec["service"], "namespace", "spec.service")
+        if spec.get("insecureSkipTLSVerify") and spec.get("caBundle"):
+            causes.append(field_invalid("spec.insecureSkipTLSVerify", True, "may not be true if caBundle is present"))
+        return causes
