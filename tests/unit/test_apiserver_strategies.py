@@ -7,6 +7,7 @@ import pytest
 from kpy_components.api.catalog import default_registry
 from kpy_components.api.errors import APIError
 from kpy_components.api.qos import qos_class
+from kpy_components.apiserver.registry.allocators import ClusterIPAllocator, NodePortAllocator
 from kpy_components.apiserver.registry.api import API
 from kpy_components.apiserver.registry.context import WriteContext
 from kpy_components.apiserver.registry.strategies import podspec
@@ -125,7 +126,7 @@ async def test_cluster_ips_and_node_ports_are_allocated_once(api):
     assert first["spec"]["clusterIP"] == "10.96.0.2" and first["spec"]["clusterIPs"] == ["10.96.0.2"]
     assert first["spec"]["ports"][0] == {"port": 80, "protocol": "TCP", "targetPort": 80}
     node_port = await create(api, "", "services", service("b", type="NodePort"))
-    assert node_port["spec"]["ports"][0]["nodePort"] == 30000
+    assert node_port["spec"]["ports"][0]["nodePort"] == 30086  # above the static band (2768 ports / 32)
     causes = await invalid(api, "", "services", service("c", clusterIP="10.96.0.2"))
     assert causes == [("spec.clusterIPs", 'Invalid value: "10.96.0.2": failed to allocate: provided IP is already '
                                           "allocated")]
@@ -140,6 +141,15 @@ async def test_cluster_ips_and_node_ports_are_allocated_once(api):
     assert "range is full" in causes[0][1]
     outside = await invalid(api, "", "services", service("out", clusterIP="192.168.0.1"))
     assert "not in the valid range" in outside[0][1]
+
+
+def test_dynamic_allocation_leaves_the_static_band_for_last():
+    """The 10th address of a /16 (the cluster DNS) and the first NodePorts stay free until the rest is used."""
+    cluster_ips = list(ClusterIPAllocator(None, "10.96.0.0/16").candidates())
+    assert cluster_ips[0] == "10.96.1.0" and cluster_ips.index("10.96.0.10") > cluster_ips.index("10.96.255.254")
+    assert len(cluster_ips) == len(set(cluster_ips)) == 65536 - 3  # network, kubernetes' .1 and broadcast excluded
+    ports = list(NodePortAllocator(None).candidates())
+    assert ports[0] == "30086" and ports[-1] == "30085" and sorted(map(int, ports)) == list(range(30000, 32768))
 
 
 async def test_rbac_names_may_contain_colons_and_role_refs_are_fixed(api):
