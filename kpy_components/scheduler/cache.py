@@ -16,6 +16,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from .podgroups import PodGroups
 from .podinfo import CPU, MEMORY, PODS, PodInfo, resource_amounts
 
 log = logging.getLogger(__name__)
@@ -24,21 +25,17 @@ DEFAULT_ASSUMED_TTL = 30.0  # seconds after binding finished before an unconfirm
 
 class NodeInfo:
     """One node and the pods on it. `requested` sums the pods' effective requests; `non_zero_cpu/memory` the
-    scoring variants; `used_ports` is a set of (hostIP, protocol, port). `pods_with_affinity` holds the pods with
-    any inter-pod (anti-)affinity term, `pods_with_required_anti_affinity` those with a required anti-affinity term
-    (InterPodAffinity looks only at these where it can). `origin` is, for a clone, the cache's NodeInfo it was
-    copied from (None for that one): a plugin that precomputed over the cache's nodes can tell what changed."""
+    scoring variants; `used_ports` is a set of (hostIP, protocol, port). `groups`, for the cache's NodeInfos, is the
+    cache's PodGroups, kept current here. `origin` is, for a clone, the cache's NodeInfo it was copied from (None
+    for that one): a plugin that precomputed over the cache's nodes can tell what changed."""
 
     __slots__ = ("name", "node", "labels", "taints", "unschedulable", "allocatable", "allocatable_cpu",
                  "allocatable_memory", "allowed_pods", "pods", "requested", "requested_cpu", "requested_memory",
-                 "non_zero_cpu", "non_zero_memory", "used_ports", "generation", "pods_with_affinity",
-                 "pods_with_required_anti_affinity", "origin")
+                 "non_zero_cpu", "non_zero_memory", "used_ports", "generation", "groups", "origin")
 
-    def __init__(self, node: dict):
+    def __init__(self, node: dict, groups: PodGroups | None = None):
         self.pods: dict[str, PodInfo] = {}
-        self.pods_with_affinity: dict[str, PodInfo] = {}
-        self.pods_with_required_anti_affinity: dict[str, PodInfo] = {}
-        self.origin: NodeInfo | None = None
+        self.groups, self.origin = groups, None
         self.requested: dict[str, int] = {}
         self.requested_cpu = self.requested_memory = 0  # = requested[cpu/memory], as attributes for hot paths
         self.non_zero_cpu = self.non_zero_memory = 0
@@ -61,18 +58,15 @@ class NodeInfo:
 
     def add_pod(self, info: PodInfo) -> None:
         self.pods[info.key] = info
-        if info.affinity is not None:
-            self.pods_with_affinity[info.key] = info
-            if info.affinity.required_anti_affinity:
-                self.pods_with_required_anti_affinity[info.key] = info
+        if self.groups is not None:
+            self.groups.change(self, info, 1)
         self._account(info, 1)
 
     def remove_pod(self, key: str) -> PodInfo | None:
         info = self.pods.pop(key, None)
         if info is not None:
-            if info.affinity is not None:
-                self.pods_with_affinity.pop(key, None)
-                self.pods_with_required_anti_affinity.pop(key, None)
+            if self.groups is not None:
+                self.groups.change(self, info, -1)
             self._account(info, -1)
         return info
 
@@ -99,9 +93,7 @@ class NodeInfo:
         for slot in NodeInfo.__slots__:
             setattr(twin, slot, getattr(self, slot))
         twin.pods, twin.requested, twin.used_ports = dict(self.pods), dict(self.requested), dict(self.used_ports)
-        twin.pods_with_affinity = dict(self.pods_with_affinity)
-        twin.pods_with_required_anti_affinity = dict(self.pods_with_required_anti_affinity)
-        twin.origin = self.origin or self
+        twin.groups, twin.origin = None, self.origin or self
         return twin
 
     def free(self, name: str) -> int:
@@ -111,6 +103,11 @@ class NodeInfo:
         return (f"NodeInfo({self.name}, pods={len(self.pods)}, cpu={self.requested.get(CPU, 0)}m/"
                 f"{self.allocatable.get(CPU, 0)}m, memory={self.requested.get(MEMORY, 0)}/"
                 f"{self.allocatable.get(MEMORY, 0)})")
+
+
+class Snapshot(list):
+    """The cache's NodeInfos, and `pod_groups`: its PodGroups (what InterPodAffinity would otherwise build)."""
+    pod_groups: PodGroups
 
 
 @dataclass
@@ -127,7 +124,8 @@ class SchedulerCache:
         self.nodes: dict[str, NodeInfo] = {}
         self._pods: dict[str, _PodState] = {}
         self._orphans: dict[str, dict[str, PodInfo]] = {}  # pods bound to nodes the cache has not seen yet
-        self._snapshot: list[NodeInfo] | None = None
+        self._snapshot: Snapshot | None = None
+        self.groups = PodGroups()  # of the pods on self.nodes
 
     # --- nodes ---------------------------------------------------------------------------------------------------
     def add_node(self, node: dict) -> NodeInfo:
@@ -136,7 +134,7 @@ class SchedulerCache:
         if info is not None:
             info.set_node(node)
             return info
-        info = self.nodes[name] = NodeInfo(node)
+        info = self.nodes[name] = NodeInfo(node, self.groups)
         for pod in self._orphans.pop(name, {}).values():
             info.add_pod(pod)
         self._snapshot = None
@@ -148,13 +146,17 @@ class SchedulerCache:
         info = self.nodes.pop(name, None)
         if info is not None:
             self._snapshot = None
+            for pod in info.pods.values():
+                self.groups.change(info, pod, -1)
+            info.groups = None
             if info.pods:  # pods still bound there stay accounted until their own deletes arrive
                 self._orphans[name] = dict(info.pods)
 
-    def snapshot(self) -> list[NodeInfo]:
+    def snapshot(self) -> Snapshot:
         """The NodeInfos sorted by name (a stable order for round-robin), shared until the node set changes."""
         if self._snapshot is None:
-            self._snapshot = [self.nodes[name] for name in sorted(self.nodes)]
+            self._snapshot = Snapshot(self.nodes[name] for name in sorted(self.nodes))
+            self._snapshot.pod_groups = self.groups
         return self._snapshot
 
     # --- pods ----------------------------------------------------------------------------------------------------

@@ -4,6 +4,10 @@ scores (weights, hardPodAffinityWeight, existing pods' preferred terms, ignorePr
 plugin's args, and its part in preemption and nominated pods (node clones) and in a whole scheduling cycle."""
 from __future__ import annotations
 
+import contextlib
+import random
+from dataclasses import replace
+
 import pytest
 from test_scheduler_cycle import failure, place, scheduler  # noqa: F401
 from test_scheduler_plugins import bound, node, pod
@@ -11,9 +15,11 @@ from test_scheduler_plugins import bound, node, pod
 from kpy_components.client.cache import Indexer
 from kpy_components.component.config import ConfigError
 from kpy_components.scheduler import config
+from kpy_components.scheduler.cache import SchedulerCache
 from kpy_components.scheduler.framework import OK, SKIP, UNSCHEDULABLE, UNSCHEDULABLE_AND_UNRESOLVABLE
 from kpy_components.scheduler.nominator import Nominator, with_nominated
 from kpy_components.scheduler.plugins import build_profile
+from kpy_components.scheduler.podgroups import PodGroups
 from kpy_components.scheduler.plugins.interpodaffinity import (AFFINITY_MISMATCH, ANTI_AFFINITY_MISMATCH,
                                                                EXISTING_ANTI_AFFINITY_MISMATCH, InterPodAffinity)
 from kpy_components.scheduler.preemption import Candidate, select_victims
@@ -265,14 +271,20 @@ def test_removing_a_victim_lifts_the_anti_affinity_in_preemptions_dry_run():
     low = pod("low", labels={"app": "web"}, priority=1)
     repelling = pod("repelling", labels={"app": "db"}, priority=1, affinity=affinity(anti=[term(app="web")]))
     for resident in (low, repelling):
-        target = bound(node("a"), resident)
+        cache = SchedulerCache()
+        cache.add_node(node("a").node)
+        bystander = pod("bystander", labels={"app": "batch"}, priority=1)  # reprieved: it repels nothing
+        for info in (resident, bystander):
+            cache.add_pod(replace(info, node_name="a"))
+        target, nodes = cache.nodes["a"], cache.snapshot()
         info = pod("high", labels={"app": "web"}, priority=10, affinity=affinity(anti=[term(app="web")]))
         state = {}
-        assert plugin.pre_filter(state, info, [target]) == OK
+        assert plugin.pre_filter(state, info, nodes) == OK
         assert plugin.filter(state, info, target) is not None
         result = select_victims(plugin.filter, state, info, target, [])
         assert isinstance(result, Candidate) and [v.name for v in result.victims] == [resident.name]
-        assert list(target.pods) == [resident.key]  # the dry run worked on a copy
+        assert list(target.pods) == [resident.key, bystander.key]  # the dry run worked on a copy...
+        assert cache.groups.by_signature == PodGroups.of(nodes).by_signature  # ...and left the cache's groups be
 
 
 def test_a_nominated_pods_anti_affinity_keeps_others_off_its_node():
@@ -314,3 +326,33 @@ def test_a_deployment_with_host_anti_affinity_spreads_and_the_extra_replica_is_e
 def test_preferred_affinity_co_locates_replicas(scheduler):  # noqa: F811
     placed = _replicas(scheduler, 5, 4, {"affinity": affinity(preferred=[(100, term(app="web"))])})
     assert len(set(placed)) == 1
+
+
+def test_the_caches_pod_groups_follow_every_change_of_its_pods_and_nodes():
+    """The groups the cache keeps current equal those built afresh from its nodes, after any sequence of binds,
+    assumes, forgets, deletes, node removals (pods orphaned) and re-adds."""
+    rng = random.Random(11)
+    cache = SchedulerCache()
+    makers = [lambda n: pod(n, labels={"app": "web"}, affinity=affinity(anti=[term(app="web")])),
+              lambda n: pod(n, labels={"app": "db"}), lambda n: pod(n, namespace="other", labels={"app": "web"}),
+              lambda n: pod(n, labels={"app": "x"}, affinity=affinity(preferred=[(5, term(ZONE, app="web"))]))]
+    for number in range(300):
+        action, name, where = rng.randrange(6), f"p{rng.randrange(40)}", f"n{rng.randrange(4)}"
+        if action == 0:
+            cache.add_node(zoned(where, f"z{rng.randrange(2)}").node)
+        elif action == 1:
+            cache.remove_node(where)
+        elif action in (2, 3):
+            info = rng.choice(makers)(name)
+            if action == 2:
+                cache.add_pod(replace(info, node_name=where))
+            else:
+                with contextlib.suppress(KeyError):  # already in the cache
+                    cache.assume_pod(info, where)
+        elif action == 4:
+            cache.forget_pod(f"default/{name}")
+        else:
+            cache.remove_pod(f"{rng.choice(['default', 'other'])}/{name}")
+        fresh = PodGroups.of(cache.snapshot())
+        assert cache.groups.by_signature == fresh.by_signature, number
+        assert cache.groups.by_terms == fresh.by_terms, number

@@ -21,6 +21,10 @@ Namespaces: a term's namespaceSelector is resolved against the Namespace informe
 for the incoming pod's terms, into the names of the matching namespaces once per cycle; for existing pods' terms,
 by matching the incoming pod's namespace's labels. Without a store no namespace matches a selector (except {}).
 
+Cost: PreFilter and PreScore work per group of pods, not per pod (podgroups.py: pods with the same namespace and
+labels, pods with the same terms), with the groups the cache keeps current; so a cycle costs the number of groups
+plus the nodes running pods of the groups the terms select, whatever the cluster size.
+
 Preemption and nominated pods: kpy's framework has no PreFilterExtensions (AddPod/RemovePod); it hands filters a
 clone of the node with pods removed (victims) or added (nominated pods). Filter sees `node.origin`, diffs the clone's
 pods against the node PreFilter counted, and judges with the counts adjusted for that difference: what upstream's
@@ -33,88 +37,46 @@ from dataclasses import dataclass, field, replace
 from ..framework import (ASSIGNED_POD_ADD, ASSIGNED_POD_DELETE, ASSIGNED_POD_UPDATE, MAX_NODE_SCORE, NODE_ADD,
                          NODE_UPDATE, OK, SKIPPED, unschedulable)
 from ..podaffinity import NOTHING, AffinityTerm, PodAffinityTerms, WeightedTerm
+from ..podgroups import PodGroups
 
 AFFINITY_MISMATCH = "node(s) didn't match pod affinity rules"
 ANTI_AFFINITY_MISMATCH = "node(s) didn't match pod anti-affinity rules"
 EXISTING_ANTI_AFFINITY_MISMATCH = "node(s) didn't satisfy existing pods anti-affinity rules"
 DEFAULT_HARD_POD_AFFINITY_WEIGHT = 1
 _FILTER_STATE, _SCORE_STATE = "InterPodAffinity/filter", "InterPodAffinity/score"
-_ALL_NODES = "InterPodAffinity/nodes"  # the cycle's snapshot, for PreScore (which is given the feasible nodes only)
+_GROUPS = "InterPodAffinity/groups"  # the cycle's PodGroups, for PreScore (which is given the feasible nodes only)
 _EMPTY: dict = {}
 
 Pair = tuple[str, str]  # (topology key, value)
 
 
+def _groups(nodes) -> PodGroups:
+    """The cache's groups when `nodes` is its snapshot, else built from the nodes (unit tests, other callers)."""
+    groups = getattr(nodes, "pod_groups", None)
+    return groups if groups is not None else PodGroups.of(nodes)
+
+
 class _Matcher:
-    """What existing pods mean for one incoming pod in one cycle, memoised: pods of one Deployment share their
-    labels (`PodInfo.signature`) and their parsed terms (one interned object), so each distinct group is matched once
-    per cycle however many pods it has. Memos are keyed by id(): every pod involved lives in the cache for the whole
-    cycle, so ids cannot be reused meanwhile."""
+    """What existing pods mean for the incoming pod's filter: per group of pods, the topology keys they count for."""
 
     def __init__(self, pod, terms: PodAffinityTerms, namespace_labels: dict):
         self.namespace, self.labels, self.namespace_labels = pod.namespace, pod.labels, namespace_labels
         self.terms = terms  # the incoming pod's, namespaceSelectors resolved into namespaces
-        self._theirs: dict[int, tuple[str, ...]] = {}
-        self._mine: dict[tuple, tuple[tuple[str, ...], tuple[str, ...]]] = {}
 
-    def repelling_keys(self, other) -> tuple[str, ...]:
-        """Topology keys of `other`'s required anti-affinity terms that select the incoming pod."""
-        terms = other.affinity
-        keys = self._theirs.get(id(terms))
-        if keys is None:
-            keys = self._theirs[id(terms)] = tuple(
-                term.topology_key for term in terms.required_anti_affinity
-                if term.matches(self.namespace, self.labels, self.namespace_labels))
-        return keys
+    def repelling_keys(self, theirs: PodAffinityTerms) -> tuple[str, ...]:
+        """Topology keys of existing pods' required anti-affinity terms that select the incoming pod."""
+        return tuple(term.topology_key for term in theirs.required_anti_affinity
+                     if term.matches(self.namespace, self.labels, self.namespace_labels))
 
-    def selected_keys(self, other) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """(the keys of the incoming pod's required affinity terms if `other` matches ALL of them, else (); the keys
-        of its required anti-affinity terms `other` matches)."""
-        found = self._mine.get(other.signature)
-        if found is None:
-            terms, namespace, labels = self.terms, other.namespace, other.labels
-            affinity = (tuple(t.topology_key for t in terms.required_affinity)
-                        if _matches_all(terms.required_affinity, namespace, labels) else ())
-            anti = tuple(t.topology_key for t in terms.required_anti_affinity if t.matches(namespace, labels, _EMPTY))
-            found = self._mine[other.signature] = (affinity, anti)
-        return found
-
-
-class _Weights:
-    """The score's weights per existing pod for one incoming pod in one cycle, memoised as `_Matcher` does."""
-
-    def __init__(self, pod, terms: PodAffinityTerms, namespace_labels: dict, hard_pod_affinity_weight: int):
-        self.namespace, self.labels, self.namespace_labels = pod.namespace, pod.labels, namespace_labels
-        self.terms, self.hard_weight = terms, hard_pod_affinity_weight
-        self._mine: dict[tuple, tuple[tuple[str, int], ...]] = {}
-        self._theirs: dict[int, tuple[tuple[str, int], ...]] = {}
-
-    def mine(self, other) -> tuple[tuple[str, int], ...]:
-        """(topology key, +weight) of the incoming pod's preferred affinity terms `other` matches, (key, -weight)
-        of its preferred anti-affinity terms."""
-        found = self._mine.get(other.signature)
-        if found is None:
-            namespace, labels = other.namespace, other.labels
-            found = self._mine[other.signature] = tuple(
-                (item.term.topology_key, sign * item.weight)
-                for items, sign in ((self.terms.preferred_affinity, 1), (self.terms.preferred_anti_affinity, -1))
-                for item in items if item.term.matches(namespace, labels, _EMPTY))
-        return found
-
-    def theirs(self, other) -> tuple[tuple[str, int], ...]:
-        """From `other`'s terms that select the incoming pod: (key, hardPodAffinityWeight) per required affinity
-        term (when that weight is > 0), (key, +weight) per preferred affinity term, (key, -weight) per preferred
-        anti-affinity term."""
-        terms = other.affinity
-        found = self._theirs.get(id(terms))
-        if found is None:
-            namespace, labels, namespace_labels = self.namespace, self.labels, self.namespace_labels
-            weighted = [(self.hard_weight, term) for term in terms.required_affinity] if self.hard_weight > 0 else []
-            weighted += [(item.weight, item.term) for item in terms.preferred_affinity]
-            weighted += [(-item.weight, item.term) for item in terms.preferred_anti_affinity]
-            found = self._theirs[id(terms)] = tuple((term.topology_key, weight) for weight, term in weighted
-                                                    if term.matches(namespace, labels, namespace_labels))
-        return found
+    def selected_keys(self, signature: tuple) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """For existing pods of `signature`: (the keys of the incoming pod's required affinity terms if they match
+        ALL of them, else (); the keys of its required anti-affinity terms they match)."""
+        terms, (namespace, labels) = self.terms, signature
+        labels = dict(labels)
+        affinity = (tuple(t.topology_key for t in terms.required_affinity)
+                    if _matches_all(terms.required_affinity, namespace, labels) else ())
+        return affinity, tuple(t.topology_key for t in terms.required_anti_affinity
+                               if t.matches(namespace, labels, _EMPTY))
 
 
 @dataclass
@@ -167,28 +129,50 @@ def _count(counts: dict[Pair, int], keys: tuple[str, ...], node_labels: dict, ch
                 del counts[pair]
 
 
-def _count_existing(matcher: _Matcher, nodes, existing: dict[Pair, int]) -> None:
+def _count_existing(matcher: _Matcher, groups: PodGroups, existing: dict[Pair, int]) -> None:
     """getExistingAntiAffinityCounts: existing pods' required anti-affinity terms selecting the incoming pod."""
-    for node in nodes:
-        if node.pods_with_required_anti_affinity:
-            labels = node.labels
-            for other in node.pods_with_required_anti_affinity.values():
-                keys = matcher.repelling_keys(other)
-                if keys:
-                    _count(existing, keys, labels, 1)
+    for theirs, nodes in groups.by_terms.values():
+        if theirs.required_anti_affinity:
+            keys = matcher.repelling_keys(theirs)
+            if keys:
+                for node, pods in nodes.items():
+                    _count(existing, keys, node.labels, pods)
 
 
-def _count_incoming(matcher: _Matcher, nodes, affinity: dict[Pair, int], anti: dict[Pair, int]) -> None:
+def _count_incoming(matcher: _Matcher, groups: PodGroups, affinity: dict[Pair, int], anti: dict[Pair, int]) -> None:
     """getIncomingAffinityAntiAffinityCounts: existing pods the incoming pod's required terms select."""
-    for node in nodes:
-        if node.pods:
-            labels = node.labels
-            for other in node.pods.values():
-                keys, anti_keys = matcher.selected_keys(other)
-                if keys:
-                    _count(affinity, keys, labels, 1)
-                if anti_keys:
-                    _count(anti, anti_keys, labels, 1)
+    for signature, nodes in groups.by_signature.items():
+        keys, anti_keys = matcher.selected_keys(signature)
+        for found, counts in ((keys, affinity), (anti_keys, anti)):
+            if found:
+                for node, pods in nodes.items():
+                    _count(counts, found, node.labels, pods)
+
+
+class _Weights:
+    """What existing pods mean for the incoming pod's score: per group of pods, (topology key, weight) pairs."""
+
+    def __init__(self, pod, terms: PodAffinityTerms, namespace_labels: dict, hard_pod_affinity_weight: int):
+        self.namespace, self.labels, self.namespace_labels = pod.namespace, pod.labels, namespace_labels
+        self.terms, self.hard_weight = terms, hard_pod_affinity_weight
+
+    def mine(self, signature: tuple) -> tuple[tuple[str, int], ...]:
+        """For existing pods of `signature`: (key, +weight) per preferred affinity term of the incoming pod they
+        match, (key, -weight) per preferred anti-affinity term."""
+        namespace, labels = signature[0], dict(signature[1])
+        return tuple((item.term.topology_key, sign * item.weight)
+                     for items, sign in ((self.terms.preferred_affinity, 1), (self.terms.preferred_anti_affinity, -1))
+                     for item in items if item.term.matches(namespace, labels, _EMPTY))
+
+    def theirs(self, terms: PodAffinityTerms) -> tuple[tuple[str, int], ...]:
+        """From existing pods' `terms` that select the incoming pod: (key, hardPodAffinityWeight) per required
+        affinity term (when that weight is > 0), (key, +weight) per preferred affinity term, (key, -weight) per
+        preferred anti-affinity term."""
+        weighted = [(self.hard_weight, term) for term in terms.required_affinity] if self.hard_weight > 0 else []
+        weighted += [(item.weight, item.term) for item in terms.preferred_affinity]
+        weighted += [(-item.weight, item.term) for item in terms.preferred_anti_affinity]
+        return tuple((term.topology_key, weight) for weight, term in weighted
+                     if term.matches(self.namespace, self.labels, self.namespace_labels))
 
 
 class InterPodAffinity:
@@ -230,15 +214,15 @@ class InterPodAffinity:
 
     # --- filter --------------------------------------------------------------------------------------------------
     def pre_filter(self, state, pod, nodes):
-        state[_ALL_NODES] = nodes
+        groups = state[_GROUPS] = _groups(nodes)
         terms = pod.affinity
         if terms is not None and terms.error:
             return unschedulable(self.name, f"invalid pod affinity: {terms.error}", resolvable=False)
         terms = self._resolved_terms(terms) if terms is not None else PodAffinityTerms()
         counts = _FilterState(_Matcher(pod, terms, self._namespace_labels(pod.namespace)))
-        _count_existing(counts.matcher, nodes, counts.existing)
+        _count_existing(counts.matcher, groups, counts.existing)
         if terms.required_affinity or terms.required_anti_affinity:
-            _count_incoming(counts.matcher, nodes, counts.affinity, counts.anti_affinity)
+            _count_incoming(counts.matcher, groups, counts.affinity, counts.anti_affinity)
         elif not counts.existing:
             return SKIPPED
         state[_FILTER_STATE] = counts
@@ -288,8 +272,8 @@ class InterPodAffinity:
                 if key in others:
                     continue
                 if other.affinity is not None and other.affinity.required_anti_affinity:
-                    _count(existing, matcher.repelling_keys(other), labels, change)
-                keys, anti_keys = matcher.selected_keys(other)
+                    _count(existing, matcher.repelling_keys(other.affinity), labels, change)
+                keys, anti_keys = matcher.selected_keys(other.signature)
                 _count(affinity, keys, labels, change)
                 _count(anti, anti_keys, labels, change)
         return (_Adjusted(counts.affinity, affinity), _Adjusted(counts.anti_affinity, anti),
@@ -305,21 +289,20 @@ class InterPodAffinity:
             return SKIPPED  # PreFilter rejected it already
         weights = _Weights(pod, self._resolved_terms(terms) if has_preferred else PodAffinityTerms(),
                            self._namespace_labels(pod.namespace), self.hard_pod_affinity_weight)
+        groups = state.get(_GROUPS) or _groups(nodes)  # existing pods on every node count, not only feasible ones
         scores: dict[str, dict[str, int]] = {}
-        for node in state.get(_ALL_NODES, nodes):  # existing pods on every node count, not only feasible ones
-            others = node.pods if has_preferred else node.pods_with_affinity
-            if not others or not node.labels:
-                continue
-            labels = node.labels
-            for other in others.values():
-                found = weights.mine(other) if has_preferred else ()
-                if other.affinity is not None:
-                    found += weights.theirs(other)
-                for key, weight in found:
-                    value = labels.get(key)
+        found = [(weights.mine(signature), where) for signature, where in groups.by_signature.items()] \
+            if has_preferred else []
+        found += [(weights.theirs(theirs), where) for theirs, where in groups.by_terms.values()]
+        for pairs, where in found:
+            for key, weight in pairs:
+                values = scores.setdefault(key, {})
+                for node, pods in where.items():
+                    value = node.labels.get(key)
                     if value is not None:
-                        values = scores.setdefault(key, {})
-                        values[value] = values.get(value, 0) + weight
+                        values[value] = values.get(value, 0) + weight * pods
+                if not values:
+                    del scores[key]
         if not scores:
             return SKIPPED
         state[_SCORE_STATE] = scores
