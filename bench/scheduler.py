@@ -9,12 +9,18 @@ Then the same 1,000 pods created while the scheduler process is stopped (SIGSTOP
 the rate at which it drains a full queue with no creates competing. Targets (issue 4): >= 300 pods/s at 1,000
 nodes; a 100-replica burst scheduled in <= 2 s.
 
+Inter-pod affinity (issue 11): the cluster then grows to `--affinity-nodes` (5,000; nodes carry a zone label, 100
+zones), and three rounds of 1,000 pods run side by side: plain pods, pods with required anti-affinity on
+kubernetes.io/hostname against each other (one per node), and pods with preferred affinity (weight 100) to each other
+on the zone. Target: >= 100 pods/s for each.
+
 Where the time goes: CPU seconds of the API server, the scheduler and this process (pod creation + the watch) over
 each round, from /proc; the scheduler's own time in its algorithm (scheduler_scheduling_algorithm_duration_seconds)
 from its /metrics; and the same algorithm alone, in this process over a hand-filled cache with no API at all (CPU
 time). On a 2-core box the three processes share the cores.
 
 Usage: .venv/bin/python bench/scheduler.py [--nodes 100,500,1000] [--pods 1000] [--burst 100] [--writers 16]
+                                          [--affinity-nodes 5000]
 """
 from __future__ import annotations
 
@@ -47,6 +53,8 @@ from kpy_components.scheduler.scheduler import Scheduler  # noqa: E402
 from processes import stop_process  # noqa: E402
 
 TARGET_PODS_PER_SECOND, TARGET_BURST_SECONDS = 300.0, 2.0
+TARGET_AFFINITY_PODS_PER_SECOND = 100.0
+HOSTNAME, ZONE, ZONES = "kubernetes.io/hostname", "topology.kubernetes.io/zone", 100
 START_TIMEOUT, ROUND_TIMEOUT = 60.0, 300.0
 BIN = Path(sys.executable).parent
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -137,25 +145,51 @@ async def in_parallel(count: int, writers: int, make) -> None:
     await asyncio.gather(*(writer() for _ in range(writers)))
 
 
+def node_labels(number: int) -> dict:
+    name = f"node-{number:04}"
+    return {HOSTNAME: name, ZONE: f"zone-{number % ZONES:03}"}
+
+
 async def add_nodes(client: RESTClient, first: int, last: int, writers: int) -> None:
     nodes = client.resource("nodes")
     capacity = {"cpu": "32", "memory": "128Gi", "pods": "110", "ephemeral-storage": "100Gi"}
 
     async def make(number: int) -> None:
-        name = f"node-{first + number:04}"
+        labels = node_labels(first + number)
         created = await client.create(nodes, {"apiVersion": "v1", "kind": "Node", "metadata": {
-            "name": name, "labels": {"kubernetes.io/hostname": name}}})
+            "name": labels[HOSTNAME], "labels": labels}})
         created["status"] = {"capacity": capacity, "allocatable": capacity,
                              "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}
         await client.update(nodes, created, subresource="status")
     await in_parallel(last - first, writers, make)
 
 
-def pod(name: str, scheduler_name: str = "default-scheduler") -> dict:
-    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": "bench"}},
-            "spec": {"schedulerName": scheduler_name,
-                     "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9",
-                                     "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}}
+def pod(name: str, scheduler_name: str = "default-scheduler", app: str = "bench", affinity: dict | None = None) -> dict:
+    spec = {"schedulerName": scheduler_name,
+            "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9",
+                            "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}
+    if affinity:
+        spec["affinity"] = affinity
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": app}}, "spec": spec}
+
+
+def spread_pod(name: str) -> dict:
+    """Required anti-affinity against its own kind on the hostname: one such pod per node."""
+    return pod(name, app="bench-spread", affinity={"podAntiAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": [
+            {"labelSelector": {"matchLabels": {"app": "bench-spread"}}, "topologyKey": HOSTNAME}]}})
+
+
+def gather_pod(name: str) -> dict:
+    """Preferred affinity (weight 100) to its own kind on the zone."""
+    return pod(name, app="bench-gather", affinity={"podAffinity": {
+        "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 100, "podAffinityTerm": {
+            "labelSelector": {"matchLabels": {"app": "bench-gather"}}, "topologyKey": ZONE}}]}})
+
+
+# The rounds on the large cluster: label, pod maker.
+AFFINITY_ROUNDS = (("plain pods", pod), ("required anti-affinity (hostname)", spread_pod),
+                   ("preferred affinity (zone)", gather_pod))
 
 
 async def new_namespace(client: RESTClient, namespace: str) -> None:
@@ -174,29 +208,41 @@ async def create_ceiling(client: RESTClient, count: int, writers: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def algorithm_alone(nodes: int, pods: int) -> float:
+def algorithm_alone(nodes: int, pods: int, make=pod, before=()) -> float:
     """Pods/s of CPU time for the scheduling algorithm by itself: the real Scheduler's cycle in this process over a
-    cache filled by hand (the same nodes and pods as the round), no API at all."""
+    cache filled by hand (the same nodes and pods as the round, after `before`: (count, make) of pods placed first,
+    the earlier rounds' on the same cluster), no API at all."""
     client = RESTClient(ClientConfig(server="https://127.0.0.1:1"))  # never contacted
     scheduler = Scheduler(client, SharedInformerFactory(client), lambda name: EventRecorder(client, name),
                           config.load(None), CollectorRegistry())
     capacity = {"cpu": "32", "memory": "128Gi", "pods": "110"}
     for number in range(nodes):
-        scheduler.cache.add_node({"metadata": {"name": f"node-{number:04}"}, "status": {"allocatable": capacity}})
+        labels = node_labels(number)
+        scheduler.cache.add_node({"metadata": {"name": labels[HOSTNAME], "labels": labels},
+                                  "status": {"allocatable": capacity}})
     profile, percentage = scheduler.profiles["default-scheduler"]
-    infos = [PodInfo.of({**pod(f"pod-{number:05}"), "metadata": {"name": f"pod-{number:05}", "namespace": "a"}})
-             for number in range(pods)]
+
+    def infos(count: int, maker, prefix: str) -> list[PodInfo]:
+        objects = [maker(f"{prefix}-{number:05}") for number in range(count)]
+        return [PodInfo.of({**obj, "metadata": {**obj["metadata"], "namespace": "a"}}) for obj in objects]
+
+    def place(batch: list[PodInfo]) -> None:
+        for info in batch:
+            scheduler.cache.assume_pod(info, scheduler.schedule_pod(profile, percentage, info).name)
+
+    for index, (count, maker) in enumerate(before):
+        place(infos(count, maker, f"before{index}"))
+    measured = infos(pods, make, "pod")
     start = time.process_time()
-    for info in infos:
-        scheduler.cache.assume_pod(info, scheduler.schedule_pod(profile, percentage, info).name)
+    place(measured)
     return pods / (time.process_time() - start)
 
 
 async def schedule_round(client: RESTClient, namespace: str, count: int, writers: int,
-                         paused: subprocess.Popen | None = None) -> dict:
-    """Create `count` pods while watching for their bindings; timings per pod. With `paused` (the scheduler
-    process), it is stopped (SIGSTOP) while the pods are created and the clock starts when it is resumed: the
-    time to drain a full queue."""
+                         paused: subprocess.Popen | None = None, make=pod) -> dict:
+    """Create `count` pods (`make(name)`) while watching for their bindings; timings per pod. With `paused` (the
+    scheduler process), it is stopped (SIGSTOP) while the pods are created and the clock starts when it is resumed:
+    the time to drain a full queue."""
     pods = client.resource("pods")
     await new_namespace(client, namespace)
     listed = await client.list(pods, namespace)
@@ -218,16 +264,16 @@ async def schedule_round(client: RESTClient, namespace: str, count: int, writers
     watcher = asyncio.create_task(watch())
     await asyncio.sleep(0.2)  # the watch is connected
 
-    async def make(number: int) -> None:
+    async def create(number: int) -> None:
         name = f"pod-{number:05}"
         sent[name] = time.perf_counter()
-        await client.create(pods, pod(name), namespace)
+        await client.create(pods, make(name), namespace)
 
     if paused is not None:
         paused.send_signal(signal.SIGSTOP)
     start = time.perf_counter()
     try:
-        await in_parallel(count, writers, make)
+        await in_parallel(count, writers, create)
     finally:
         if paused is not None:
             paused.send_signal(signal.SIGCONT)
@@ -267,23 +313,8 @@ async def run(args, processes: Processes) -> list[str]:
         for index, size in enumerate(args.nodes):
             await add_nodes(client, have, size, args.writers)
             have = size
-            await asyncio.sleep(1.0)  # the scheduler's node informer catches up
-            algorithm_before = processes.scheduler_metric_sum("scheduler_scheduling_algorithm_duration_seconds_sum")
-            result, cpu = await measured_round(processes, client, f"bench-{index}", args.pods, args.writers)
-            algorithm_after = processes.scheduler_metric_sum("scheduler_scheduling_algorithm_duration_seconds_sum")
-            rate = args.pods / result["seconds"]
-            alone = algorithm_alone(size, args.pods)
-            lines.append(
-                f"{size:>5} nodes  {args.pods} pods: {rate:7.1f} pods/s "
-                f"(x{rate / TARGET_PODS_PER_SECOND:.2f} of {TARGET_PODS_PER_SECOND:.0f})  latency p50 "
-                f"{statistics.median(result['latencies']) * 1000:6.0f} ms  p99 "
-                f"{percentile(result['latencies'], 0.99) * 1000:6.0f} ms  (creates took {result['create_seconds']:.2f} s)\n"
-                f"        CPU s over {result['seconds']:.2f} s: apiserver {cpu['apiserver']:.2f}  scheduler "
-                f"{cpu['scheduler']:.2f} (algorithm {algorithm_after - algorithm_before:.2f}, "
-                f"{(algorithm_after - algorithm_before) / args.pods * 1000:.2f} ms/pod)  bench {cpu['bench']:.2f}\n"
-                f"        CPU ms per pod: {cpu_per_pod(cpu, args.pods)}\n"
-                f"        algorithm alone (in-process, no API, CPU time): {alone:.0f} pods/s "
-                f"(x{alone / TARGET_PODS_PER_SECOND:.2f} of {TARGET_PODS_PER_SECOND:.0f})")
+            lines.append(await timed_round(processes, client, f"bench-{index}", size, args, "", pod,
+                                           TARGET_PODS_PER_SECOND, algorithm_alone(size, args.pods)))
             print(lines[-1], flush=True)
         drain, cpu = await measured_round(processes, client, "bench-drain", args.pods, args.writers,
                                           paused=processes.scheduler)
@@ -299,7 +330,35 @@ async def run(args, processes: Processes) -> list[str]:
                      f"x{TARGET_BURST_SECONDS / burst['seconds']:.2f})\n"
                      f"        CPU ms per pod: {cpu_per_pod(cpu, args.burst)}")
         print(lines[-1], flush=True)
+        if args.affinity_nodes > have:
+            await add_nodes(client, have, args.affinity_nodes, args.writers)
+            have = args.affinity_nodes
+            for index, (label, make) in enumerate(AFFINITY_ROUNDS):
+                alone = algorithm_alone(have, args.pods, make, [(args.pods, m) for _, m in AFFINITY_ROUNDS[:index]])
+                lines.append(await timed_round(processes, client, f"bench-affinity-{index}", have, args,
+                                               f" {label}", make, TARGET_AFFINITY_PODS_PER_SECOND, alone))
+                print(lines[-1], flush=True)
     return lines
+
+
+async def timed_round(processes: Processes, client: RESTClient, namespace: str, size: int, args, label: str, make,
+                      target: float, alone: float) -> str:
+    """One round of `args.pods` pods made by `make` on `size` nodes, as the report's lines: pods/s against `target`,
+    latencies, CPU per process and the scheduler's algorithm time; `alone` is algorithm_alone's figure."""
+    await asyncio.sleep(1.0)  # the scheduler's node informer catches up
+    algorithm_before = processes.scheduler_metric_sum("scheduler_scheduling_algorithm_duration_seconds_sum")
+    result, cpu = await measured_round(processes, client, namespace, args.pods, args.writers, make=make)
+    algorithm = processes.scheduler_metric_sum("scheduler_scheduling_algorithm_duration_seconds_sum") - algorithm_before
+    rate = args.pods / result["seconds"]
+    return (f"{size:>5} nodes  {args.pods} pods{label}: {rate:7.1f} pods/s (x{rate / target:.2f} of {target:.0f})  "
+            f"latency p50 {statistics.median(result['latencies']) * 1000:6.0f} ms  p99 "
+            f"{percentile(result['latencies'], 0.99) * 1000:6.0f} ms  (creates took {result['create_seconds']:.2f} s)\n"
+            f"        CPU s over {result['seconds']:.2f} s: apiserver {cpu['apiserver']:.2f}  scheduler "
+            f"{cpu['scheduler']:.2f} (algorithm {algorithm:.2f}, {algorithm / args.pods * 1000:.2f} ms/pod)  bench "
+            f"{cpu['bench']:.2f}\n"
+            f"        CPU ms per pod: {cpu_per_pod(cpu, args.pods)}\n"
+            f"        algorithm alone (in-process, no API, CPU time): {alone:.0f} pods/s "
+            f"(x{alone / target:.2f} of {target:.0f})")
 
 
 def main() -> None:
@@ -308,6 +367,8 @@ def main() -> None:
     parser.add_argument("--pods", type=int, default=1000)
     parser.add_argument("--burst", type=int, default=100)
     parser.add_argument("--writers", type=int, default=16)
+    parser.add_argument("--affinity-nodes", type=int, default=5000,
+                        help="cluster size of the inter-pod affinity rounds (0: none)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-scheduler-") as name:
         processes = Processes(Path(name))
