@@ -12,8 +12,8 @@ selection), as pure functions over the scheduler's NodeInfos:
   victims; the first candidate among equals.
 
 A PreFilter's cycle state is not adjusted for removed or re-added pods (kube-scheduler's PreFilterExtensions
-AddPod/RemovePod): with kpy's filters this only matters to PodTopologySpread, which then judges skew with the
-victims still counted.
+AddPod/RemovePod): InterPodAffinity adjusts its counts itself from the node clone it is given (NodeInfo.origin);
+PodTopologySpread judges skew with the victims still counted.
 """
 from __future__ import annotations
 
