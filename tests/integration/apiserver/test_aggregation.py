@@ -22,6 +22,7 @@ WAIT = 20.0  # seconds for the aggregator's check (milliseconds in practice; the
 
 class _Extension(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True
 
     def _send(self, status: int, body: dict) -> None:
         data = json.dumps(body).encode()
