@@ -32,6 +32,7 @@ from .config import ProxyClientConfig
 from .crds import definitions
 from .http.context import RequestInfo, User
 from .registry.api import API
+from .registry.following import follow
 
 log = logging.getLogger(__name__)
 GROUP, PLURAL = "apiregistration.k8s.io", "apiservices"
@@ -95,25 +96,7 @@ class Aggregator:
         worker = asyncio.create_task(self._work(), name="aggregator-worker")
         ticker = asyncio.create_task(self._tick(), name="aggregator-recheck")
         try:
-            while True:
-                try:
-                    async for event in self.store.watch(resource_version=revision):
-                        if event.type == "BOOKMARK":
-                            continue
-                        revision = str(event.revision)
-                        name = meta.name_of(event.object)
-                        if event.type == "DELETED":
-                            self.known.pop(name, None)
-                        else:
-                            self.known[name] = event.object
-                        self._queue.put_nowait(name)
-                except errors.APIError as error:
-                    log.info("APIService watch ended (%s); re-listing", error)
-                    listed = await self.store.list()
-                    revision = listed["metadata"]["resourceVersion"]
-                    self.known = {meta.name_of(i): i for i in listed["items"]}
-                    for name in list(self.known) + list(self.served):
-                        self._queue.put_nowait(name)
+            await follow(self.store, self.known, self._queue.put_nowait, revision)
         finally:
             worker.cancel()
             ticker.cancel()

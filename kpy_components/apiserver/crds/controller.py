@@ -18,6 +18,7 @@ from kpy_components.api import errors, meta
 
 from ..registry.api import API
 from ..registry.context import WriteContext
+from ..registry.following import follow
 from . import definitions
 from .definitions import CLEANUP_FINALIZER, GROUP
 
@@ -52,26 +53,7 @@ class CRDController:
         """Watch for changes and settle the CRDs they touch, one at a time, for as long as the server runs."""
         worker = asyncio.create_task(self._work(), name="crd-controller-worker")
         try:
-            while True:
-                try:
-                    async for event in self.store.watch(resource_version=self._revision):
-                        if event.type == "BOOKMARK":
-                            continue
-                        self._revision = str(event.revision)
-                        name = meta.name_of(event.object)
-                        if event.type == "DELETED":
-                            self.known.pop(name, None)
-                        else:
-                            self.known[name] = event.object
-                        self._queue.put_nowait(name)
-                except errors.APIError as error:  # 410 Gone: start over from a list
-                    log.info("CRD watch ended (%s); re-listing", error)
-                    listed = await self.store.list()
-                    self._revision = listed["metadata"]["resourceVersion"]
-                    current = {meta.name_of(c): c for c in listed["items"]}
-                    for name in set(self.known) | set(current):
-                        self._queue.put_nowait(name)
-                    self.known = current
+            await follow(self.store, self.known, self._queue.put_nowait, self._revision)
         finally:
             worker.cancel()
 
