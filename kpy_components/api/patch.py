@@ -267,8 +267,25 @@ _WORKLOADS = {"Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "Re
               "PodDisruptionBudget", "Pod", "Service", "Node", "Namespace"}
 
 
+# Kinds whose field maps were registered at run time (custom resources, from their CRD's schema): kind -> root.
+CUSTOM_ROOTS: dict[str, dict] = {}
+
+
+def register_custom(kind: str, types: dict[str, dict], root: dict | None) -> None:
+    """Register (or, with root None, forget) a custom kind's list semantics: `types` join SCHEMA under names
+    unique to the kind, `root` is its top-level field map."""
+    for name in [n for n in SCHEMA if n.startswith(f"{kind}/")]:
+        del SCHEMA[name]
+    CUSTOM_ROOTS.pop(kind, None)
+    if root is not None:
+        SCHEMA.update(types)
+        CUSTOM_ROOTS[kind] = root
+
+
 def root_type(kind: str) -> dict:
     """The top-level field map of a kind: metadata, spec and status typed where SCHEMA knows them."""
+    if kind in CUSTOM_ROOTS:
+        return CUSTOM_ROOTS[kind]
     root = {"metadata": "ObjectMeta"}
     if kind == "CronJob":
         root["spec"] = "CronJobSpec"

@@ -164,3 +164,28 @@ def test_served_resources_follow_the_established_condition():
         ("example.com", "v1", "things", "thing", False)
     assert info.short_names == ("th",) and info.subresource("status").kind == "Thing"
     assert [c.name for c in info.columns] == ["Name", "Age"]
+
+
+def test_server_side_apply_merges_list_maps_and_sets_of_a_crd_schema():
+    from kpy_components.api import apply, patch
+
+    schema = {"type": "object", "properties": {"spec": {"type": "object", "properties": {
+        "ports": {"type": "array", "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"],
+                  "items": {"type": "object", "properties": {"name": {"type": "string"},
+                                                             "port": {"type": "integer"}}}},
+        "tags": {"type": "array", "x-kubernetes-list-type": "set", "items": {"type": "string"}},
+        "args": {"type": "array", "items": {"type": "string"}}}}}}
+    patch.register_custom("Gear", *structural.merge_types("Gear", schema))
+    try:
+        def body(**spec):
+            return {"apiVersion": "x.io/v1", "kind": "Gear", "metadata": {"name": "g"}, "spec": spec}
+        first = apply.apply(None, body(ports=[{"name": "http", "port": 80}], tags=["a"], args=["x"]), "alice")
+        second = apply.apply(first, body(ports=[{"name": "https", "port": 443}], tags=["b"]), "bob")
+        assert second["spec"]["ports"] == [{"name": "http", "port": 80}, {"name": "https", "port": 443}]
+        assert second["spec"]["tags"] == ["a", "b"] and second["spec"]["args"] == ["x"]
+        with pytest.raises(Exception) as conflict:  # an atomic list owned by alice
+            apply.apply(second, body(args=["y"]), "bob")
+        assert 'conflict with "alice"' in str(conflict.value)
+    finally:
+        patch.register_custom("Gear", {}, None)
+    assert "Gear" not in patch.CUSTOM_ROOTS

@@ -358,3 +358,46 @@ def _structural(schema: dict, path: str, causes: list[Cause], root: bool = False
         _structural(schema["additionalProperties"], f"{path}.additionalProperties", causes)
     if isinstance(schema.get("items"), dict):
         _structural(schema["items"], f"{path}.items", causes)
+
+
+# --- list semantics for server-side apply ------------------------------------------------------------------------
+
+def merge_types(kind: str, schema: dict | None) -> tuple[dict[str, dict], dict]:
+    """The CRD schema's list and map semantics in patch.SCHEMA's terms: (named types, root field map). Lists are
+    atomic unless x-kubernetes-list-type says map (merged by x-kubernetes-list-map-keys) or set; maps and structs
+    with x-kubernetes-map-type atomic are replaced whole."""
+    from kpy_components.api.patch import ListField
+
+    types: dict[str, dict] = {}
+
+    def fields(node: dict, path: str) -> dict:
+        out: dict = {"__atomic__": True} if node.get("x-kubernetes-map-type") == "atomic" else {}
+        for name, child in (node.get("properties") or {}).items():
+            if isinstance(child, dict):
+                described = describe(child, f"{path}.{name}")
+                if described is not None:
+                    out[name] = described
+        return out
+
+    def describe(node: dict, path: str):
+        if node.get("type") == "array":
+            items = node.get("items") if isinstance(node.get("items"), dict) else {}
+            item_name = None
+            if items.get("type") == "object" and items.get("properties"):
+                item_name = f"{kind}/{path}[]"
+                types[item_name] = fields(items, f"{path}[]")
+            list_type = node.get("x-kubernetes-list-type")
+            if list_type == "map":
+                return ListField(tuple(node.get("x-kubernetes-list-map-keys") or ()), item=item_name)
+            if list_type == "set":
+                return ListField(set_=True)
+            return ListField(item=item_name)
+        if node.get("type") == "object" and node.get("properties"):
+            name = f"{kind}/{path}"
+            types[name] = fields(node, path)
+            return name
+        return None
+
+    root = {"metadata": "ObjectMeta", **fields(schema or {}, "")}
+    root.pop("__atomic__", None)
+    return types, root

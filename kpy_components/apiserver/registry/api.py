@@ -48,7 +48,12 @@ class API:
         watch cache as every built-in kind)."""
         from kpy_components.apiserver.crds.versions import ServedVersion
 
+        from kpy_components.api import patch
+        from kpy_components.apiserver.crds.structural import merge_types
+
         for old in self.custom.pop(crd, []):
+            if old.kind in patch.CUSTOM_ROOTS:
+                patch.register_custom(old.kind, {}, None)
             self.registry.remove(old)
             self.versions.pop((old.group, old.version, old.plural), None)
             if self.stores.get((old.group, old.plural)) and self.stores[(old.group, old.plural)].info is old:
@@ -57,6 +62,9 @@ class API:
             return
         self.custom[crd] = infos
         stored = next((i for i in infos if i.version == i.extra.get("storage_version")), infos[0])
+        if not any(i.kind == stored.kind and not i.extra.get("crd") for i in self.registry):
+            # list semantics are keyed by kind: a CR named like a built-in kind keeps the built-in's
+            patch.register_custom(stored.kind, *merge_types(stored.kind, stored.extra.get("schema")))
         base = self._build(stored, self.stores.get(("", "namespaces")))
         for info in infos:
             if info is not stored:
