@@ -189,3 +189,11 @@ def test_server_side_apply_merges_list_maps_and_sets_of_a_crd_schema():
     finally:
         patch.register_custom("Gear", {}, None)
     assert "Gear" not in patch.CUSTOM_ROOTS
+
+
+def test_embedded_resources_name_their_kind():
+    found = _messages({"spec": {"name": "ab", "embedded": {"metadata": {"name": "Bad_Name"}}}})
+    assert found[:2] == ["spec.embedded.apiVersion: Required value: must not be empty",
+                         "spec.embedded.kind: Required value: must not be empty"]
+    assert found[2].startswith('spec.embedded.metadata.name: Invalid value: "Bad_Name": a lowercase RFC 1123')
+    assert _messages({"spec": {"name": "ab", "embedded": {"apiVersion": "v1", "kind": "Pod"}}}) == []

@@ -281,6 +281,13 @@ def _count(count: int, schema: dict, suffix: str, noun: str, path: str, causes: 
 
 
 def _validate_object(value: dict, schema: dict, path: str, causes: list[Cause]) -> None:
+    if schema.get(EMBEDDED):  # an embedded object names its own kind, as upstream's embedded validation asks
+        for name in ("apiVersion", "kind"):
+            if not value.get(name):
+                causes.append(meta.field_required(_join(path, name), "must not be empty"))
+        name = (value.get("metadata") or {}).get("name") if isinstance(value.get("metadata"), dict) else None
+        if name:
+            causes.extend(meta.validate_dns1123_subdomain(name, _join(path, "metadata.name")))
     for name in schema.get("required") or ():
         if name not in value:
             causes.append(meta.field_required(_join(path, name)))
