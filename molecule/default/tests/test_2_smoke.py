@@ -76,14 +76,18 @@ def test_names_resolve_inside_pods(admin, smoke):
     admin.apply(server("resolver", WORKERS[1]), smoke)
     wait_running(admin, smoke, "resolver")
     cluster_ip = admin("get", "service", "-n", "default", "kubernetes", "-o", "jsonpath={.spec.clusterIP}")
-    answer = wait_for(lambda: (out := in_pod(admin, smoke, "resolver", "nslookup kubernetes.default"))
-                      and cluster_ip in out and out, 60, "kubernetes.default resolving")
-    assert "kubernetes.default.svc.cluster.local" in answer
+    # busybox's nslookup applies the search path only to names without dots, so kubernetes.default by its full name
+    answer = wait_for(lambda: (out := in_pod(admin, smoke, "resolver",
+                                             "nslookup kubernetes.default.svc.cluster.local"))
+                      and f"Address: {cluster_ip}" in out and out, 60, "kubernetes.default resolving")
+    assert "Name:\tkubernetes.default.svc.cluster.local" in answer
     started = time.monotonic()
     admin.apply(service("fresh", {"app": "nobody"}), smoke)
     fresh_ip = admin("get", "service", "-n", smoke, "fresh", "-o", "jsonpath={.spec.clusterIP}")
     wait_for(lambda: fresh_ip in in_pod(admin, smoke, "resolver", f"nslookup fresh.{smoke}.svc.cluster.local"),
              30, "a new Service's name resolving")
+    short = in_pod(admin, smoke, "resolver", "nslookup fresh 2>&1; true")  # through the search path
+    assert f"Name:\tfresh.{smoke}.svc.cluster.local" in short and f"Address: {fresh_ip}" in short
     assert time.monotonic() - started < 30
     resolv = in_pod(admin, smoke, "resolver", "cat /etc/resolv.conf")
     assert f"search {smoke}.svc.cluster.local svc.cluster.local cluster.local" in resolv
