@@ -116,6 +116,10 @@ class Aggregator:
                 log.exception("Failed to check APIService name=%s", name)
 
     def _serve(self, name: str, infos: list[ResourceInfo]) -> None:
+        """Put an APIService's resources into the registry (only when they changed: every change bumps the
+        registry's generation, which rebuilds the OpenAPI documents and changes their hashes)."""
+        if infos == self.served.get(name, []):
+            return
         for old in self.served.pop(name, []):
             self.api.registry.remove(old)
         for info in infos:
