@@ -46,6 +46,7 @@ CLUSTER_WIDE = [
     ("controller-manager.crt", "system:kube-controller-manager", ["system:kube-controller-manager"], {"client"}, "ca.crt"),
     # O is not system:system:kube-scheduler (KTHW #931)
     ("scheduler.crt", "system:kube-scheduler", ["system:kube-scheduler"], {"client"}, "ca.crt"),
+    ("kube-dns.crt", "system:kube-dns", [], {"client"}, "ca.crt"),
     ("apiserver.crt", "kubernetes", [], {"server"}, "ca.crt"),
     ("apiserver-kubelet-client.crt", "kube-apiserver-kubelet-client", ["system:masters"], {"client"}, "ca.crt"),
     ("apiserver-etcd-client.crt", "kube-apiserver-etcd-client", [], {"client"}, "etcd-ca.crt"),
