@@ -1,5 +1,5 @@
 """Admission webhooks' matching, refusal wording, patches and reinvocation, with a recording stand-in for the HTTP
-call (the real call is exercised against a TLS server in tests/integration/apiserver/test_admission_webhooks.py)."""
+call (the real call is exercised against a TLS server in tests/integration/apiserver/test_webhooks_and_policies.py)."""
 from __future__ import annotations
 
 import asyncio
