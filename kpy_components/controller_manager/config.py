@@ -15,6 +15,8 @@ is reported at once with its path (ConfigError).
     podGC: {terminatedPodGCThreshold: 12500}
     serviceAccount: {privateKeyFile: /etc/kpy/pki/service-account.key, rootCAFile: /etc/kpy/pki/ca.crt}
     concurrentSyncs: {deployment: 5, replicaset: 5}   # workers per controller
+    csrSigningController: {clusterSigningCertFile: /etc/kpy/pki/ca.crt, clusterSigningKeyFile: /etc/kpy/pki/ca.key,
+                           clusterSigningDuration: 8760h}   # the csrsigning controller runs when both files are set
 """
 from __future__ import annotations
 
@@ -56,6 +58,13 @@ class ServiceAccountSettings:
 
 
 @dataclass(frozen=True)
+class CSRSigningSettings:
+    cert_file: Path | None = None  # the CA that signs approved CSRs of the kubernetes.io/* signers
+    key_file: Path | None = None
+    duration: float = 365 * 24 * 3600.0  # the longest certificate issued (spec.expirationSeconds may shorten it)
+
+
+@dataclass(frozen=True)
 class ControllerManagerConfig:
     kubeconfig: Path | None = None
     leader_election: LeaderElectionSettings = field(
@@ -69,10 +78,12 @@ class ControllerManagerConfig:
     service_account: ServiceAccountSettings = ServiceAccountSettings()
     concurrent_syncs: dict[str, int] = field(default_factory=dict)
     use_service_account_credentials: bool = False
+    csr_signing: CSRSigningSettings = CSRSigningSettings()
 
 
 TOP_FIELDS = ("apiVersion", "kind", "clientConnection", "leaderElection", "controllers", "serviceCIDR", "nodeIPAM",
-              "nodeLifecycle", "podGC", "serviceAccount", "concurrentSyncs", "useServiceAccountCredentials")
+              "nodeLifecycle", "podGC", "serviceAccount", "concurrentSyncs", "useServiceAccountCredentials",
+              "csrSigningController")
 
 
 def _cidr(reader: Reader, name: str, value: str | None) -> str | None:
@@ -122,6 +133,17 @@ def parse(data, source: str, args: argparse.Namespace | None = None) -> Controll
     service_account = ServiceAccountSettings(
         private_key_file=flag("service_account_private_key_file", accounts.path("privateKeyFile")),
         root_ca_file=flag("root_ca_file", accounts.path("rootCAFile")))
+    signing = top.child("csrSigningController",
+                        ("clusterSigningCertFile", "clusterSigningKeyFile", "clusterSigningDuration"))
+    csr_signing = CSRSigningSettings(
+        cert_file=flag("cluster_signing_cert_file", signing.path("clusterSigningCertFile")),
+        key_file=flag("cluster_signing_key_file", signing.path("clusterSigningKeyFile")),
+        duration=flag("cluster_signing_duration", signing.duration("clusterSigningDuration", 365 * 24 * 3600.0)))
+    if (csr_signing.cert_file is None) != (csr_signing.key_file is None):
+        signing.problem("clusterSigningKeyFile" if csr_signing.key_file is None else "clusterSigningCertFile",
+                        "is required with the other cluster signing file (pass both or neither)")
+    if csr_signing.duration < 600:
+        signing.problem("clusterSigningDuration", "must be at least 10m")
     wanted = flag("controllers", top.strings("controllers", ("*",)))
     enabled, unknown = controllers.select(tuple(wanted))
     for problem in unknown:
@@ -145,7 +167,8 @@ def parse(data, source: str, args: argparse.Namespace | None = None) -> Controll
                                          gc.integer("terminatedPodGCThreshold", 12500, 0)),
         service_account=service_account, concurrent_syncs=dict(syncs),
         use_service_account_credentials=flag("use_service_account_credentials",
-                                             top.boolean("useServiceAccountCredentials", False)))
+                                             top.boolean("useServiceAccountCredentials", False)),
+        csr_signing=csr_signing)
     if problems:
         raise ConfigError(problems, source)
     return config
@@ -164,7 +187,9 @@ def unreadable_files(config: ControllerManagerConfig) -> list[str]:
     """`<field>: cannot read <path>: <reason>` for each configured file that cannot be read (checked at start, so a
     bad path stops the binary with exit 2 instead of failing a controller later)."""
     return unreadable([("serviceAccount.privateKeyFile", config.service_account.private_key_file),
-                       ("serviceAccount.rootCAFile", config.service_account.root_ca_file)])
+                       ("serviceAccount.rootCAFile", config.service_account.root_ca_file),
+                       ("csrSigningController.clusterSigningCertFile", config.csr_signing.cert_file),
+                       ("csrSigningController.clusterSigningKeyFile", config.csr_signing.key_file)])
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
@@ -183,3 +208,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--service-account-private-key-file", type=Path)
     parser.add_argument("--root-ca-file", type=Path)
     parser.add_argument("--terminated-pod-gc-threshold", type=int)
+    parser.add_argument("--cluster-signing-cert-file", type=Path,
+                        help="the CA certificate that signs approved CSRs (csrSigningController)")
+    parser.add_argument("--cluster-signing-key-file", type=Path, help="its private key")
+    parser.add_argument("--cluster-signing-duration", type=duration_flag,
+                        help="the longest certificate the CSR signer issues (8760h)")

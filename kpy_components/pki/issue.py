@@ -20,7 +20,7 @@ def create_ca(common_name: str, key_type: str, lifetime_days: int, now: datetime
     key = keys.generate(key_type)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
     builder = (
-        _validity(x509.CertificateBuilder(), now, lifetime_days)
+        _validity(x509.CertificateBuilder(), now, datetime.timedelta(days=lifetime_days))
         .subject_name(subject)
         .issuer_name(subject)
         .public_key(key.public_key())
@@ -36,20 +36,30 @@ def issue(wanted: WantedCert, ca_cert: x509.Certificate, ca_key, now: datetime.d
     key = keys.generate(wanted.key_type)
     names = [x509.NameAttribute(NameOID.ORGANIZATION_NAME, o) for o in wanted.organizations]
     names.append(x509.NameAttribute(NameOID.COMMON_NAME, wanted.cn))
+    cert = sign_leaf(key.public_key(), x509.Name(names), wanted.sans, wanted.usages,
+                     isinstance(key, rsa.RSAPrivateKey), datetime.timedelta(days=wanted.lifetime_days),
+                     ca_cert, ca_key, now)
+    return cert, key
+
+
+def sign_leaf(public_key, subject: x509.Name, sans, usages, encipherment: bool, lifetime: datetime.timedelta,
+              ca_cert: x509.Certificate, ca_key, now: datetime.datetime) -> x509.Certificate:
+    """A leaf certificate for someone else's `public_key` (usages: "server"/"client"), signed by the CA; also used
+    by the controller manager's CSR signer."""
     builder = (
-        _validity(x509.CertificateBuilder(), now, wanted.lifetime_days)
-        .subject_name(x509.Name(names))
+        _validity(x509.CertificateBuilder(), now, lifetime)
+        .subject_name(subject)
         .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
+        .public_key(public_key)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(encipherment=isinstance(key, rsa.RSAPrivateKey)), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([_EKU[u] for u in sorted(wanted.usages)]), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(_key_usage(encipherment=encipherment), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([_EKU[u] for u in sorted(usages)]), critical=False)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False)
         .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_cert.public_key()), critical=False)
     )
-    if wanted.sans:
-        builder = builder.add_extension(x509.SubjectAlternativeName(_sorted_names(wanted.sans)), critical=False)
-    return builder.sign(ca_key, hashes.SHA256()), key
+    if sans:
+        builder = builder.add_extension(x509.SubjectAlternativeName(_sorted_names(sans)), critical=False)
+    return builder.sign(ca_key, hashes.SHA256())
 
 
 def needs_reissue(
@@ -121,11 +131,12 @@ def _sorted_names(names) -> list[x509.GeneralName]:
     return sorted(names, key=_describe)
 
 
-def _validity(builder: x509.CertificateBuilder, now: datetime.datetime, lifetime_days: int) -> x509.CertificateBuilder:
+def _validity(builder: x509.CertificateBuilder, now: datetime.datetime,
+              lifetime: datetime.timedelta) -> x509.CertificateBuilder:
     return (
         builder.serial_number(x509.random_serial_number())
         .not_valid_before(now - _CLOCK_SKEW)
-        .not_valid_after(now + datetime.timedelta(days=lifetime_days))
+        .not_valid_after(now + lifetime)
     )
 
 

@@ -29,6 +29,7 @@ CONTROLLERS: dict[str, str] = {
     "disruption": "disruption:DisruptionController",
     "root-ca-cert-publisher": "rootcacertpublisher:RootCACertPublisher",
     "ttl-after-finished": "ttlafterfinished:TTLAfterFinishedController",
+    "csrsigning": "csrsigning:CSRSigningController",
     "persistentvolume-binder": "persistentvolume:PersistentVolumeBinder",
     "pvc-protection": "storageprotection:PVCProtectionController",
     "pv-protection": "storageprotection:PVProtectionController",
