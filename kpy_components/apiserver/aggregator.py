@@ -31,6 +31,7 @@ from kpy_components.api.resources import ALL_VERBS, ResourceInfo, Subresource
 from .config import ProxyClientConfig
 from .crds import definitions
 from .http.context import RequestInfo, User
+from .http.responses import relay
 from .registry.api import API
 from .registry.following import follow
 
@@ -226,18 +227,11 @@ class Aggregator:
                                                   headers=forwarded, ssl=tls, server_hostname=server_name)
         except (aiohttp.ClientError, OSError) as error:
             raise errors.APIError(503, "ServiceUnavailable", f"error trying to reach service: {error}") from error
-        try:
-            response = web.StreamResponse(status=upstream.status)
-            for key, value in upstream.headers.items():
-                if key.lower() not in _HOP_HEADERS:
-                    response.headers.add(key, value)
-            await response.prepare(request)
-            async for chunk in upstream.content.iter_any():
-                await response.write(chunk)
-            await response.write_eof()
-            return response
-        finally:
-            upstream.release()
+        response = web.StreamResponse(status=upstream.status)
+        for key, value in upstream.headers.items():
+            if key.lower() not in _HOP_HEADERS:
+                response.headers.add(key, value)
+        return await relay(request, response, upstream)
 
     async def close(self) -> None:
         if self._session is not None:

@@ -7,6 +7,7 @@ from aiohttp import web
 
 from kpy_components.api import errors
 from kpy_components.apiserver.kubelet import KubeletClient, pod_node
+from kpy_components.apiserver.http.responses import relay
 from kpy_components.apiserver.registry.api import API
 
 # query parameters of PodLogOptions the kubelet understands, passed on as given
@@ -64,12 +65,4 @@ async def serve_log(request: web.Request, api: API, kubelets: KubeletClient | No
     options = _options(request.query)
     node = await pod_node(api, kubelets, pod)
     upstream = await kubelets.get(node, f"/containerLogs/{namespace}/{name}/{container}", options)
-    try:
-        response = web.StreamResponse(headers={"Content-Type": "text/plain"})
-        await response.prepare(request)
-        async for chunk in upstream.content.iter_any():
-            await response.write(chunk)
-        await response.write_eof()
-        return response
-    finally:
-        upstream.release()
+    return await relay(request, web.StreamResponse(headers={"Content-Type": "text/plain"}), upstream)

@@ -42,3 +42,16 @@ def error_response(error: APIError) -> web.Response:
     response = json_response(error.status(), error.code, headers=headers)
     response.body = response.body + b"\n"
     return response
+
+
+async def relay(request: web.Request, response: web.StreamResponse, upstream) -> web.StreamResponse:
+    """Stream an upstream aiohttp response's body to the client as it comes (kubelet logs, aggregated APIs), then
+    release the upstream connection, whatever happens."""
+    try:
+        await response.prepare(request)
+        async for chunk in upstream.content.iter_any():
+            await response.write(chunk)
+        await response.write_eof()
+        return response
+    finally:
+        upstream.release()
