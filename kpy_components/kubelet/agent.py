@@ -68,7 +68,6 @@ class Agent:
         self.node = NodeAgent(client, config, node_name, self.address, self.readiness, self.runtime_version)
         self.pods = PodManager(client, informers, runtime, config, node_name, recorder, APIObjectSource(client),
                                self.address, lambda: ((self.node.node or {}).get("status") or {}).get("allocatable"))
-        self.pod_cidr = ""
         self._network_error = "no pod CIDR assigned to this node yet"
         self._runtime_version = ""
 
@@ -125,12 +124,9 @@ class Agent:
         spec = own.get("spec") or {}
         cidr = spec.get("podCIDR") or next(iter(spec.get("podCIDRs") or ()), "")
         if cidr:
-            if await asyncio.to_thread(network.write_cni_config, self.config.cni_conf_dir, cidr) or \
-                    cidr != self.pod_cidr:
-                self.pod_cidr = cidr
-            was_down = bool(self._network_error)
-            self._network_error = ""
-            if was_down:
+            await asyncio.to_thread(network.write_cni_config, self.config.cni_conf_dir, cidr)
+            if self._network_error:  # the node turns Ready now: report it without waiting for the next round
+                self._network_error = ""
                 self.node.changed.set()
         changes = await asyncio.to_thread(network.sync_routes, network.wanted_routes(nodes, self.node_name))
         if changes:
