@@ -11,9 +11,15 @@ from collections.abc import Callable
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from kpy_components.component.health import version_info
+
 from .config import Address
 
 log = logging.getLogger(__name__)
+
+
+async def _version(_request: web.Request) -> web.Response:
+    return web.json_response(version_info())
 
 
 class ProbeServers:
@@ -41,6 +47,8 @@ class ProbeServers:
         for name, handler in (("health", self._health), ("ready", self._ready), ("metrics", self._metrics)):
             app = web.Application()
             app.router.add_get(f"/{name}", handler)
+            if name == "health":  # the distribution version, as the other components serve it (what upgrades read)
+                app.router.add_get("/version", _version)
             runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
             await runner.setup()
             host, port = self.addresses[name]

@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from kpy_components.api.errors import APIError
 from kpy_components.client import ClientConnectionError, RESTClient
+from kpy_components.component.health import version_info
 
 from .config import KubeletConfig
 
@@ -166,12 +167,17 @@ def api_app(guard: Guard, checks: dict[str, HealthCheck], metrics: CollectorRegi
 
 
 def healthz_app(checks: dict[str, HealthCheck]) -> web.Application:
+    """/healthz, and /version (the distribution version, as the other components serve it; what upgrades read)."""
     app = web.Application()
 
     async def healthz(_request: web.Request) -> web.Response:
         return await health_response(checks)
 
+    async def version(_request: web.Request) -> web.Response:
+        return web.json_response(version_info())
+
     app.router.add_get("/healthz", healthz)
+    app.router.add_get("/version", version)
     return app
 
 

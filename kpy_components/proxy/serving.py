@@ -3,7 +3,8 @@
 - healthz address (0.0.0.0:10256, what load balancers probe): /healthz answers 200 while the rules are current
   (synced at least once, no change waiting longer than twice syncPeriod) and the Node is not being deleted, else
   503; /livez the same without the Node check. Both bodies are upstream's JSON:
-  {"lastUpdated": "...", "currentTime": "...", "nodeEligible": true}.
+  {"lastUpdated": "...", "currentTime": "...", "nodeEligible": true}. /version: the distribution version, as the
+  other components serve it (what upgrades read).
 - metrics address (127.0.0.1:10249): /metrics (Prometheus text), /healthz (ok), /proxyMode (nftables).
 """
 from __future__ import annotations
@@ -15,6 +16,8 @@ from collections.abc import Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from kpy_components.component.health import version_info
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +47,12 @@ def health_app(healthy: Callable[[], bool], eligible: Callable[[], bool], last_u
     async def livez(_request: web.Request) -> web.Response:
         return answer(check_node=False)
 
+    async def version(_request: web.Request) -> web.Response:
+        return web.json_response(version_info())
+
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/livez", livez)
+    app.router.add_get("/version", version)
     return app
 
 
