@@ -51,7 +51,10 @@ CLUSTER_WIDE = [
     ("apiserver-kubelet-client.crt", "kube-apiserver-kubelet-client", ["system:masters"], {"client"}, "ca.crt"),
     ("apiserver-etcd-client.crt", "kube-apiserver-etcd-client", [], {"client"}, "etcd-ca.crt"),
     ("etcd-healthcheck-client.crt", "kube-etcd-healthcheck-client", [], {"client"}, "etcd-ca.crt"),
+    # the aggregation layer's client, trusted by requestheader authentication only (kubeadm's front-proxy-client)
+    ("front-proxy-client.crt", "front-proxy-client", [], {"client"}, "front-proxy-ca.crt"),
 ]
+CAS = ["ca.crt", "etcd-ca.crt", "front-proxy-ca.crt"]
 
 
 @pytest.mark.parametrize("name, cn, organizations, usages, ca", CLUSTER_WIDE, ids=[c[0] for c in CLUSTER_WIDE])
@@ -61,8 +64,8 @@ def test_cluster_wide_certificate_subject_usage_and_issuer(pki_generated, name, 
     assert subject(cert, NameOID.ORGANIZATION_NAME) == organizations
     assert issue.usages_of(cert) == usages
     assert issue.signed_by(cert, load(pki_generated, ca))
-    other_ca = "ca.crt" if ca == "etcd-ca.crt" else "etcd-ca.crt"
-    assert not issue.signed_by(cert, load(pki_generated, other_ca))
+    for other_ca in set(CAS) - {ca}:
+        assert not issue.signed_by(cert, load(pki_generated, other_ca))
 
 
 @pytest.mark.parametrize("host", sorted(ALL_HOSTS))
@@ -99,12 +102,13 @@ def test_workers_get_no_etcd_certificates(pki_generated):
 
 
 def test_cas_are_self_signed_leaf_only_cas(pki_generated):
-    for name in ("ca.crt", "etcd-ca.crt"):
+    for name in CAS:
         ca = load(pki_generated, name)
         constraints = ca.extensions.get_extension_for_class(x509.BasicConstraints).value
         assert constraints.ca and constraints.path_length == 0
         assert issue.signed_by(ca, ca)
     assert subject(load(pki_generated, "ca.crt"), NameOID.COMMON_NAME) == ["kpy-lab-ca"]
+    assert subject(load(pki_generated, "front-proxy-ca.crt"), NameOID.COMMON_NAME) == ["kpy-lab-front-proxy-ca"]
 
 
 def test_private_keys_and_kubeconfigs_are_0600_certificates_0644_directories_0700(pki_generated):
@@ -119,7 +123,7 @@ def test_private_keys_and_kubeconfigs_are_0600_certificates_0644_directories_070
             expected = 0o600
         assert mode == expected, f"{path.relative_to(pki_generated)} is {mode:o}"
     # CAs, cluster-wide leaves, kubelets, etcd members (server + peer), service account
-    assert sum(p.suffix == ".key" for p in paths) == 2 + len(CLUSTER_WIDE) + 5 + 6 + 1
+    assert sum(p.suffix == ".key" for p in paths) == len(CAS) + len(CLUSTER_WIDE) + 5 + 6 + 1
 
 
 def test_every_key_belongs_to_its_certificate(pki_generated):

@@ -67,7 +67,7 @@ def test_module_fails_on_a_bad_profile_with_a_clear_message_and_no_traceback(tmp
     assert code != 0
     assert result["msg"] == (
         f"{bad}: invalid certificate profiles: 1 problem(s):\n"
-        "  - certificates.scheduler.ca: 'sheduler-ca' is not one of the CAs (ca, etcd-ca)"
+        "  - certificates.scheduler.ca: 'sheduler-ca' is not one of the CAs (ca, etcd-ca, front-proxy-ca)"
     )
     assert "Traceback" not in output and "exception" not in result
     assert not (tmp_path / "pki").exists()

@@ -23,13 +23,13 @@ def problems_of(error: pytest.ExceptionInfo) -> list[str]:
 
 def test_the_shipped_profiles_are_valid(pki_profiles):
     profiles = parse(yaml.safe_load(pki_profiles.read_text()))
-    assert set(profiles.cas) == {"ca", "etcd-ca"}
+    assert set(profiles.cas) == {"ca", "etcd-ca", "front-proxy-ca"}
     assert profiles.renewal_days == 90
 
 
 def test_every_problem_is_reported_with_its_path(profiles_document):
     certificates = profiles_document["certificates"]
-    certificates["admin"]["ca"] = "front-proxy-ca"
+    certificates["admin"]["ca"] = "admin-ca"
     certificates["admin"]["usages"] = ["client", "serve"]
     certificates["apiserver"]["sans"].append("{cluster.dns_domain}")
     certificates["scheduler"]["cn"] = "{host.name}"
@@ -43,7 +43,7 @@ def test_every_problem_is_reported_with_its_path(profiles_document):
         parse(profiles_document, source="certs/profiles.yml")
     assert str(error.value).startswith("certs/profiles.yml: invalid certificate profiles: 10 problem(s):")
     assert problems_of(error) == [
-        "certificates.admin.ca: 'front-proxy-ca' is not one of the CAs (ca, etcd-ca)",
+        "certificates.admin.ca: 'admin-ca' is not one of the CAs (ca, etcd-ca, front-proxy-ca)",
         "certificates.admin.usages[1]: 'serve' is not one of client, server",
         "certificates.kubelet.cn: {host.addresses} is a list; only single values may be used here",
         "certificates.kube-proxy.sanz: unknown setting (known: ca, cn, for_hosts_in, key, lifetime_days, o, sans, usages)",

@@ -98,7 +98,7 @@ def test_certificate_inside_the_renewal_window_is_reissued_with_the_reason(tmp_p
     assert outside.changes == []
     inside = run(dest, pki_profiles, **pki_inventory, renewal_days=90)
     reissued = {c.path: c.reason for c in inside.changes if c.path.endswith(".crt")}
-    assert len(reissued) == 20  # every leaf certificate; CAs are never replaced
+    assert len(reissued) == 21  # every leaf certificate; CAs are never replaced
     assert "ca.crt" not in reissued and "etcd-ca.crt" not in reissued
     expiry = (NOW - datetime.timedelta(days=300) + datetime.timedelta(days=365)).strftime("%Y-%m-%d")
     for path, reason in reissued.items():
@@ -112,7 +112,7 @@ def test_certificate_inside_the_renewal_window_is_reissued_with_the_reason(tmp_p
 def test_renewal_days_default_comes_from_the_profiles(tmp_path, pki_profiles, pki_inventory):
     dest = tmp_path / "pki"
     run(dest, pki_profiles, **pki_inventory, now=NOW - datetime.timedelta(days=280))  # expire in 85 days
-    assert len([c for c in run(dest, pki_profiles, **pki_inventory).changes if c.path.endswith(".crt")]) == 20
+    assert len([c for c in run(dest, pki_profiles, **pki_inventory).changes if c.path.endswith(".crt")]) == 21
 
 
 def test_ca_expiring_soon_is_kept_with_a_warning(tmp_path, pki_profiles, pki_inventory):
@@ -175,7 +175,7 @@ def test_key_type_override_reissues_leaves_and_keeps_cas_and_service_account_key
     kept = {name: (dest / name).read_bytes() for name in ("ca.key", "etcd-ca.key", "sa.key", "encryption-config.yaml")}
     result = again(key_type="rsa-2048")
     reissued = [c for c in result.changes if c.path.endswith(".crt")]
-    assert len(reissued) == 20
+    assert len(reissued) == 21
     assert all(c.reason == "key type differs: have ecdsa-p256, want rsa-2048" for c in reissued)
     assert {name: (dest / name).read_bytes() for name in kept} == kept
     assert again(key_type="rsa-2048").changes == []

@@ -20,6 +20,8 @@ CONTROL_PLANE_SECRETS = [
     "/etc/kpy/pki/apiserver-kubelet-client.key",
     "/etc/kpy/pki/apiserver-etcd-client.key",
     "/etc/kpy/pki/sa.key",
+    "/etc/kpy/pki/ca.key",  # csrsigning in the controller manager signs with it (kubeadm places it there too)
+    "/etc/kpy/pki/front-proxy-client.key",
     "/etc/kpy/encryption-config.yaml",
     "/etc/kpy/controller-manager.kubeconfig",
     "/etc/kpy/scheduler.kubeconfig",
@@ -83,14 +85,16 @@ def test_every_kubelet_host_has_its_secrets_0600_owned_by_kube(name, path):
 
 def test_certificates_are_world_readable_and_owned_by_root(cp):
     for path in ("/etc/kpy/pki/ca.crt", "/etc/kpy/pki/etcd/ca.crt", "/etc/kpy/pki/apiserver.crt",
-                 "/etc/kpy/pki/etcd/server.crt", "/etc/kpy/pki/sa.pub"):
+                 "/etc/kpy/pki/etcd/server.crt", "/etc/kpy/pki/sa.pub", "/etc/kpy/pki/front-proxy-ca.crt",
+                 "/etc/kpy/pki/front-proxy-client.crt"):
         file = cp.file(path)
         assert (file.mode, file.user) == (0o644, "root"), path
 
 
 def test_worker_has_no_etcd_or_control_plane_material(worker):
     assert not worker.file("/etc/kpy/pki/etcd").exists
-    for path in CONTROL_PLANE_SECRETS + ["/etc/kpy/pki/apiserver.crt", "/etc/kpy/pki/sa.pub"]:
+    for path in CONTROL_PLANE_SECRETS + ["/etc/kpy/pki/apiserver.crt", "/etc/kpy/pki/sa.pub",
+                                         "/etc/kpy/pki/front-proxy-ca.crt"]:
         assert not worker.file(path).exists, path
     keys = worker.run("find /etc/kpy -name '*.key' -o -name '*.kubeconfig' -o -name '*.yaml'").stdout.split()
     assert sorted(keys) == ["/etc/kpy/kube-proxy.kubeconfig", "/etc/kpy/kubelet.kubeconfig", "/etc/kpy/pki/kubelet.key"]
@@ -153,3 +157,12 @@ def test_etcd_user_is_the_account_debians_package_would_create(cp):
 def test_kube_is_a_system_user_without_a_login(worker):
     user = worker.user("kube")
     assert user.uid < 1000 and user.shell == "/usr/sbin/nologin"
+
+
+def test_front_proxy_client_certificate_chains_to_the_front_proxy_ca_only(cp):
+    cert = "/etc/kpy/pki/front-proxy-client.crt"
+    subject, sans = names(cp, cert)
+    assert (subject, sans) == ("CN=front-proxy-client", set())
+    assert "TLS Web Client Authentication" in openssl(cp, "x509 -noout -ext extendedKeyUsage -in", cert)
+    assert cp.run(f"openssl verify -CAfile /etc/kpy/pki/front-proxy-ca.crt {cert}").rc == 0
+    assert cp.run(f"openssl verify -CAfile /etc/kpy/pki/ca.crt {cert}").rc != 0
