@@ -20,7 +20,7 @@ from kpy_components.version import VERSION
 
 from . import config as config_module
 from . import dev
-from .server import APIServer
+from .server import APIServer, request_header_authenticator
 
 EXIT_FAILED, EXIT_BAD_CONFIG = 1, 2
 DEV_PORT = 6443
@@ -50,6 +50,10 @@ def _configure(args: argparse.Namespace) -> config_module.ServerConfig:
     else:
         loaded = config_module.load(args.config)
         problems = config_module.missing_files(loaded)
+        try:
+            request_header_authenticator(loaded)  # the requestheader CA file holds certificates
+        except ValueError as error:
+            problems.append(str(error))
         if problems:
             raise config_module.ConfigError(problems, args.config)
     overrides = {}

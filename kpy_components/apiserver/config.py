@@ -14,6 +14,9 @@
     service_node_port_range: 30000-32767
     service_account: {key_files: [...], signing_key_file, issuer}
     kubelet_client: {cert_file, key_file, ca_file}    # for pods/log; ca_file verifies kubelets' certificates
+    proxy_client: {cert_file, key_file}               # the aggregation layer's client certificate
+    requestheader: {client_ca_file, allowed_names: [front-proxy-client], username_headers: [X-Remote-User],
+                    group_headers: [X-Remote-Group], extra_headers_prefix: [X-Remote-Extra-]}
     authorization_modes: [Node, RBAC]
     enable_admission_plugins: [NodeRestriction]         # upstream's names; every kpy plugin is on by default
     disable_admission_plugins: [DefaultStorageClass]
@@ -27,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from kpy_components.apiserver.admission.chain import PLUGINS as ADMISSION_PLUGINS
+from kpy_components.apiserver.auth.requestheader import RequestHeaderConfig
 from kpy_components.apiserver.kubelet import KubeletClientConfig
 from kpy_components.component.config import ConfigError, Reader, load_yaml, unreadable
 
@@ -85,6 +89,7 @@ class ServerConfig:
     enable_admission_plugins: tuple[str, ...] = ()
     disable_admission_plugins: tuple[str, ...] = ()
     proxy_client: ProxyClientConfig | None = None  # None: APIServices are proxied without a client certificate
+    requestheader: RequestHeaderConfig | None = None  # None: no front proxy may authenticate users
 
     @property
     def disabled_admission_plugins(self) -> frozenset[str]:
@@ -147,11 +152,26 @@ def _proxy_client(data: Any, problems: list[str]) -> ProxyClientConfig:
                              reader.path("key_file", required=True) or Path())
 
 
+def _requestheader(data: Any, problems: list[str]) -> RequestHeaderConfig:
+    """upstream's --requestheader-client-ca-file, -allowed-names, -username-headers, -group-headers and
+    -extra-headers-prefix, with kubeadm's header names as defaults."""
+    reader = Reader(data, "requestheader.", problems, ("client_ca_file", "allowed_names", "username_headers",
+                                                        "group_headers", "extra_headers_prefix"))
+    defaults = RequestHeaderConfig(Path())
+    config = RequestHeaderConfig(
+        reader.path("client_ca_file", required=True) or Path(), reader.strings("allowed_names", ()),
+        *(reader.strings(name, getattr(defaults, name)) for name in ("username_headers", "group_headers",
+                                                                     "extra_headers_prefix")))
+    if not config.username_headers:
+        reader.problem("username_headers", "must name at least one header (the user's name comes from it)")
+    return config
+
+
 def parse(data: Any, source: str = "kpy-apiserver config") -> ServerConfig:
     problems: list[str] = []
     known = ("bind_address", "secure_port", "advertise_address", "tls", "storage", "service_cluster_ip_range",
              "service_node_port_range", "service_account", "authorization_modes", "log_level", "kubelet_client",
-             "enable_admission_plugins", "disable_admission_plugins", "proxy_client")
+             "enable_admission_plugins", "disable_admission_plugins", "proxy_client", "requestheader")
     top = Reader(data, "", problems, known)
     tls_reader = Reader(top.mapping("tls"), "tls.", problems, ("cert_file", "key_file", "client_ca_file"))
     tls = TLSConfig(*(tls_reader.path(n, required=True) or Path() for n in ("cert_file", "key_file",
@@ -181,6 +201,8 @@ def parse(data: Any, source: str = "kpy-apiserver config") -> ServerConfig:
         enable_admission_plugins=top.strings("enable_admission_plugins", (), ADMISSION_PLUGINS),
         disable_admission_plugins=top.strings("disable_admission_plugins", (), ADMISSION_PLUGINS),
         proxy_client=_proxy_client(top.mapping("proxy_client"), problems) if "proxy_client" in
+        (data if isinstance(data, dict) else {}) else None,
+        requestheader=_requestheader(top.mapping("requestheader"), problems) if "requestheader" in
         (data if isinstance(data, dict) else {}) else None)
     for name in sorted(set(config.enable_admission_plugins) & set(config.disable_admission_plugins)):
         top.problem("disable_admission_plugins", f"{name} is also in enable_admission_plugins: it cannot be both")
@@ -212,4 +234,8 @@ def missing_files(config: ServerConfig) -> list[str]:
     if config.kubelet_client is not None:
         wanted += [(f"kubelet_client.{name}", getattr(config.kubelet_client, name))
                    for name in ("cert_file", "key_file", "ca_file") if getattr(config.kubelet_client, name)]
+    if config.proxy_client is not None:
+        wanted += [(f"proxy_client.{name}", getattr(config.proxy_client, name)) for name in ("cert_file", "key_file")]
+    if config.requestheader is not None:
+        wanted.append(("requestheader.client_ca_file", config.requestheader.client_ca_file))
     return unreadable(wanted)

@@ -17,6 +17,7 @@ from kpy_components.pki import cluster_keys, issue, keys, kubeconfig
 from kpy_components.pki.profiles import WantedCert
 
 from .config import ProxyClientConfig, ServerConfig, ServiceAccountConfig, StorageConfig, TLSConfig
+from .auth.requestheader import RequestHeaderConfig
 from .kubelet import KubeletClientConfig
 
 KEY_TYPE = "ecdsa-p256"
@@ -93,4 +94,5 @@ def prepare(directory: str | Path, port: int) -> ServerConfig:
         service_account=ServiceAccountConfig((directory / "sa.pub",), directory / "sa.key"),
         kubelet_client=KubeletClientConfig(directory / "apiserver-kubelet-client.crt",
                                            directory / "apiserver-kubelet-client.key", directory / "ca.crt"),
-        proxy_client=ProxyClientConfig(directory / "front-proxy-client.crt", directory / "front-proxy-client.key"))
+        proxy_client=ProxyClientConfig(directory / "front-proxy-client.crt", directory / "front-proxy-client.key"),
+        requestheader=RequestHeaderConfig(directory / "front-proxy-ca.crt", ("front-proxy-client",)))

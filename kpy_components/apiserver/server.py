@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from pathlib import Path
 
 from aiohttp import web
 
@@ -35,15 +36,17 @@ SHUTDOWN_GRACE = 10.0  # seconds in-flight requests get to finish on shutdown
 _STORAGE_CHECK_TIMEOUT = 2.0
 
 
-def tls_context(tls: TLSConfig) -> ssl.SSLContext:
-    """TLS 1.2+, client certificates optional but verified against the client CA (whose names the handshake
-    announces), HTTP/1.1 only in ALPN (exec and port-forward upgrades need HTTP/1.1)."""
+def tls_context(tls: TLSConfig, requestheader_ca_file: Path | None = None) -> ssl.SSLContext:
+    """TLS 1.2+, client certificates optional but verified against the client CA and the requestheader CA (whose
+    names the handshake announces), HTTP/1.1 only in ALPN (exec and port-forward upgrades need HTTP/1.1)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(tls.cert_file, tls.key_file)
-    context.load_verify_locations(cafile=str(tls.client_ca_file))
+    ca_files = [tls.client_ca_file, *([requestheader_ca_file] if requestheader_ca_file else [])]
+    for ca_file in ca_files:
+        context.load_verify_locations(cafile=str(ca_file))
     context.verify_mode = ssl.CERT_OPTIONAL
-    if not announce_client_cas(context, tls.client_ca_file):
+    if not announce_client_cas(context, *ca_files):
         log.warning("the TLS handshake will not name the acceptable client CAs (no OpenSSL context found)")
     context.set_alpn_protocols(["http/1.1"])
     return context
@@ -67,20 +70,31 @@ def open_storage(config: ServerConfig) -> Storage:
     return SqliteStorage(config.storage.sqlite_path, transformer)
 
 
+def request_header_authenticator(config: ServerConfig):
+    """The requestheader authenticator when configured (None otherwise); ValueError naming an unreadable CA file."""
+    if config.requestheader is None:
+        return None
+    from kpy_components.apiserver.auth.requestheader import RequestHeaderAuthenticator, read_cas
+
+    return RequestHeaderAuthenticator(config.requestheader, read_cas(config.tls.client_ca_file,
+                                                                     "tls.client_ca_file"))
+
+
 def build_security(config: ServerConfig, api: API, allow_all: bool):
     """(Security, runtime to start and close or None). `allow_all` (--insecure-allow-all, development only) keeps
     x509 authentication but allows every request."""
+    request_header = request_header_authenticator(config)
     if allow_all:
         from kpy_components.apiserver.auth.authn import Authenticator
 
         log.warning("Started with --insecure-allow-all: EVERY authenticated request is allowed (development only)")
-        return insecure_allow_all(Authenticator().authenticate), None
+        return insecure_allow_all(Authenticator(request_header=request_header).authenticate), None
     from kpy_components.apiserver.auth.security import SecurityConfig, SecurityRuntime
 
     account = config.service_account
     runtime = SecurityRuntime(api, SecurityConfig.from_files(
         account.signing_key_file, account.key_files, issuer=account.issuer,
-        disabled_admission_plugins=config.disabled_admission_plugins))
+        disabled_admission_plugins=config.disabled_admission_plugins, request_header=request_header))
     return runtime.security, runtime
 
 
@@ -124,7 +138,7 @@ class APIServer:
         self._runner = web.AppRunner(app, handler_cancellation=True, access_log=None,
                                      shutdown_timeout=SHUTDOWN_GRACE)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, config.bind_address, config.secure_port, ssl_context=tls_context(config.tls),
+        site = web.TCPSite(self._runner, config.bind_address, config.secure_port, ssl_context=tls_context(config.tls, config.requestheader and config.requestheader.client_ca_file),
                            backlog=1024)
         await site.start()
         log.info("Started serving address=%s port=%d storage=%s", config.bind_address, config.secure_port,

@@ -1,4 +1,5 @@
 """Authentication: who is calling. Tried in kube-apiserver's order, the first success wins:
+  0. a front proxy's client certificate (requestheader CA) with the user in its headers (requestheader.py);
   1. an x509 client certificate, already verified by the TLS layer against the client CA: user = CN, groups = O
      values (+ system:authenticated);
   2. `Authorization: Bearer <token>`: a service-account JWT, or a bootstrap token `<id>.<secret>`.
@@ -18,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kpy_components.apiserver.auth.bootstrap_tokens import BootstrapTokenAuthenticator, looks_like_bootstrap_token
+from kpy_components.apiserver.auth.requestheader import RequestHeaderAuthenticator
 from kpy_components.apiserver.auth.tokens import (AUTHENTICATED, InvalidToken, ServiceAccountTokenValidator,
                                                   TokenResult)
 from kpy_components.apiserver.http.context import User
@@ -57,6 +59,13 @@ def peer_certificate(request) -> dict | None:
     return transport.get_extra_info("peercert") if transport is not None else None
 
 
+def peer_certificate_der(request) -> bytes | None:
+    """The verified client certificate of an aiohttp request in DER form."""
+    transport = getattr(request, "transport", None)
+    tls = transport.get_extra_info("ssl_object") if transport is not None else None
+    return tls.getpeercert(binary_form=True) if tls is not None else None
+
+
 TOKEN_CACHE_SECONDS = 10.0  # kube-apiserver's token success cache TTL
 TOKEN_CACHE_SIZE = 4096  # tokens remembered at most (the least recently used go first)
 
@@ -65,12 +74,21 @@ TOKEN_CACHE_SIZE = 4096  # tokens remembered at most (the least recently used go
 class Authenticator:
     service_accounts: ServiceAccountTokenValidator | None = None
     bootstrap_tokens: BootstrapTokenAuthenticator | None = None
+    request_header: RequestHeaderAuthenticator | None = None
     clock: Callable[[], float] = time.time  # wall clock: token expiry is in epoch seconds
     _remembered: OrderedDict = field(default_factory=OrderedDict, repr=False)  # sha256(token) -> (until, user)
 
     async def authenticate(self, request) -> User | None:
         """http.context.Authenticate."""
-        user = user_from_certificate(peer_certificate(request))
+        peer = peer_certificate(request)
+        if peer and self.request_header is not None and self.request_header.from_proxy(peer_certificate_der(request)):
+            certificate_user = user_from_certificate(peer)
+            user = self.request_header.user(certificate_user.name if certificate_user else "", request.headers)
+            if user is not None:
+                return user
+            if not self.request_header.also_client_ca:
+                peer = None  # a proxy's certificate without a proxied user is no x509 user: try the token
+        user = user_from_certificate(peer)
         if user is not None:
             return user
         token = bearer_token(request.headers.get("Authorization"))

@@ -31,6 +31,7 @@ from kpy_components.apiserver.auth.authn import Authenticator
 from kpy_components.apiserver.auth.authz import PrivilegedGroups, Rules, Union
 from kpy_components.apiserver.auth.bootstrap import default_policy
 from kpy_components.apiserver.auth.bootstrap_tokens import BootstrapTokenAuthenticator
+from kpy_components.apiserver.auth.requestheader import RequestHeaderAuthenticator
 from kpy_components.apiserver.auth.node import NodeAuthorizer, NodeGraph, node_name
 from kpy_components.apiserver.auth.policy_cache import PolicyCache
 from kpy_components.apiserver.auth.rbac import RBACAuthorizer, RBACIndex
@@ -60,6 +61,7 @@ class SecurityConfig:
     rbac_resync_seconds: float = 30.0  # re-list of RBAC objects: a backstop to the watch events the server forwards
     pods_resync_seconds: float = 30.0  # re-list of pods for the Node authorizer's graph
     disabled_admission_plugins: frozenset[str] = frozenset()  # names of admission.chain.PLUGINS not to run
+    request_header: RequestHeaderAuthenticator | None = None  # front proxies' users (requestheader config)
 
     @property
     def audiences(self) -> tuple[str, ...]:
@@ -116,7 +118,7 @@ class SecurityRuntime:
         public_keys = load_public_keys([config.service_account_signing_key, *config.service_account_keys])
         self.authenticator = Authenticator(
             ServiceAccountTokenValidator(public_keys, (config.issuer,), config.audiences, lookup),
-            BootstrapTokenAuthenticator(lookup) if config.bootstrap_tokens else None)
+            BootstrapTokenAuthenticator(lookup) if config.bootstrap_tokens else None, config.request_header)
         self.cache = PolicyCache(api, RBACIndex(), NodeGraph(), clock)
         self.authorizers = Union([PrivilegedGroups(), NodeAuthorizer(self.cache.graph),
                                   RBACAuthorizer(self.cache.rbac)])
