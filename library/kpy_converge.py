@@ -45,6 +45,7 @@ options:
       mode: {description: Octal mode as a string, e.g. "0755"., type: str, default: "0755"}
   links:
     description: Symbolic links I(dest) -> I(src); whatever else is at I(dest) (a file, another link) is replaced.
+      A missing parent directory is created (0755).
     type: list
     elements: dict
     default: []
@@ -278,6 +279,7 @@ class Converger:
             if os.path.isdir(dest) and not os.path.islink(dest):
                 self.module.fail_json(msg=f"{dest} is a directory, not a link to {src}", changes=self.changes)
             if self.record(f"linked {dest} -> {src}", dest):
+                os.makedirs(os.path.dirname(dest), mode=0o755, exist_ok=True)
                 partial = f"{dest}.kpy-partial"
                 if os.path.lexists(partial):
                     os.unlink(partial)

@@ -3,6 +3,7 @@
 import hashlib
 import importlib.metadata
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -35,6 +36,12 @@ options:
     description: The controller's wheelhouse cache; the newest archives are kept, older ones removed.
     type: path
     required: true
+  version:
+    description: The version the kpy wheel is stamped with (MAJOR.MINOR.PATCH), instead of the source's VERSION
+      file. The same tree can so be installed as another release (the upgrade scenario brings up the previous minor
+      from this checkout); empty means the VERSION file's.
+    type: str
+    default: ""
 """
 
 EXAMPLES = r"""
@@ -63,6 +70,7 @@ checksum:
 """
 
 KEEP_ARCHIVES = 4
+VERSION_PATTERN = re.compile(r"\d+\.\d+\.\d+")
 # pypa's installer (pure Python, no dependencies): what hosts install the wheels with (the kpy_venv module).
 INSTALLER = "installer==1.1.0"
 
@@ -84,10 +92,23 @@ def dependencies_fingerprint(source: Path) -> tuple[str, list[str]]:
     return digest_of(key), requirements
 
 
-def source_fingerprint(source: Path, dependencies_key: str) -> str:
-    files = sorted(source.glob("kpy_components/**/*.py")) + [source / "pyproject.toml", source / "VERSION"]
-    return digest_of([dependencies_key.encode()]
+def source_fingerprint(source: Path, dependencies_key: str, version: str) -> str:
+    files = sorted(source.glob("kpy_components/**/*.py")) + [source / "pyproject.toml"]
+    return digest_of([dependencies_key.encode(), version.encode()]
                      + [str(path.relative_to(source)).encode() + b"\0" + path.read_bytes() for path in files])
+
+
+def stamped_source(source: Path, version: str, scratch: Path) -> Path:
+    """`source` itself when its VERSION is `version`, else a copy of what the wheel is built from, stamped with it."""
+    if (source / "VERSION").read_text().strip() == version:
+        return source
+    copy = scratch / "source"
+    shutil.copytree(source / "kpy_components", copy / "kpy_components",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(source / name, copy / name)
+    (copy / "VERSION").write_text(version + "\n")
+    return copy
 
 
 def pip_version() -> str:
@@ -151,7 +172,8 @@ def prune(cache: Path, keep: Path) -> None:
 
 def main():
     module = AnsibleModule(
-        argument_spec={"source": {"type": "path", "required": True}, "cache_dir": {"type": "path", "required": True}},
+        argument_spec={"source": {"type": "path", "required": True}, "cache_dir": {"type": "path", "required": True},
+                       "version": {"type": "str", "default": ""}},
         supports_check_mode=True,
     )
     source, cache = Path(module.params["source"]), Path(module.params["cache_dir"])
@@ -161,7 +183,10 @@ def main():
         dependencies_key, requirements = dependencies_fingerprint(source)
     except (tomllib.TOMLDecodeError, KeyError) as exc:
         module.fail_json(msg=f"{source / 'pyproject.toml'}: no readable [project] table ({exc})")
-    archive = cache / f"kpy-{source_fingerprint(source, dependencies_key)}.tar"
+    version = module.params["version"] or (source / "VERSION").read_text().strip()
+    if not VERSION_PATTERN.fullmatch(version):
+        module.fail_json(msg=f"version {version!r} is not MAJOR.MINOR.PATCH (for example 1.31.0)")
+    archive = cache / f"kpy-{version}-{source_fingerprint(source, dependencies_key, version)}.tar"
     if archive.is_file():
         archive.touch()  # newest first when pruning
         module.exit_json(changed=False, wheels=archive_members(archive), archive=str(archive), checksum=sha1_of(archive))
@@ -172,8 +197,10 @@ def main():
     if not dependencies.is_dir():
         build_dependencies(module, dependencies, requirements)
     with tempfile.TemporaryDirectory(dir=cache) as scratch:
-        pip(module, ["wheel", "--no-deps", "--wheel-dir", scratch, str(source)], "build the kpy wheel")
-        write_archive(archive, list(dependencies.glob("*.whl")) + list(Path(scratch).glob("*.whl")))
+        wheels = Path(scratch) / "wheels"
+        pip(module, ["wheel", "--no-deps", "--wheel-dir", str(wheels), str(stamped_source(source, version, Path(scratch)))],
+            "build the kpy wheel")
+        write_archive(archive, list(dependencies.glob("*.whl")) + list(wheels.glob("*.whl")))
     prune(cache, archive)
     module.exit_json(changed=True, wheels=archive_members(archive), archive=str(archive), checksum=sha1_of(archive))
 
