@@ -13,6 +13,7 @@ groups share a kind name (`CoreV1Event`, `EventsV1Event`); only fields both desc
 from __future__ import annotations
 
 import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -59,9 +60,39 @@ def describe(models) -> dict[str, tuple[str, dict[str, str], tuple[str, ...]]]:
     return docs
 
 
+# The client methods whose parameters the published operations describe (upstream's query parameters of a list,
+# a delete, a patch, a pod's log, exec, attach and portforward): operation family -> CoreV1Api method.
+PARAMETER_SOURCES = {
+    "list": "list_namespaced_pod", "create": "create_namespaced_pod", "replace": "replace_namespaced_pod",
+    "delete": "delete_namespaced_pod", "deletecollection": "delete_collection_namespaced_pod",
+    "patch": "patch_namespaced_pod", "read": "read_namespaced_pod", "log": "read_namespaced_pod_log",
+    "exec": "connect_get_namespaced_pod_exec", "attach": "connect_get_namespaced_pod_attach",
+    "portforward": "connect_get_namespaced_pod_portforward",
+}
+_PARAMETER_TYPES = {"str": "string", "bool": "boolean", "int": "integer"}
+
+
+def parameters(api) -> dict[str, dict[str, tuple[str, str]]]:
+    """family -> {query/path parameter (camelCase, as on the wire): (OpenAPI type, description)}, read from the
+    client methods' docstrings (`:param dry_run: ...` / `:type dry_run: str`)."""
+    out = {}
+    for family, method in PARAMETER_SOURCES.items():
+        doc = inspect.getdoc(getattr(api, f"{method}_with_http_info")) or ""
+        kinds = dict(re.findall(r"^:type (\w+): (\S+)$", doc, re.M))  # ", optional": the client's own
+        described = {}
+        for snake, text in re.findall(r"^:param (\w+): (.*)$", doc, re.M):
+            if snake == "body" or snake.startswith("_") and snake != "_continue" or snake not in kinds:
+                continue
+            head, *rest = snake.lstrip("_").split("_")
+            described[head + "".join(word.capitalize() for word in rest)] = (
+                _PARAMETER_TYPES.get(kinds[snake], "string"), text.removesuffix(" (required)"))
+        out[family] = described
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     from kubernetes import __version__ as client_version
-    from kubernetes.client import models
+    from kubernetes.client import CoreV1Api, models
 
     docs = describe(models)
     lines = ['"""Descriptions and required fields of the Kubernetes API types kpy serves, for the published OpenAPI. '
@@ -72,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
              "DOCS: protobuf message full name (as in k8s_types.MESSAGES) -> (type description, {JSON field: "
              "description},",
              "required JSON fields).",
+             "PARAMETERS: operation family (list, delete, patch, log, exec, ...) -> {query or path parameter: (OpenAPI "
+             "type,",
+             "description)}, from the client's API methods.",
              '"""',
              f"SOURCE = {f'kubernetes (Python client) {client_version}'!r}",
              "",
@@ -84,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
         lines.append("        },")
         lines.append(f"        {required!r},")
         lines.append("    ),")
+    lines.append("}")
+    lines += ["", "PARAMETERS: dict[str, dict[str, tuple[str, str]]] = {"]
+    for family, described in parameters(CoreV1Api).items():
+        lines.append(f"    {family!r}: {{")
+        lines.extend(f"        {name!r}: {value!r}," for name, value in described.items())
+        lines.append("    },")
     lines.append("}")
     OUTPUT.write_text("\n".join(lines) + "\n")
     missing = len(k8s_types.MESSAGES) - len(docs)

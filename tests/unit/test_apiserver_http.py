@@ -164,9 +164,11 @@ def test_openapi_v2_protobuf_is_a_gnostic_document_kubectl_can_read():
     assert extension[1] == b"x-kubernetes-group-version-kind"
     assert yaml.safe_load(dict(_fields(extension[2]))[2]) == {"group": "apps", "kind": "Deployment",
                                                               "version": "v1"}
-    core = dict(_fields(paths["/api/v1/namespaces/{namespace}/configmaps/{name}"][8]))
-    assert yaml.safe_load(dict(_fields(dict(_fields(core[13]))[2]))[2]) == {"group": "", "kind": "ConfigMap",
-                                                                           "version": "v1"}
+    core = _fields(paths["/api/v1/namespaces/{namespace}/configmaps/{name}"][8])
+    extensions = {dict(_fields(value))[1]: dict(_fields(value))[2] for number, value in core if number == 13}
+    assert yaml.safe_load(dict(_fields(extensions[b"x-kubernetes-group-version-kind"]))[2]) == {
+        "group": "", "kind": "ConfigMap", "version": "v1"}
+    assert yaml.safe_load(dict(_fields(extensions[b"x-kubernetes-action"]))[2]) == "patch"
 
 
 def test_openapi_index_points_at_each_group_version_by_hash():

@@ -1,6 +1,8 @@
 """OpenAPI documents for kubectl (contract §4): v3 (an index, then one JSON document per group-version) and v2 as
-gnostic protobuf (kubectl 1.27/1.28). Every write operation declares the `fieldValidation` query parameter and its
-`x-kubernetes-group-version-kind`: kubectl then sends `fieldValidation=Strict` and leaves validation to the server.
+gnostic protobuf (kubectl 1.27/1.28). The operations (openapi_operations.py) are published as upstream publishes
+them: path and query parameters, request bodies, responses, `x-kubernetes-action` and
+`x-kubernetes-group-version-kind`. Every write declares the `fieldValidation` query parameter: kubectl then sends
+`fieldValidation=Strict` and leaves validation to the server.
 The schemas are the real ones (`kubectl explain`): built-in kinds from api/openapi_schemas.py (derived from the same
 type description field validation reads), custom resources from their CRD version's openAPIV3Schema.
 
@@ -19,69 +21,58 @@ from kpy_components.api.errors import APIError
 from kpy_components.api.resources import Registry, ResourceInfo
 from kpy_components.version import VERSION
 
-from . import openapi_v2
+from . import openapi_operations as ops, openapi_v2
 from .responses import json_response
 
 V2_ACCEPT = "application/com.github.proto-openapi.spec.v2"
 V2_CONTENT_TYPE = "application/com.github.proto-openapi.spec.v2.v1.0+protobuf"
-_WRITE_PARAMETERS = ("dryRun", "fieldManager", "fieldValidation")
-_HTTP_METHODS = {"get": "get", "list": "get", "create": "post", "update": "put", "patch": "patch",
-                 "delete": "delete", "deletecollection": "delete"}
-
-
-def group_path(group: str, version: str) -> str:
-    return f"apis/{group}/{version}" if group else f"api/{version}"
-
-
-def _camel(text: str) -> str:
-    return "".join(part[:1].upper() + part[1:] for part in text.replace("-", ".").split(".") if part)
-
-
-def _schema_name(group: str, version: str, kind: str) -> str:
-    short = group.replace(".k8s.io", "") if group else "core"
-    return f"io.k8s.api.{short}.{version}.{kind}"
 
 
 def _gvk(group: str, version: str, kind: str) -> dict:
     return {"group": group, "version": version, "kind": kind}
 
 
-def operations(info: ResourceInfo) -> list[dict]:
-    """Every operation of a resource: {path, method, action, gvk, id, writes}."""
-    base = "/" + group_path(info.group, info.version)
-    scope = f"{base}/namespaces/{{namespace}}/{info.plural}" if info.namespaced else f"{base}/{info.plural}"
-    names = _camel(info.group.replace(".k8s.io", "")) or "Core"
-    prefix = f"{names}{info.version[:1].upper()}{info.version[1:]}{'Namespaced' if info.namespaced else ''}"
-    gvk = _gvk(info.group, info.version, info.kind)
-    ops = []
-    for verb in info.verbs:
-        path = scope if verb in ("list", "create", "deletecollection") else f"{scope}/{{name}}"
-        if verb == "watch":
-            continue
-        action = {"create": "post", "update": "put", "delete": "delete", "deletecollection": "deletecollection",
-                  "list": "list", "get": "get", "patch": "patch"}[verb]
-        suffix = "Collection" if verb == "deletecollection" else ""
-        op_verb = {"get": "read", "update": "replace", "deletecollection": "delete"}.get(verb, verb)
-        ops.append({"path": path, "method": _HTTP_METHODS[verb], "action": action, "gvk": gvk,
-                    "id": f"{op_verb}{prefix}{info.kind}{suffix}",
-                    "writes": verb in ("create", "update", "patch")})
-    for sub in info.subresources:
-        sub_gvk = _gvk(sub.group, sub.version, sub.kind) if sub.version else gvk
-        for verb in sub.verbs:
-            method = {"get": "get", "update": "put", "patch": "patch", "create": "post"}.get(verb)
-            if method is None:
-                continue
-            op_verb = {"get": "read", "update": "replace"}.get(verb, verb)
-            ops.append({"path": f"{scope}/{{name}}/{sub.name}", "method": method, "action": method,
-                        "gvk": sub_gvk, "id": f"{op_verb}{prefix}{info.kind}{_camel(sub.name)}",
-                        "writes": method in ("post", "put", "patch")})
-    return ops
+def _v3_parameter(parameter: ops.Parameter) -> dict:
+    out = {"name": parameter.name, "in": parameter.where}
+    if parameter.description:
+        out["description"] = parameter.description
+    if parameter.required:
+        out["required"] = True
+    out["schema"] = {"type": parameter.type, "uniqueItems": True}
+    return out
 
 
-def _v3_parameters(op: dict) -> list[dict]:
-    names = _WRITE_PARAMETERS + (("force",) if op["method"] == "patch" else ()) if op["writes"] else ()
-    return [{"name": name, "in": "query", "schema": {"type": "boolean" if name == "force" else "string",
-                                                     "uniqueItems": True}} for name in names]
+def _v3_schema(name: str | None) -> dict:
+    return {"type": "string"} if name == ops.STRING else {"$ref": f"#/components/schemas/{name}"}
+
+
+def v3_operation(op: ops.Operation) -> dict:
+    out = {"description": op.description, "operationId": op.id}
+    if op.query:
+        out["parameters"] = [_v3_parameter(p) for p in op.query]
+    if op.body is not None:
+        out["requestBody"] = {"content": {media: {"schema": _v3_schema(op.body)} for media in op.body_types},
+                              "required": op.method != "delete"}
+    responses = {}
+    for code, schema in op.responses.items():
+        text = {"200": "OK", "201": "Created", "202": "Accepted"}[code]
+        responses[code] = ({"description": text, "content": {media: {"schema": _v3_schema(schema)}
+                                                             for media in op.produces}}
+                           if schema is not None else {"description": text})
+    out["responses"] = {**responses, "401": {"description": "Unauthorized"}}
+    out["x-kubernetes-action"] = op.action
+    out["x-kubernetes-group-version-kind"] = op.gvk
+    return out
+
+
+def paths(registry: Registry, group: str | None = None, version: str | None = None) -> dict[str, list]:
+    """path -> its operations (of one group-version, or of all)."""
+    out: dict[str, list] = {}
+    for info in registry:
+        if group is None or (info.group == group and info.version == version):
+            for op in ops.operations(info):
+                out.setdefault(op.path, []).append(op)
+    return out
 
 
 def kind_messages(registry: Registry, group: str, version: str) -> dict[str, dict]:
@@ -101,35 +92,29 @@ def kind_messages(registry: Registry, group: str, version: str) -> dict[str, dic
             message = types.message_for(api_version, kind)
             if message is not None and message not in kinds:
                 kinds[message] = gvk
+    for message in ops.META_MESSAGES:
+        kinds.setdefault(message, None)
     return kinds
 
 
-def _kind_schema_name(info: ResourceInfo) -> str:
-    if info.extra.get("crd"):
-        return ".".join(reversed(info.group.split("."))) + f".{info.version}.{info.kind}"
-    message = types.message_for(info.api_version, info.kind)
-    return openapi_schemas.schema_name(message) if message else _schema_name(info.group, info.version, info.kind)
-
-
 def v3_document(registry: Registry, group: str, version: str) -> dict:
-    paths: dict[str, dict] = {}
     schemas: dict[str, dict] = openapi_schemas.schemas(kind_messages(registry, group, version))
     for info in registry:
         if info.group != group or info.version != version:
             continue
-        name = _kind_schema_name(info)
+        name = ops.kind_schema(info.api_version, info.kind, info)
         if info.extra.get("crd"):
             schemas[name] = _custom_schema(info)
-        elif name not in schemas:
-            schemas[name] = {"type": "object", "description": f"{info.kind} ({info.group_version})",
-                             "x-kubernetes-group-version-kind": [_gvk(group, version, info.kind)]}
-        for op in operations(info):
-            reference = {"$ref": f"#/components/schemas/{name}"}
-            paths.setdefault(op["path"], {})[op["method"]] = {
-                "operationId": op["id"], "parameters": _v3_parameters(op),
-                "responses": {"200": {"description": "OK", "content": {"application/json": {"schema": reference}}}},
-                "x-kubernetes-action": op["action"], "x-kubernetes-group-version-kind": op["gvk"]}
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": f"v{VERSION}"}, "paths": paths,
+            schemas[name + "List"] = _custom_list_schema(info, name)
+        elif name is None:  # served from elsewhere (an aggregated API's kind): named, not described
+            schemas[_placeholder_name(info)] = {"type": "object", "description": f"{info.kind} ({info.group_version})",
+                                                "x-kubernetes-group-version-kind": [_gvk(group, version, info.kind)]}
+    document_paths = {}
+    for path, path_ops in paths(registry, group, version).items():
+        item = {op.method: v3_operation(op) for op in path_ops}
+        item["parameters"] = [_v3_parameter(p) for p in ops.path_parameters(path, path_ops[0].gvk["kind"])]
+        document_paths[path] = item
+    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": f"v{VERSION}"}, "paths": document_paths,
             "components": {"schemas": schemas}}
 
 
@@ -145,6 +130,24 @@ def _custom_schema(info: ResourceInfo) -> dict:
     schema["properties"] = properties
     schema["x-kubernetes-group-version-kind"] = [_gvk(info.group, info.version, info.kind)]
     return schema
+
+
+def _placeholder_name(info: ResourceInfo) -> str:
+    return f"io.k8s.api.{info.group.replace('.k8s.io', '') or 'core'}.{info.version}.{info.kind}"
+
+
+def _custom_list_schema(info: ResourceInfo, name: str) -> dict:
+    """The list of a custom resource, as upstream publishes it beside the CRD version's schema."""
+    return {"type": "object", "description": f"{info.kind}List is a list of {info.kind}", "required": ["items"],
+            "properties": {"apiVersion": {"type": "string", "description": _API_VERSION},
+                           "items": {"type": "array", "description": f"List of {info.plural}. More info: "
+                                     "https://git.k8s.io/community/contributors/devel/api-conventions.md",
+                                     "items": {"$ref": f"#/components/schemas/{name}"}},
+                           "kind": {"type": "string", "description": _KIND},
+                           "metadata": {"description": "Standard list metadata. More info: https://git.k8s.io/"
+                                        "community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
+                                        "allOf": [{"$ref": f"#/components/schemas/{ops.LIST_META}"}]}},
+            "x-kubernetes-group-version-kind": [_gvk(info.group, info.version, f"{info.kind}List")]}
 
 
 _API_VERSION = ("APIVersion defines the versioned schema of this representation of an object. Servers should convert "
@@ -176,7 +179,7 @@ class OpenAPI:
             documents = {}
             for group, version in self.registry.group_versions():
                 body = json.dumps(v3_document(self.registry, group, version), separators=(",", ":")).encode()
-                documents[group_path(group, version)] = (body, hashlib.sha512(body).hexdigest()[:32].upper())
+                documents[ops.group_path(group, version)] = (body, hashlib.sha512(body).hexdigest()[:32].upper())
             return documents
         return self._cached("v3", build)
 
