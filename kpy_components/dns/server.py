@@ -6,7 +6,8 @@ record: everything that decides the answer, except the ID) and sent again with t
 bytes (so the case a resolver chose is echoed). An entry stands while its name is unchanged in the zone
 (ZoneIndex.fresh), so churn elsewhere in the cluster does not cool it. Only the zone's own answers are kept here
 (upstream answers have their TTL-bound cache in forward.py). Like CoreDNS's cache plugin it is bounded (cacheSize
-entries, oldest out first) and counted in coredns_cache_hits/misses_total.
+entries, oldest out first) and counted in coredns_cache_hits/misses_total. Every answer is counted in a plain
+tally (metrics.QueryTallies), which a scrape turns into CoreDNS's per-query metrics.
 
 Contract: nothing a client sends makes a listener raise; an unanswerable datagram is dropped, a TCP connection
 that sends garbage or idles `TCP_IDLE` seconds is closed.
@@ -23,14 +24,13 @@ from collections.abc import Callable
 import dns.rcode
 
 from .answer import Answerer, Reply, udp_limit
-from .metrics import DNSMetrics
+from .metrics import ZONE_LABEL, DNSMetrics, count
 from .records import ZoneIndex
 
 log = logging.getLogger(__name__)
 TCP_IDLE = 10.0  # seconds a TCP connection may wait between queries (CoreDNS's default idle timeout)
 PORT_ATTEMPTS = 20  # for port 0: free UDP ports whose TCP twin may be taken
 UDP_BATCH = 64  # datagrams answered per event-loop wake-up at most, so TCP and the watches get their turn
-ZONE_LABEL = "."  # the zone label of every metric: kpy-dns is one server block, `.:53` in Corefile terms
 
 
 def question_end(wire: bytes) -> int | None:
@@ -142,15 +142,12 @@ class Listener:
         if entry is None:
             self._misses.inc()
             return None
-        body, name, since, requests, responses, duration, hits = entry
+        body, name, since, tally = entry
         if not self.index.fresh(name, since):
             del self._cache[key]
             self._misses.inc()
             return None
-        requests.inc()
-        responses.inc()
-        hits.inc()
-        duration.observe(time.perf_counter() - started)
+        count(tally, time.perf_counter() - started)
         return wire[:2] + body[2:12] + wire[12:end] + body[end:]
 
     def answer(self, wire: bytes, proto: str, started: float, send: Callable[[bytes], None]) -> asyncio.Task | None:
@@ -174,24 +171,18 @@ class Listener:
 
     def _done(self, reply: Reply, proto: str, started: float, send: Callable[[bytes], None],
               query: bytes | None = None) -> None:
-        metrics = self.metrics
-        requests = metrics.requests.labels(self.server, ZONE_LABEL, "", proto, self.family, reply.qtype)
-        responses = metrics.responses.labels(self.server, ZONE_LABEL, "", dns.rcode.to_text(reply.rcode),
-                                             reply.plugin)
-        duration = metrics.duration.labels(self.server, ZONE_LABEL, "", reply.qtype)
-        requests.inc()
-        responses.inc()
-        duration.observe(time.perf_counter() - started)
+        labels = (self.server, proto, self.family, reply.qtype, dns.rcode.to_text(reply.rcode), reply.plugin)
+        count(self.metrics.queries.tally(*labels), time.perf_counter() - started)
         send(reply.wire)
         if reply.cacheable and query is not None and self.cache_size > 0:
             end = question_end(query)
             if end is None:
                 return
-            hits = metrics.cache_hits.labels(self.server, "denial" if reply.negative else "success", ZONE_LABEL, "")
+            hits = self.metrics.queries.tally(*labels, "denial" if reply.negative else "success")
             if len(self._cache) >= self.cache_size:
                 del self._cache[next(iter(self._cache))]
             key = proto.encode() + query[2:12] + query[12:end].lower() + query[end:]
-            self._cache[key] = (reply.wire, reply.name, reply.generation, requests, responses, duration, hits)
+            self._cache[key] = (reply.wire, reply.name, reply.generation, hits)
 
     # --- TCP -----------------------------------------------------------------------------------------------------
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -338,12 +338,21 @@ async def test_metrics_are_counted_with_corednss_names(serve):
     for _ in range(3):
         await ask(listener, f"web.demo.svc.{ZONE}")
     await ask(listener, f"nope.demo.svc.{ZONE}")
-    metrics = listener.metrics
-    server = listener.server
-    assert metrics.requests.labels(server, ".", "", "udp", "1", "A")._value.get() == 4
-    assert metrics.responses.labels(server, ".", "", "NXDOMAIN", "kubernetes")._value.get() == 1
-    assert metrics.cache_hits.labels(server, "success", ".", "")._value.get() == 2
-    assert metrics.cache_misses.labels(server, ".", "")._value.get() == 2
+    value = metric_reader(listener)
+    zone = {"server": listener.server, "zone": ".", "view": ""}
+    assert value("coredns_dns_requests_total", **zone, proto="udp", family="1", type="A") == 4
+    assert value("coredns_dns_responses_total", **zone, rcode="NXDOMAIN", plugin="kubernetes") == 1
+    assert value("coredns_dns_responses_total", **zone, rcode="NOERROR", plugin="kubernetes") == 3
+    assert value("coredns_dns_request_duration_seconds_count", **zone, type="A") == 4
+    assert value("coredns_dns_request_duration_seconds_bucket", **zone, type="A", le="+Inf") == 4
+    assert value("coredns_cache_hits_total", server=listener.server, type="success", zones=".", view="") == 2
+    assert value("coredns_cache_misses_total", server=listener.server, zones=".", view="") == 2
+    assert value("coredns_cache_entries", server=listener.server, type="success", zones=".", view="") == 2
+
+
+def metric_reader(listener: Listener):
+    """value(sample name, **labels): the sample's value as a scrape of the listener's registry shows it."""
+    return lambda name, **labels: listener.metrics.registry.get_sample_value(name, labels)
 
 
 def test_question_end():
@@ -387,13 +396,16 @@ async def test_external_name_outside_the_zone_is_followed_through_the_upstream(s
 async def test_cached_answers_outlive_changes_elsewhere_but_not_their_own(serve):
     index = populated_index()
     listener = await serve(index)
-    hits = listener.metrics.cache_hits.labels(listener.server, "success", ".", "")
+    value = metric_reader(listener)
+
+    def hits() -> float:
+        return value("coredns_cache_hits_total", server=listener.server, type="success", zones=".", view="")
     for _ in range(2):
         assert addresses(await ask(listener, f"web.demo.svc.{ZONE}")) == {"10.96.0.20"}
-    assert hits._value.get() == 1
+    assert hits() == 1
     index.set_service("demo/other", service("other", cluster_ip="10.96.0.50"), [])  # churn elsewhere
     assert addresses(await ask(listener, f"web.demo.svc.{ZONE}")) == {"10.96.0.20"}
-    assert hits._value.get() == 2
+    assert hits() == 2
     index.set_service("demo/web", service("web", cluster_ip="10.96.0.51"), [])  # its own change
     assert addresses(await ask(listener, f"web.demo.svc.{ZONE}")) == {"10.96.0.51"}
     # a pod name's answer depends on its namespace (the parent name)
