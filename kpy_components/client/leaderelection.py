@@ -30,12 +30,16 @@ from dataclasses import dataclass
 
 from kpy_components.api.errors import APIError
 from kpy_components.api.meta import now_rfc3339_micro
+from kpy_components.version import VERSION
 
 from .errors import ClientConnectionError, is_already_exists, is_not_found
 from .rest import RESTClient
 
 log = logging.getLogger(__name__)
 
+# The holder writes the version of its code here, so an upgrade can tell which version leads (and which host, from
+# holderIdentity `<hostname>_<uuid>`) without reaching the holder's own port.
+HOLDER_VERSION = "kpy.io/holder-version"
 JITTER_FACTOR = 1.2  # a candidate waits retry_period * (1 + random * JITTER_FACTOR) between attempts
 
 
@@ -176,7 +180,8 @@ class LeaderElector:
             if not is_not_found(error):
                 raise
             body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                    "metadata": {"name": config.lease_name, "namespace": config.lease_namespace}, "spec": mine}
+                    "metadata": {"name": config.lease_name, "namespace": config.lease_namespace,
+                                 "annotations": {HOLDER_VERSION: VERSION}}, "spec": mine}
             try:
                 created = await self.client.create(self.leases, body, config.lease_namespace)
             except APIError as create_error:
@@ -196,6 +201,7 @@ class LeaderElector:
         else:
             mine["leaseTransitions"] = (spec.get("leaseTransitions") or 0) + 1
         lease["spec"] = mine  # metadata.resourceVersion stays: a concurrent writer makes this a 409
+        lease.setdefault("metadata", {}).setdefault("annotations", {})[HOLDER_VERSION] = VERSION
         updated = await self.client.update(self.leases, lease, config.lease_namespace)
         await self._observe(updated["spec"])
         return True

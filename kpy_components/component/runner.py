@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client import CollectorRegistry
 
 from kpy_components import systemd
 from kpy_components.client import (ClientConfig, EventRecorder, KubeconfigError, LeaderElectionConfig, LeaderElector,
@@ -31,7 +31,7 @@ from kpy_components.version import VERSION
 from . import collector
 from .config import ConfigError, LeaderElectionSettings, boolean_flag
 from .daemon import until_stopped
-from .health import Check
+from .health import Check, component_registry
 from .serving import SecureServer, ServingOptions
 
 log = logging.getLogger(__name__)
@@ -134,9 +134,7 @@ def _serving(args: argparse.Namespace, client_config: ClientConfig) -> ServingOp
 async def serve(component: Component, config: ComponentConfig, client_config: ClientConfig,
                 serving: ServingOptions, leader_elect: bool, stop: asyncio.Event) -> int:
     identity = f"{socket.gethostname()}_{uuid.uuid4()}"
-    metrics = CollectorRegistry()
-    ProcessCollector(registry=metrics)
-    PlatformCollector(registry=metrics)
+    metrics = component_registry()
     client = RESTClient(client_config, user_agent=f"{component.name}/v{VERSION}")
     context = Context(component.name, identity, client, SharedInformerFactory(client), metrics)
     serving.live_checks.setdefault("ping", _ok)

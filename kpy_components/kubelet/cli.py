@@ -14,11 +14,11 @@ import logging
 import socket
 import sys
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from kpy_components import systemd
 from kpy_components.client import EventRecorder, RESTClient, SharedInformerFactory, load_default, load_kubeconfig
 from kpy_components.component import daemon
+from kpy_components.component.health import component_registry
 from kpy_components.version import VERSION
 
 from . import config as kubelet_config
@@ -41,9 +41,7 @@ def parser() -> argparse.ArgumentParser:
 async def serve(config: kubelet_config.KubeletConfig, stop: asyncio.Event) -> int:
     client_config = load_kubeconfig(config.kubeconfig) if config.kubeconfig else load_default()
     node_name = config.node_name or socket.gethostname().lower()
-    metrics = CollectorRegistry()
-    ProcessCollector(registry=metrics)
-    PlatformCollector(registry=metrics)
+    metrics = component_registry()
     client = RESTClient(client_config, user_agent=f"kpy-kubelet/v{VERSION} ({node_name})")
     informers = SharedInformerFactory(client)
     recorder = EventRecorder(client, "kubelet", node_name)

@@ -16,11 +16,11 @@ import socket
 import sys
 import time
 
-from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 
 from kpy_components import systemd
 from kpy_components.client import RESTClient, SharedInformerFactory, load_default, load_kubeconfig
 from kpy_components.component import daemon
+from kpy_components.component.health import component_registry
 from kpy_components.version import VERSION
 
 from . import config as proxy_config
@@ -49,9 +49,7 @@ def parser() -> argparse.ArgumentParser:
 async def serve(config: proxy_config.ProxyConfig, stop: asyncio.Event) -> int:
     client_config = load_kubeconfig(config.kubeconfig) if config.kubeconfig else load_default()
     node_name = config.hostname_override or socket.gethostname().lower()
-    registry = CollectorRegistry()
-    ProcessCollector(registry=registry)
-    PlatformCollector(registry=registry)
+    registry = component_registry()
     proxier = Proxier(config, node_name, Nft(), ProxyMetrics(registry))
     client = RESTClient(client_config, user_agent=f"kpy-proxy/v{VERSION} ({node_name})")
     informers = SharedInformerFactory(client)

@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from kpy_components.client.leaderelection import LeaderElectionConfig, LeaderElector
+from kpy_components.client.leaderelection import HOLDER_VERSION, LeaderElectionConfig, LeaderElector
+from kpy_components.version import VERSION
 from test_client_fake_api import Fault, eventually, fake_api  # noqa: F401
 
 pytestmark = pytest.mark.anyio
@@ -92,6 +93,8 @@ async def test_the_first_candidate_creates_the_lease_and_renews_it(fake_api, cli
         first_renew = spec["renewTime"]
         await eventually(lambda: fake_api.objects[LEASE]["spec"]["renewTime"] != first_renew)
         assert fake_api.objects[LEASE]["spec"]["acquireTime"] == spec["acquireTime"]
+        # The holder's version, written on create and kept on every renewal (the upgrade reads it).
+        assert fake_api.objects[LEASE]["metadata"]["annotations"] == {HOLDER_VERSION: VERSION}
     finally:
         await leader.stop()
 

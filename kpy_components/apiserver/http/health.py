@@ -1,9 +1,9 @@
 """The API server's Prometheus metrics; health checks and /version come from the shared component runtime."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
+from prometheus_client import Counter, Gauge, Histogram
 
-from kpy_components.component.health import Check, run_checks, version_info  # noqa: F401 - re-exported for app.py
+from kpy_components.component.health import Check, component_registry, run_checks, version_info  # noqa: F401 - re-exported for app.py
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
@@ -13,9 +13,7 @@ class Metrics:
     tests). Names follow kube-apiserver's."""
 
     def __init__(self):
-        self.registry = CollectorRegistry()
-        ProcessCollector(registry=self.registry)  # process_cpu_seconds_total, process_resident_memory_bytes, ...
-        PlatformCollector(registry=self.registry)
+        self.registry = component_registry()
         self.requests = Counter("apiserver_request", "Counter of apiserver requests broken out for each verb, "
                                 "resource and HTTP response code.", ["verb", "resource", "code"],
                                 registry=self.registry)
