@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
+import httpx
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 
@@ -22,6 +23,7 @@ from .node import NodeAgent, Readiness, node_ip
 from .pods import PodManager
 
 log = logging.getLogger(__name__)
+KUBE_PROXY_VERSION_URL = "http://127.0.0.1:10256/version"  # kpy-proxy's health server (healthzBindAddress)
 NETWORK_RETRY = 5.0  # seconds before a failed route or CNI write is tried again
 
 
@@ -65,7 +67,8 @@ class Agent:
         self.node_name, self.recorder, self.metrics = node_name, recorder, metrics
         self.address = node_ip(config)
         self.nodes = informers.informer(client.resource("nodes"))
-        self.node = NodeAgent(client, config, node_name, self.address, self.readiness, self.runtime_version)
+        self.node = NodeAgent(client, config, node_name, self.address, self.readiness, self.runtime_version,
+                              self.proxy_version)
         self.pods = PodManager(client, informers, runtime, config, node_name, recorder, APIObjectSource(client),
                                self.address, lambda: ((self.node.node or {}).get("status") or {}).get("allocatable"))
         self._network_error = "no pod CIDR assigned to this node yet"
@@ -77,6 +80,16 @@ class Agent:
             version = await self.runtime.version()
             self._runtime_version = f"{version.runtime_name}://{version.runtime_version}"
         return self._runtime_version
+
+    async def proxy_version(self) -> str:
+        """nodeInfo.kubeProxyVersion: what this node's kpy-proxy reports on its health port (the kube-proxy default,
+        loopback), "" while it does not answer. Read each round, so the Node shows a kpy-proxy upgrade."""
+        try:
+            async with httpx.AsyncClient(timeout=1.0) as http:
+                response = await http.get(KUBE_PROXY_VERSION_URL)
+            return response.json().get("gitVersion", "") if response.status_code == 200 else ""
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return ""
 
     async def readiness(self) -> Readiness:
         """The runtime's RuntimeReady and NetworkReady conditions, and whether this node's pod network is wired."""

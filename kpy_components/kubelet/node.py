@@ -182,7 +182,7 @@ def conditions(facts: HostFacts, readiness: Readiness, config: KubeletConfig, pr
 
 
 def node_status(facts: HostFacts, readiness: Readiness, config: KubeletConfig, *, name: str, address: str,
-                runtime_version: str, previous: dict, now: str) -> dict:
+                runtime_version: str, previous: dict, now: str, proxy_version: str = "") -> dict:
     return {
         "capacity": capacity(facts, config),
         "allocatable": allocatable(facts, config),
@@ -192,7 +192,7 @@ def node_status(facts: HostFacts, readiness: Readiness, config: KubeletConfig, *
         "nodeInfo": {
             "machineID": facts.machine_id, "systemUUID": facts.machine_id, "bootID": facts.boot_id,
             "kernelVersion": facts.kernel, "osImage": facts.os_image, "containerRuntimeVersion": runtime_version,
-            "kubeletVersion": f"v{VERSION}", "kubeProxyVersion": "", "operatingSystem": "linux",
+            "kubeletVersion": f"v{VERSION}", "kubeProxyVersion": proxy_version, "operatingSystem": "linux",
             "architecture": facts.architecture,
         },
     }
@@ -207,9 +207,10 @@ class NodeAgent:
     """Keeps this kubelet's Node and Lease. `readiness` is asked each round (the runtime's and network's state)."""
 
     def __init__(self, client: RESTClient, config: KubeletConfig, name: str, address: str,
-                 readiness: Callable[[], Awaitable[Readiness]], runtime_version: Callable[[], Awaitable[str]]):
+                 readiness: Callable[[], Awaitable[Readiness]], runtime_version: Callable[[], Awaitable[str]],
+                 proxy_version: Callable[[], Awaitable[str]] | None = None):
         self.client, self.config, self.name, self.address = client, config, name, address
-        self._readiness, self._runtime_version = readiness, runtime_version
+        self._readiness, self._runtime_version, self._proxy_version = readiness, runtime_version, proxy_version
         self.nodes = client.resource("nodes")
         self.leases = client.resource("leases", "coordination.k8s.io")
         self.node: dict | None = None  # as last written or read
@@ -251,7 +252,8 @@ class NodeAgent:
         current = await self.client.get(self.nodes, self.name)
         previous = current.get("status") or {}
         status = node_status(facts, readiness, self.config, name=self.name, address=self.address,
-                             runtime_version=await self._runtime_version(), previous=previous, now=now_rfc3339())
+                             runtime_version=await self._runtime_version(), previous=previous, now=now_rfc3339(),
+                             proxy_version=await self._proxy_version() if self._proxy_version else "")
         due = loop.time() - self._reported_at >= self.config.status_report_frequency
         if not force and not due and _without_heartbeats(status) == _without_heartbeats(
                 {k: previous.get(k) for k in status}):

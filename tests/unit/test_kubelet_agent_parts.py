@@ -10,6 +10,7 @@ import pytest
 from kpy_components.component.config import ConfigError
 from kpy_components.kubelet import config as kubelet_config
 from kpy_components.kubelet import logs, network, node, server
+from kpy_components.version import VERSION
 
 GiB = 1024 ** 3
 
@@ -90,6 +91,15 @@ def test_conditions_keep_transition_times_and_explain_not_ready():
     pressure = {c["type"]: c for c in node.conditions(low, node.Readiness(True, True), config, up, "t")}
     assert pressure["MemoryPressure"]["status"] == "True"
     assert pressure["DiskPressure"]["status"] == "False"
+
+
+def test_node_info_reports_this_kubelets_version_and_the_local_kpy_proxys():
+    config = kubelet_config.parse({}, "x", flags())
+    status = node.node_status(FACTS, node.Readiness(True, True), config, name="n1", address="10.0.0.1",
+                              runtime_version="containerd://1.6", previous={}, now="t", proxy_version="v1.30.0")
+    info = status["nodeInfo"]
+    assert info["kubeletVersion"] == f"v{VERSION}" and info["kubeProxyVersion"] == "v1.30.0"
+    assert info["containerRuntimeVersion"] == "containerd://1.6"
 
 
 # --- pod network ---------------------------------------------------------------------------------------------------
