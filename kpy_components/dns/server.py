@@ -139,16 +139,22 @@ class Listener:
             return None
         key = proto.encode() + wire[2:12] + wire[12:end].lower() + wire[end:]
         entry = self._cache.get(key)
-        if entry is None:
+        if entry is None or (entry[2] != self.index.generation and not self._revalidate(key, entry)):
             self._misses.inc()
             return None
+        body = entry[0]
+        count(entry[3], time.perf_counter() - started)
+        return wire[:2] + body[2:12] + wire[12:end] + body[end:]
+
+    def _revalidate(self, key: bytes, entry: tuple) -> bool:
+        """Whether an entry rendered before the zone's last change still stands; if so it is marked as of now (the
+        next hits skip the check until the zone changes again), if not it goes."""
         body, name, since, tally = entry
         if not self.index.fresh(name, since):
             del self._cache[key]
-            self._misses.inc()
-            return None
-        count(tally, time.perf_counter() - started)
-        return wire[:2] + body[2:12] + wire[12:end] + body[end:]
+            return False
+        self._cache[key] = (body, name, self.index.generation, tally)
+        return True
 
     def answer(self, wire: bytes, proto: str, started: float, send: Callable[[bytes], None]) -> asyncio.Task | None:
         """Answer `wire` through `send`: at once for the zone, from a task when an upstream must be asked."""
