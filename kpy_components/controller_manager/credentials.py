@@ -33,6 +33,7 @@ ACCOUNTS = {
     "garbagecollector": "generic-garbage-collector", "podgc": "pod-garbage-collector",
     "disruption": "disruption-controller", "root-ca-cert-publisher": "root-ca-cert-publisher",
     "ttl-after-finished": "ttl-after-finished-controller",
+    "csrsigning": "certificate-controller", "csrapproving": "certificate-controller",
     "persistentvolume-binder": "persistent-volume-binder",
     "pvc-protection": "pvc-protection-controller", "pv-protection": "pv-protection-controller",
 }

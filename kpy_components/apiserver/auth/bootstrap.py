@@ -189,10 +189,28 @@ _CLUSTER_ROLES: dict[str, list[dict]] = {
         rule(READ, _STORAGE, ("storageclasses",)), rule(("watch",), _CORE, ("events",)), _events()],
     "system:service-account-issuer-discovery": [rule(("get",), urls=("/.well-known/openid-configuration",
                                                                       "/openid/v1/jwks"))],
+    # What csrapproving asks of a kubelet client CSR's requester: a new node's first certificate, a node's renewal.
+    "system:certificates.k8s.io:certificatesigningrequests:nodeclient": [
+        rule(("create",), _CERTS, ("certificatesigningrequests/nodeclient",))],
+    "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient": [
+        rule(("create",), _CERTS, ("certificatesigningrequests/selfnodeclient",))],
+    # Who may approve (certificatesigningrequests/approval) requests for each built-in signer.
+    **{f"system:certificates.k8s.io:{signer}-approver": [
+        rule(("approve",), _CERTS, ("signers",), names=(f"kubernetes.io/{signer}",))]
+       for signer in ("legacy-unknown", "kubelet-serving", "kube-apiserver-client", "kube-apiserver-client-kubelet")},
 }
 
 # The controllers' roles, by controller name (role system:controller:<name>, service account kube-system/<name>).
 _CONTROLLER_ROLES: dict[str, list[dict]] = {
+    "certificate-controller": [  # csrapproving and csrsigning
+        rule(("delete", "get", "list", "watch"), _CERTS, ("certificatesigningrequests",)),
+        rule(("update",), _CERTS, ("certificatesigningrequests/approval", "certificatesigningrequests/status")),
+        rule(("approve",), _CERTS, ("signers",), names=("kubernetes.io/kube-apiserver-client-kubelet",)),
+        rule(("sign",), _CERTS, ("signers",), names=("kubernetes.io/kube-apiserver-client",
+                                                     "kubernetes.io/kube-apiserver-client-kubelet",
+                                                     "kubernetes.io/kubelet-serving",
+                                                     "kubernetes.io/legacy-unknown")),
+        rule(("create",), _AUTHZ, ("subjectaccessreviews",)), _events()],
     "clusterrole-aggregation-controller": [rule(("escalate", "get", "list", "patch", "update", "watch"), GROUP,
                                                 ("clusterroles",))],
     "cronjob-controller": [
@@ -304,6 +322,10 @@ _CLUSTER_BINDINGS: dict[str, list[tuple[str, str]]] = {
     "system:kube-scheduler": [("User", "system:kube-scheduler")],
     "system:volume-scheduler": [("User", "system:kube-scheduler")],
     "system:service-account-issuer-discovery": [("Group", "system:serviceaccounts")],
+    # kubeadm's bindings (kubeadm:node-autoapprove-bootstrap, kubeadm:node-autoapprove-certificate-rotation), which
+    # let csrapproving approve bootstrap-token nodes' first client certificates and every node's renewals.
+    "system:certificates.k8s.io:certificatesigningrequests:nodeclient": [("Group", "system:bootstrappers")],
+    "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient": [("Group", "system:nodes")],
 }
 
 # (namespace, Role name) -> rules; (namespace, RoleBinding name, Role name) -> subjects

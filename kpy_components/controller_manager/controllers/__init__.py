@@ -30,6 +30,7 @@ CONTROLLERS: dict[str, str] = {
     "root-ca-cert-publisher": "rootcacertpublisher:RootCACertPublisher",
     "ttl-after-finished": "ttlafterfinished:TTLAfterFinishedController",
     "csrsigning": "csrsigning:CSRSigningController",
+    "csrapproving": "csrapproving:CSRApprovingController",
     "persistentvolume-binder": "persistentvolume:PersistentVolumeBinder",
     "pvc-protection": "storageprotection:PVCProtectionController",
     "pv-protection": "storageprotection:PVProtectionController",
