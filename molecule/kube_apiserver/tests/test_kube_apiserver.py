@@ -58,3 +58,56 @@ def test_request_without_credentials_is_refused(host, server):
              "    print(error.code)\n")
     result = host.run("python3 -c %s", probe)
     assert result.stdout.strip() == "401", result.stdout + result.stderr
+
+
+def control_plane_host():
+    import testinfra
+    return testinfra.get_host(f"ansible://api-cp1?ansible_inventory={os.environ['MOLECULE_INVENTORY_FILE']}")
+
+
+def test_front_proxy_certificate_with_remote_user_is_authenticated_as_that_user():
+    """requestheader authentication as the role configures it: the front-proxy client certificate (what the
+    aggregation layer presents) with X-Remote-User/X-Remote-Group is that user; SelfSubjectReview says who."""
+    probe = ("import json, ssl, urllib.request\n"
+             "ctx = ssl.create_default_context(cafile='/etc/kpy/pki/ca.crt')\n"
+             "ctx.load_cert_chain('/etc/kpy/pki/front-proxy-client.crt', '/etc/kpy/pki/front-proxy-client.key')\n"
+             "body = json.dumps({'apiVersion': 'authentication.k8s.io/v1', 'kind': 'SelfSubjectReview'}).encode()\n"
+             "request = urllib.request.Request('https://127.0.0.1:6443/apis/authentication.k8s.io/v1/"
+             "selfsubjectreviews', data=body, method='POST', headers={'Content-Type': 'application/json', "
+             "'X-Remote-User': 'jane', 'X-Remote-Group': 'team-a'})\n"
+             "print(json.dumps(json.load(urllib.request.urlopen(request, context=ctx, timeout=10))['status']))\n")
+    result = control_plane_host().run("python3 -c %s", probe)
+    assert result.rc == 0, result.stderr
+    assert '"userInfo": {"username": "jane", "groups": ["team-a", "system:authenticated"]}' in result.stdout
+
+
+def test_a_nodes_own_client_csr_is_approved_and_signed(host, kubectl):
+    """csrapproving and csrsigning on an Ansible cluster: the worker's kubelet identity (system:node:api-w1) asks for a
+    new client certificate for itself; it is approved (selfnodeclient) and signed by the cluster CA."""
+    name = "api-w1-renewal"
+    script = f"""set -e
+cd "$(mktemp -d)"
+openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout node.key -out node.csr \\
+  -subj "/O=system:nodes/CN=system:node:api-w1" 2>/dev/null
+cat > csr.json <<JSON
+{{"apiVersion": "certificates.k8s.io/v1", "kind": "CertificateSigningRequest", "metadata": {{"name": "{name}"}},
+ "spec": {{"request": "$(base64 -w0 node.csr)", "signerName": "kubernetes.io/kube-apiserver-client-kubelet",
+          "usages": ["digital signature", "client auth"]}}}}
+JSON
+kubectl --kubeconfig /etc/kpy/kubelet.kubeconfig --server https://{API_SERVERS[0]}:6443 create -f csr.json
+for attempt in $(seq 120); do
+  cert=$(kubectl --kubeconfig /etc/kpy/kubelet.kubeconfig --server https://{API_SERVERS[0]}:6443 \\
+    get csr {name} -o jsonpath='{{.status.certificate}}')
+  if [ -n "$cert" ]; then break; fi
+  sleep 0.5
+done
+echo "$cert" | base64 -d > node.crt
+openssl verify -CAfile /etc/kpy/pki/ca.crt node.crt
+openssl x509 -noout -subject -nameopt sep_comma_plus_space -in node.crt
+"""
+    result = host.run("bash -c %s", script)
+    assert result.rc == 0, result.stdout + result.stderr
+    assert "node.crt: OK" in result.stdout
+    assert "subject=O=system:nodes, CN=system:node:api-w1" in result.stdout
+    reason = kubectl(API_SERVERS[1], "get", "csr", name, "-o", "jsonpath='{.status.conditions[0].reason}'")
+    assert reason.stdout == "AutoApproved", reason.stdout + reason.stderr
