@@ -98,10 +98,12 @@ class StoredObject:
 
 @dataclass(frozen=True)
 class ClusterState:
-    """What preflight observed. `hosts` in inventory order; `leaders`: unit -> the host holding its Lease."""
+    """What preflight observed. `hosts` in inventory order; `leaders`: unit -> the host holding its Lease;
+    `problems`: cluster-wide ones, each a refusal (the API's /readyz through the admin kubeconfig)."""
     hosts: list[Host]
     leaders: dict[str, str | None] = field(default_factory=dict)
     stored_in_removed: list[StoredObject] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
 
     def with_unit(self, unit: str) -> list[Host]:
         return [host for host in self.hosts if unit in host.components]
@@ -141,7 +143,7 @@ def refusals(state: ClusterState, target: Version, allow_patch_downgrade: bool =
              skip_node_ready: bool = False) -> list[str]:
     """Every reason the policy forbids upgrading this cluster to `target`, each naming host and component; empty
     when the upgrade (or its resumption) may go ahead."""
-    out: list[str] = []
+    out: list[str] = list(state.problems)
     for host in state.hosts:
         for unit, component in host.components.items():
             out += _target_rules(host, unit, component, target, allow_patch_downgrade)
