@@ -170,3 +170,32 @@ def test_objects_in_versions_the_target_drops_webhook_configurations_first(api):
         admission.delete_validating_webhook_configuration("upgrade-policy", _preload_content=False)
         for name in ("upgrade-v1", "upgrade-v2"):
             autoscaling.delete_namespaced_horizontal_pod_autoscaler(name, "default", _preload_content=False)
+
+
+def test_component_versions_reads_the_api_servers_version_and_readiness(tmp_path, apiserver):
+    """kpy_component_versions finds the API server from its config (a wildcard bind address means loopback) and
+    reads /version with the client certificate (anonymous requests get 401) and /readyz."""
+    (tmp_path / "components").mkdir()
+    (tmp_path / "components/kpy-apiserver").symlink_to(tmp_path / VERSION)
+    systemctl = tmp_path / "systemctl"  # this machine runs no kpy units: every unit is loaded and active
+    systemctl.write_text("#!/bin/sh\nprintf 'LoadState=loaded\\nActiveState=active\\n'\n")
+    systemctl.chmod(0o755)
+    config_file = tmp_path / "kube-apiserver.yaml"
+    config_file.write_text(f"# managed\nbind_address: 0.0.0.0\nsecure_port: {apiserver.port}  # the dev server's\n")
+
+    def versions(**options) -> dict:
+        args_file = tmp_path / "args.json"
+        args_file.write_text(json.dumps({"ANSIBLE_MODULE_ARGS": {
+            "units": ["kpy-apiserver"], "components_dir": str(tmp_path / "components"), "systemctl": str(systemctl),
+            "apiserver_config": str(config_file), **options}}))
+        proc = subprocess.run([sys.executable, REPO / "library/kpy_component_versions.py", args_file],
+                              capture_output=True, text=True, check=False, timeout=60)
+        return json.loads(proc.stdout)["components"]["kpy-apiserver"]
+
+    found = versions(apiserver_client_cert=str(apiserver.directory / "admin.crt"),
+                     apiserver_client_key=str(apiserver.directory / "admin.key"))
+    assert found == {"installed": VERSION, "link": str(tmp_path / VERSION), "active": True, "running": VERSION,
+                     "version_error": None, "problem": None, "health_checked": True}
+    anonymous = versions(apiserver_client_cert=str(tmp_path / "none.crt"))
+    assert anonymous["running"] is None and anonymous["problem"] is None
+    assert anonymous["version_error"].startswith(f"GET https://127.0.0.1:{apiserver.port}/version: HTTP 401")
