@@ -175,7 +175,9 @@ async def _take_disruption(ctx: WriteContext, api: API, namespace: str, pod: dic
 
 
 def _violation(cause: str) -> errors.APIError:
-    error = errors.too_many_requests(_VIOLATION)
+    # No Retry-After, as upstream: with one, client-go retries the 429 itself (silently, up to 10 times) before
+    # `kubectl drain` sees it and reports "error when evicting ... (will retry after 5s)".
+    error = errors.too_many_requests(_VIOLATION, retry_after=0)
     error.details = {"causes": [{"reason": "DisruptionBudget", "message": cause}]}
     return error
 
