@@ -20,8 +20,9 @@ description:
   - An Ansible module cannot stream output, so progress goes to the module log (journal) and each pod's timing is
     returned in RV(pods) for the playbook to print.
   - C(state=cordoned) only cordons; C(state=uncordoned) makes the node schedulable again.
-  - Runs where the kubeconfig and the C(kubernetes) Python client are, normally the controller
-    (C(delegate_to: localhost) with C(ansible_python_interpreter: "{{ ansible_playbook_python }}")).
+  - Runs where the kubeconfig and the C(kubernetes) Python client are, normally the controller, so use it with
+    C(delegate_to=localhost) and the controller's Python (C(ansible_python_interpreter) set to
+    C({{ ansible_playbook_python }})).
   - Supports check mode - reports what it would cordon and evict (and fails on what it would refuse), changes nothing.
 version_added: "1.31.0"
 author: kpy
