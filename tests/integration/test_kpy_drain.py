@@ -272,3 +272,24 @@ def test_kubectl_drain_honours_the_budget_and_leaves_the_daemonset_pod(cluster, 
     assert cluster.pod_names(node) == {"agent-1"}
     subprocess.run([*kubectl, "uncordon", node], check=True, capture_output=True)
     assert not cluster.unschedulable(node)
+
+
+def test_module_cordons_only_and_a_zero_grace_period_needs_no_kubelet(tmp_path, cluster):
+    """Without a kubelet, only gracePeriodSeconds=0 removes a pod bound to a node: the module passes grace_period
+    in the eviction's deleteOptions."""
+    node = cluster.add_node()
+    cluster.populate(node)
+    cluster.budget_status(disruptions_allowed=1)
+    options = {"kubeconfig": str(cluster.kubeconfig), "node": node}
+    code, result = run_module(tmp_path, **options, state="cordoned")
+    assert (code, result["changed"], result["cordoned"], result["evicted"]) == (0, True, True, [])
+    assert cluster.unschedulable(node) and cluster.pod_names(node) == {"agent-1", "cache-1", "web-1"}
+    code, result = run_module(tmp_path, **options, state="cordoned")
+    assert (code, result["changed"]) == (0, False)
+
+    code, result = run_module(tmp_path, **options, delete_emptydir_data=True, grace_period=0, timeout=20)
+    assert code == 0, result
+    assert (result["changed"], result["cordoned"]) == (True, False)
+    assert cluster.pod_names(node) == {"agent-1"}
+    assert [sorted(record) for record in result["pods"]] == [["attempts", "evicted_after", "gone_after", "pod",
+                                                              "summary"]] * 2
