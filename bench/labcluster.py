@@ -38,10 +38,10 @@ class LabCluster:
 
 @contextlib.contextmanager
 def lab_cluster(lab: str, subnet_index: int, *, control_plane: int, workers: int,
-                inventory: Path | None = None) -> Iterator[LabCluster]:
+                inventory: Path | None = None, site_args: tuple[str, ...] = ()) -> Iterator[LabCluster]:
     """The running lab whose inventory folder is `inventory` (left as it is), or else a fresh lab `lab` on
-    10.213.<subnet_index>.0/24 provisioned by site.yml from a throw-away inventory folder, which is taken down
-    and removed at the end."""
+    10.213.<subnet_index>.0/24 provisioned by site.yml (with `site_args`) from a throw-away inventory folder, which
+    is taken down and removed at the end."""
     if inventory is not None:
         cluster = LabCluster(lab, inventory.resolve())
         if not cluster.kubeconfig.is_file():
@@ -58,7 +58,7 @@ def lab_cluster(lab: str, subnet_index: int, *, control_plane: int, workers: int
                              f"--inventory={cluster.inventory / 'hosts.yml'}"], capture_output=True, text=True)
         if up.returncode != 0:
             sys.exit(f"kpy-lab up --lab={lab} failed: {up.stderr.strip()}")
-        run_site(cluster.inventory, [])
+        run_site(cluster.inventory, list(site_args))
         yield cluster
     finally:
         subprocess.run([BIN / "kpy-lab", "down", f"--lab={lab}"], capture_output=True)

@@ -47,6 +47,15 @@ options:
     description: The Python the venv is made from.
     type: path
     default: /usr/bin/python3
+  components_dir:
+    description: Where each component's link to the venv it runs lives (/opt/kpy/components/<unit>). Unless
+      I(allow_version_change), a host whose components run another version than I(venv) is refused before anything
+      changes - site.yml never moves a running cluster to another version; playbooks/upgrade.yml does, in order.
+    type: path
+  allow_version_change:
+    description: Install beside components that run another version (what the upgrade does).
+    type: bool
+    default: false
 """
 
 EXAMPLES = r"""
@@ -184,6 +193,19 @@ def rebuild_venv(module, python, venv, wheelhouse, checksum):
     shutil.rmtree(previous, ignore_errors=True)
 
 
+def components_on_other_versions(components_dir, venv):
+    """`<unit> <version>` for each component link in `components_dir` that points elsewhere than `venv`."""
+    if not os.path.isdir(components_dir):
+        return []
+    others = []
+    for unit in sorted(os.listdir(components_dir)):
+        target = os.readlink(os.path.join(components_dir, unit)) if os.path.islink(
+            os.path.join(components_dir, unit)) else None
+        if target and os.path.normpath(target) != os.path.normpath(venv):
+            others.append(f"{unit} {os.path.basename(os.path.normpath(target))}")
+    return others
+
+
 def main():
     module = AnsibleModule(
         argument_spec={
@@ -194,11 +216,19 @@ def main():
             "venv": {"type": "path", "required": True},
             "link": {"type": "path", "required": True},
             "python": {"type": "path", "default": "/usr/bin/python3"},
+            "components_dir": {"type": "path"},
+            "allow_version_change": {"type": "bool", "default": False},
         },
         supports_check_mode=True,
     )
     p = module.params
     wheelhouse, venv = p["wheelhouse"], p["venv"]
+    if p["components_dir"] and not p["allow_version_change"]:
+        others = components_on_other_versions(p["components_dir"], venv)
+        if others:
+            module.fail_json(msg=f"this host runs another kpy version ({', '.join(others)}), not "
+                                 f"{os.path.basename(venv)}: site.yml never changes a running component's version; "
+                                 f"upgrade with playbooks/upgrade.yml -e kpy_version={os.path.basename(venv)}")
     checksum, changes = p["checksum"], []
     if not has_archive(p["archive"], wheelhouse, checksum):
         if not p["upload"]:
