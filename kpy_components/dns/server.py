@@ -1,9 +1,10 @@
 """DNS over UDP and TCP on asyncio (one Listener per configured address), with an answer cache in front.
 
 The answer cache: rendering a response with dnspython costs ~200 us, far above CoreDNS's ~60 us per query per core.
-So a zone answer, once rendered, is kept by the query's own bytes (transport, flags, question in lower case, EDNS
-record: everything that decides the answer, except the ID) and sent again with the query's ID and its question
-bytes (so the case a resolver chose is echoed). An entry stands while its name is unchanged in the zone
+So a zone answer, once rendered, is kept per transport by the query's own bytes after the ID (flags, question in
+lower case, EDNS record: everything that decides the answer) with its question in lower case, and sent again with
+the query's ID and question bytes (so the case a resolver chose is echoed). A query already in lower case (what stub
+resolvers send) is its own key, byte for byte: one slice and one dict look-up answer it. An entry stands while its name is unchanged in the zone
 (ZoneIndex.fresh), so churn elsewhere in the cluster does not cool it. Only the zone's own answers are kept here
 (upstream answers have their TTL-bound cache in forward.py). Like CoreDNS's cache plugin it is bounded (cacheSize
 entries, oldest out first) and counted in coredns_cache_hits/misses_total. Every answer is counted in a plain
@@ -43,6 +44,12 @@ def question_end(wire: bytes) -> int | None:
     return end if 16 < end <= len(wire) else None
 
 
+def normal_key(wire: bytes, end: int) -> bytes:
+    """The answer cache's key of a query whose question ends at `end`: its bytes after the ID, question in lower
+    case."""
+    return wire[2:12] + wire[12:end].lower() + wire[end:]
+
+
 class Listener:
     def __init__(self, host: str, port: int, answerer: Answerer, metrics: DNSMetrics, cache_size: int):
         self.host, self.port = host, port
@@ -50,12 +57,12 @@ class Listener:
         self.index: ZoneIndex = answerer.index
         self.family = "2" if ":" in host else "1"
         self.server = f"dns://{f'[{host}]' if ':' in host else host}:{port}"
-        self._cache: dict[bytes, tuple] = {}
+        self._caches: dict[str, dict[bytes, tuple]] = {"udp": {}, "tcp": {}}  # by transport: UDP answers truncate
         self._udp: socket.socket | None = None
         self._pending: set[asyncio.Task] = set()
         self._tcp: asyncio.Server | None = None
         self._connections: set[asyncio.Task] = set()
-        metrics.cache_entries.labels(self.server, "success", ZONE_LABEL, "").set_function(lambda: len(self._cache))
+        metrics.cache_entries.labels(self.server, "success", ZONE_LABEL, "").set_function(self._entries)
         self._misses = metrics.cache_misses.labels(self.server, ZONE_LABEL, "")
 
     async def start(self) -> None:
@@ -132,28 +139,36 @@ class Listener:
             log.debug("UDP send error: %s", error)
 
     # --- answering -----------------------------------------------------------------------------------------------
+    def _entries(self) -> int:
+        return sum(len(cache) for cache in self._caches.values())
+
     def cached(self, wire: bytes, proto: str, started: float) -> bytes | None:
         """The cached answer to `wire` (ID and question case set), counted; None on a miss."""
+        cache = self._caches[proto]
+        entry = cache.get(wire[2:])  # a query in lower case is its own key
+        if entry is not None and (entry[2] == self.index.generation or self._revalidate(cache, wire[2:], entry)):
+            count(entry[3], time.perf_counter() - started)
+            return wire[:2] + entry[0][2:]
         end = question_end(wire)
         if end is None:
             return None
-        key = proto.encode() + wire[2:12] + wire[12:end].lower() + wire[end:]
-        entry = self._cache.get(key)
-        if entry is None or (entry[2] != self.index.generation and not self._revalidate(key, entry)):
+        key = normal_key(wire, end)
+        entry = cache.get(key)
+        if entry is None or (entry[2] != self.index.generation and not self._revalidate(cache, key, entry)):
             self._misses.inc()
             return None
         body = entry[0]
         count(entry[3], time.perf_counter() - started)
         return wire[:2] + body[2:12] + wire[12:end] + body[end:]
 
-    def _revalidate(self, key: bytes, entry: tuple) -> bool:
+    def _revalidate(self, cache: dict[bytes, tuple], key: bytes, entry: tuple) -> bool:
         """Whether an entry rendered before the zone's last change still stands; if so it is marked as of now (the
         next hits skip the check until the zone changes again), if not it goes."""
         body, name, since, tally = entry
         if not self.index.fresh(name, since):
-            del self._cache[key]
+            del cache[key]
             return False
-        self._cache[key] = (body, name, self.index.generation, tally)
+        cache[key] = (body, name, self.index.generation, tally)
         return True
 
     def answer(self, wire: bytes, proto: str, started: float, send: Callable[[bytes], None]) -> asyncio.Task | None:
@@ -185,10 +200,12 @@ class Listener:
             if end is None:
                 return
             hits = self.metrics.queries.tally(*labels, "denial" if reply.negative else "success")
-            if len(self._cache) >= self.cache_size:
-                del self._cache[next(iter(self._cache))]
-            key = proto.encode() + query[2:12] + query[12:end].lower() + query[end:]
-            self._cache[key] = (reply.wire, reply.name, reply.generation, hits)
+            cache = self._caches[proto]
+            if self._entries() >= self.cache_size:
+                fullest = max(self._caches.values(), key=len)
+                del fullest[next(iter(fullest))]
+            body = reply.wire[:12] + reply.wire[12:end].lower() + reply.wire[end:]
+            cache[normal_key(query, end)] = (body, reply.name, reply.generation, hits)
 
     # --- TCP -----------------------------------------------------------------------------------------------------
     async def _serve_tcp(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:

@@ -214,10 +214,15 @@ async def test_pod_names_when_the_namespace_exists(serve):
 
 async def test_names_match_in_any_case_and_the_question_case_is_echoed(serve):
     listener = await serve(populated_index())
-    for _ in range(2):  # the second answer comes from the rendered-answer cache
-        answer = await ask(listener, f"WeB.DeMo.SvC.{ZONE.upper()}")
+    # rendered for the first; the others from the rendered-answer cache, whether in lower case or not
+    for name in (f"WeB.DeMo.SvC.{ZONE.upper()}", f"web.demo.svc.{ZONE}", f"WEB.demo.svc.{ZONE}",
+                 f"WeB.DeMo.SvC.{ZONE.upper()}"):
+        answer = await ask(listener, name)
         assert addresses(answer) == {"10.96.0.20"}
-        assert answer.question[0].name.to_text() == f"WeB.DeMo.SvC.{ZONE.upper()}."
+        assert answer.question[0].name.to_text() == f"{name}."
+        assert {rrset.name.to_text() for rrset in answer.answer} == {f"{name}."}
+    value = metric_reader(listener)
+    assert value("coredns_cache_hits_total", server=listener.server, type="success", zones=".", view="") == 3
 
 
 async def test_changes_are_answered_at_once_despite_the_cache(serve):
