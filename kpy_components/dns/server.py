@@ -4,9 +4,9 @@ The answer cache: rendering a response with dnspython costs ~200 us, far above C
 So a zone answer, once rendered, is kept per transport by the query's own bytes after the ID (flags, question in
 lower case, EDNS record: everything that decides the answer) with its question in lower case, and sent again with
 the query's ID and question bytes (so the case a resolver chose is echoed). A query already in lower case (what stub
-resolvers send) is its own key, byte for byte: one slice and one dict look-up answer it. An entry stands while its name is unchanged in the zone
-(ZoneIndex.fresh), so churn elsewhere in the cluster does not cool it. Only the zone's own answers are kept here
-(upstream answers have their TTL-bound cache in forward.py). Like CoreDNS's cache plugin it is bounded (cacheSize
+resolvers send) is its own key, byte for byte: one slice and one dict look-up answer it. An entry stands while its
+name is unchanged in the zone (ZoneIndex.fresh), so churn elsewhere in the cluster does not cool it. Only the zone's
+own answers are kept here (upstream answers have their TTL-bound cache in forward.py). Like CoreDNS's cache plugin it is bounded (cacheSize
 entries, oldest out first) and counted in coredns_cache_hits/misses_total. Every answer is counted in a plain
 tally (metrics.QueryTallies), which a scrape turns into CoreDNS's per-query metrics.
 
