@@ -6,9 +6,9 @@ lower case, EDNS record: everything that decides the answer) with its question i
 the query's ID and question bytes (so the case a resolver chose is echoed). A query already in lower case (what stub
 resolvers send) is its own key, byte for byte: one slice and one dict look-up answer it. An entry stands while its
 name is unchanged in the zone (ZoneIndex.fresh), so churn elsewhere in the cluster does not cool it. Only the zone's
-own answers are kept here (upstream answers have their TTL-bound cache in forward.py). Like CoreDNS's cache plugin it is bounded (cacheSize
-entries, oldest out first) and counted in coredns_cache_hits/misses_total. Every answer is counted in a plain
-tally (metrics.QueryTallies), which a scrape turns into CoreDNS's per-query metrics.
+own answers are kept here (upstream answers have their TTL-bound cache in forward.py). Like CoreDNS's cache plugin
+it is bounded (cacheSize entries, oldest out first) and counted in coredns_cache_hits/misses_total. Every answer is
+counted in a plain tally (metrics.QueryTallies), which a scrape turns into CoreDNS's per-query metrics.
 
 Contract: nothing a client sends makes a listener raise; an unanswerable datagram is dropped, a TCP connection
 that sends garbage or idles `TCP_IDLE` seconds is closed.
