@@ -3,6 +3,7 @@ X-Remote-Group and X-Remote-Extra-* the user; such a certificate is never an x50
 certificates and the headers of anyone else count as before."""
 import asyncio
 import datetime
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -119,7 +120,7 @@ def test_config_takes_upstreams_flags_with_kubeadms_header_names_by_default():
     config = parse(_config({"client_ca_file": "/etc/kpy/pki/front-proxy-ca.crt",
                             "allowed_names": ["front-proxy-client"]}))
     assert config.requestheader == RequestHeaderConfig(
-        __import__("pathlib").Path("/etc/kpy/pki/front-proxy-ca.crt"), ("front-proxy-client",),
+        Path("/etc/kpy/pki/front-proxy-ca.crt"), ("front-proxy-client",),
         ("X-Remote-User",), ("X-Remote-Group",), ("X-Remote-Extra-",))
     assert parse(_config(None) | {"requestheader": {"client_ca_file": "/x"}}).requestheader.allowed_names == ()
 
