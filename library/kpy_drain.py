@@ -70,6 +70,12 @@ options:
       evicted pods are waited for until then.
     type: int
     default: 300
+  owner:
+    description: Who cordons. With it, a cordon made by this call records it in the node's annotation
+      C(kpy.io/cordoned-by), and C(state=uncordoned) uncordons only a node this owner cordoned, removing the
+      annotation - a node an administrator had cordoned stays cordoned, and a re-run can find the nodes an interrupted
+      run left cordoned.
+    type: str
 """
 
 EXAMPLES = r"""
@@ -153,8 +159,10 @@ ARGUMENT_SPEC = {
     "force": {"type": "bool", "default": False},
     "grace_period": {"type": "int"},
     "timeout": {"type": "int", "default": 300},
+    "owner": {"type": "str"},
 }
 
+CORDONED_BY = "kpy.io/cordoned-by"  # who cordoned the node (option owner)
 MIRROR_ANNOTATION = "kubernetes.io/config.mirror"  # set by the kubelet on the API copy of a static pod
 FINISHED = ("Succeeded", "Failed")
 POLL = 1.0  # seconds between eviction retries and between checks that evicted pods are gone
@@ -256,9 +264,11 @@ class Cluster:
                 raise DrainError(f"node {name} not found at {self.host}") from None
             raise DrainError(f"reading node {name}: {api_message(error)}") from None
 
-    def set_unschedulable(self, name: str, unschedulable: bool) -> None:
+    def set_unschedulable(self, name: str, unschedulable: bool, owner: str | None = None) -> None:
         # null removes the field, as `kubectl uncordon` leaves it
         body = {"spec": {"unschedulable": True if unschedulable else None}}
+        if owner:
+            body["metadata"] = {"annotations": {CORDONED_BY: owner if unschedulable else None}}
         try:
             self.call(f"patching node {name}", self.core.patch_node, name, body,
                       _content_type="application/merge-patch+json")
@@ -333,9 +343,13 @@ class Drain:
     def set_schedulable(self, node: dict, schedulable: bool) -> None:
         if bool((node.get("spec") or {}).get("unschedulable")) != schedulable:
             return
+        owner = self.params["owner"]
+        if schedulable and owner and ((node.get("metadata") or {}).get("annotations") or {}).get(CORDONED_BY) != owner:
+            self.log(f"left cordoned: not cordoned by {owner}")
+            return
         self.result.update(changed=True, cordoned=True)
         if not self.module.check_mode:
-            self.cluster.set_unschedulable(self.params["node"], not schedulable)
+            self.cluster.set_unschedulable(self.params["node"], not schedulable, owner)
         self.log("uncordoned" if schedulable else "cordoned")
 
     def plan(self) -> list[dict]:

@@ -82,8 +82,8 @@ class Cluster:
         self.policy.create_namespaced_pod_disruption_budget(self.namespace, {
             "metadata": {"name": "web"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "web"}}}})
 
-    def add_node(self) -> str:
-        name = f"{self.namespace}-node"
+    def add_node(self, suffix: str = "node") -> str:
+        name = f"{self.namespace}-{suffix}"
         self.core.create_node({"metadata": {"name": name}})
         return name
 
@@ -293,3 +293,21 @@ def test_module_cordons_only_and_a_zero_grace_period_needs_no_kubelet(tmp_path, 
     assert cluster.pod_names(node) == {"agent-1"}
     assert [sorted(record) for record in result["pods"]] == [["attempts", "evicted_after", "gone_after", "pod",
                                                               "summary"]] * 2
+
+
+def test_an_owner_uncordons_only_what_it_cordoned(tmp_path, cluster):
+    """With `owner`, a cordon is recorded on the node and only that owner's cordon is undone: a node an administrator
+    cordoned stays cordoned through an upgrade, and a re-run finds the nodes an interrupted one left cordoned."""
+    ours, theirs = cluster.add_node("ours"), cluster.add_node("theirs")
+    options = {"kubeconfig": str(cluster.kubeconfig), "owner": "kpy-upgrade"}
+    cluster.core.patch_node(theirs, {"spec": {"unschedulable": True}}, _content_type=MERGE)  # the administrator's
+    for node in (ours, theirs):
+        assert run_module(tmp_path, **options, node=node, state="cordoned")[0] == 0
+    assert cluster.core.read_node(ours).metadata.annotations.get("kpy.io/cordoned-by") == "kpy-upgrade"
+    assert "kpy.io/cordoned-by" not in (cluster.core.read_node(theirs).metadata.annotations or {})
+    code, result = run_module(tmp_path, **options, node=theirs, state="uncordoned")
+    assert (code, result["changed"]) == (0, False) and cluster.unschedulable(theirs)
+    code, result = run_module(tmp_path, **options, node=ours, state="uncordoned")
+    assert (code, result["changed"], result["cordoned"]) == (0, True, True) and not cluster.unschedulable(ours)
+    assert "kpy.io/cordoned-by" not in (cluster.core.read_node(ours).metadata.annotations or {})
+    assert run_module(tmp_path, **options, node=ours, state="uncordoned")[1]["changed"] is False
