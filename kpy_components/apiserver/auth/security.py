@@ -139,7 +139,7 @@ class SecurityRuntime:
             validating=[plugin for name, plugin in (
                 ("LimitRanger", limit_ranger), ("NodeRestriction", NodeRestriction(api)), ("Priority", priority),
                 ("PersistentVolumeClaimResize", PersistentVolumeClaimResize(api)), ("", escalation),
-                ("ValidatingAdmissionPolicy", policies.ValidatingAdmissionPolicies(api)),
+                ("ValidatingAdmissionPolicy", policies.ValidatingAdmissionPolicies(api, self.authorizers.decide)),
                 ("ValidatingAdmissionWebhook", webhooks.ValidatingWebhooks(api, self.webhook_caller)),
                 ("ResourceQuota", ResourceQuotaAdmission(api, quota_status_writer(api)))) if name not in off])
         self.token_issuer = TokenIssuer(signer, config.audiences, lookup)
