@@ -22,6 +22,7 @@ from kpy_components.apiserver.storage.interface import Compacted, Storage, Stora
 from .client_cas import announce_client_cas
 from .aggregator import Aggregator
 from .config import ServerConfig, TLSConfig
+from .admission.policy_typecheck import PolicyTypeChecker
 from .crds.controller import CRDController
 from .kubelet import KubeletClient
 from .http import health
@@ -164,6 +165,7 @@ class APIServer:
                     self._tasks.append(asyncio.create_task(self._feed_authorizers(api, revision),
                                                            name="apiserver-authorizer-feed"))
                 self._tasks.append(asyncio.create_task(crds.run(), name="apiserver-crd-controller"))
+                self._tasks.append(asyncio.create_task(PolicyTypeChecker(api).run(), name="apiserver-policy-types"))
                 self._tasks.append(asyncio.create_task(self.aggregator.run(), name="apiserver-aggregator"))
                 reconciler = bootstrap.EndpointsReconciler(api, self.storage, self.address,
                                                            self.config.secure_port)

@@ -11,7 +11,7 @@ import pytest
 
 from kpy_components.api import catalog
 from kpy_components.api.errors import APIError
-from kpy_components.apiserver.admission import policies
+from kpy_components.apiserver.admission import policies, policy_typecheck
 from kpy_components.apiserver.admission.chain import Attributes
 from kpy_components.apiserver.http.context import RequestInfo, User
 
@@ -146,3 +146,42 @@ def test_warn_and_audit_actions_do_not_deny(caplog):
     with caplog.at_level(logging.INFO, logger=policies.__name__):
         _validate(spec, _attributes(CONFIG_MAP), actions=("Audit",))
     assert "Admission policy failed (audit)" in caplog.text
+
+
+# --- status.typeChecking -----------------------------------------------------------------------------------------
+
+def test_type_checking_reports_compile_errors_and_undeclared_references_by_field():
+    spec = {"validations": [{"expression": "object.spec.replicas <= params.max", "messageExpression": "'too' +"}],
+            "matchConditions": [{"name": "m", "expression": "objct.metadata.name != ''"}],
+            "variables": [{"name": "v", "expression": "object.items.all(i, i > 0)"}],
+            "auditAnnotations": [{"key": "k", "valueExpression": "request.userInfo.username"}]}
+    warnings = policy_typecheck.type_checking(spec)["expressionWarnings"]
+    assert [w["fieldRef"] for w in warnings] == ["spec.validations[0].messageExpression",
+                                                 "spec.matchConditions[0].expression"]
+    assert warnings[0]["warning"] == "ERROR: <input>:1:7: Syntax error\n | 'too' +\n | ......^"
+    assert warnings[1]["warning"] == ("ERROR: <input>:1:1: undeclared reference to 'objct' (in container '')\n"
+                                      " | objct.metadata.name != ''\n | ^")
+    assert policy_typecheck.type_checking({"validations": [{"expression": "variables.v && authorizer != null"}]}) == {}
+
+
+class _StatusAPI:
+    def __init__(self):
+        self.written = []
+
+    async def update_status(self, group, plural, namespace, obj):
+        self.written.append(obj)
+        return obj
+
+
+def test_type_checker_writes_status_once_per_generation():
+    api = _StatusAPI()
+    checker = policy_typecheck.PolicyTypeChecker(api)
+    checker.known["p"] = {"metadata": {"name": "p", "generation": 2},
+                          "spec": {"validations": [{"expression": "x == 1"}]}}
+    asyncio.run(checker.sync("p"))
+    (written,) = api.written
+    assert written["status"]["observedGeneration"] == 2
+    assert written["status"]["typeChecking"]["expressionWarnings"][0]["fieldRef"] == "spec.validations[0].expression"
+    checker.known["p"] = written
+    asyncio.run(checker.sync("p"))
+    assert len(api.written) == 1

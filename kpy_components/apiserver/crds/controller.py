@@ -18,7 +18,7 @@ from kpy_components.api import errors, meta
 
 from ..registry.api import API
 from ..registry.context import WriteContext
-from ..registry.following import follow
+from ..registry.following import follow, settle_each
 from . import definitions
 from .definitions import CLEANUP_FINALIZER, GROUP
 
@@ -58,13 +58,7 @@ class CRDController:
             worker.cancel()
 
     async def _work(self) -> None:
-        while True:
-            name = await self._queue.get()
-            try:
-                await self._sync(name)
-            except Exception:  # one CRD's failure must not stop the others; it is tried again shortly
-                log.exception("Failed to settle CustomResourceDefinition name=%s", name)
-                asyncio.get_running_loop().call_later(_RECHECK, self._queue.put_nowait, name)
+        await settle_each(self._queue, self._sync, "CustomResourceDefinition", _RECHECK)
 
     # --- one CRD -------------------------------------------------------------------------------------------------
     async def _sync(self, name: str) -> None:

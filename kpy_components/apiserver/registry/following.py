@@ -2,8 +2,9 @@
 controllers, the CRD controller and the aggregator, follow)."""
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from kpy_components.api import errors, meta
 
@@ -38,3 +39,16 @@ async def follow(store: Store, known: dict[str, dict], changed: Callable[[str], 
             known.update(current)
             for name in gone | set(current):
                 changed(name)
+
+
+async def settle_each(queue: asyncio.Queue, settle: Callable[[str], Awaitable[None]], what: str,
+                      recheck: float) -> None:
+    """Forever: settle the names `queue` hands out, one at a time. One object's failure must not stop the others:
+    it is logged and its name queued again after `recheck` seconds."""
+    while True:
+        name = await queue.get()
+        try:
+            await settle(name)
+        except Exception:
+            log.exception("Failed to settle %s name=%s", what, name)
+            asyncio.get_running_loop().call_later(recheck, queue.put_nowait, name)
