@@ -20,15 +20,15 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from urllib.error import HTTPError, URLError
 
 import dns.exception
 import dns.message
 import dns.query
 import dns.rcode
 import dns.rdatatype
-from ansible.module_utils.urls import open_url
 from ansible.plugins.action import ActionBase
+
+from kpy_components.client.oneshot import api_request
 
 POLL_SECONDS = 1.0
 DNS_TIMEOUT_SECONDS = 2.0
@@ -115,16 +115,8 @@ class ActionModule(ActionBase):
     # The API, with the admin certificate.
     def _request(self, method: str, path: str, body: dict | None = None) -> tuple[int | None, object]:
         args = self._args
-        try:
-            response = open_url(f"{args['api_url']}{path}", method=method, timeout=10,
-                                data=None if body is None else json.dumps(body),
-                                headers={"Content-Type": "application/json", "Accept": "application/json"},
-                                ca_path=args["ca"], client_cert=args["cert"], client_key=args["key"])
-            return response.status, json.loads(response.read() or b"null")
-        except HTTPError as error:
-            return error.code, error.reason
-        except (URLError, OSError) as error:
-            return None, str(getattr(error, "reason", error))
+        return api_request(f"{args['api_url']}{path}", method, body, ca=args["ca"], cert=args["cert"], key=args["key"],
+                           timeout=10)
 
     def _get(self, path: str) -> dict:
         status, body = self._request("GET", path)
