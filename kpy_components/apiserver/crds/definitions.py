@@ -134,7 +134,34 @@ def validate_definition(crd: dict) -> list[Cause]:
     causes.extend(_validate_names(names))
     conversion = spec.get("conversion") or {}
     causes.extend(validation.one_of(conversion.get("strategy"), "spec.conversion.strategy", ["None", "Webhook"]))
+    causes.extend(_validate_conversion(conversion))
     causes.extend(_validate_versions(spec.get("versions")))
+    return causes
+
+
+def _validate_conversion(conversion: dict) -> list[Cause]:
+    """A Webhook strategy names its webhook (one of url or service) and a ConversionReview version kpy speaks."""
+    webhook = conversion.get("webhook")
+    if conversion.get("strategy") != "Webhook":
+        return [meta.field_forbidden("spec.conversion.webhook", "should not be set when strategy is not set to "
+                                     "Webhook")] if webhook else []
+    if not isinstance(webhook, dict):
+        return [meta.field_required("spec.conversion.webhook", "required when strategy is set to Webhook")]
+    causes = []
+    config = webhook.get("clientConfig")
+    if not isinstance(config, dict):
+        causes.append(meta.field_required("spec.conversion.webhook.clientConfig",
+                                          "required when strategy is set to Webhook"))
+    elif bool(config.get("url")) == bool(config.get("service")):
+        causes.append(meta.field_required("spec.conversion.webhook.clientConfig",
+                                          "exactly one of url or service is required"))
+    versions = webhook.get("conversionReviewVersions") or []
+    if not versions:
+        causes.append(meta.field_required("spec.conversion.webhook.conversionReviewVersions",
+                                          "must contain at least one of v1, v1beta1"))
+    elif not {"v1", "v1beta1"} & set(versions):
+        causes.append(meta.field_invalid("spec.conversion.webhook.conversionReviewVersions", versions,
+                                         "must include at least one of v1, v1beta1"))
     return causes
 
 
@@ -269,7 +296,7 @@ def served_resources(crd: dict) -> list[ResourceInfo]:
                  "column_paths": [c.get("jsonPath", "") for c in version.get("additionalPrinterColumns") or []],
                  "columns_declared": bool(version.get("additionalPrinterColumns")),
                  "validations": bool(version.get("schema")), "deprecated": version.get("deprecated", False),
-                 "deprecation_warning": version.get("deprecationWarning")}
+                 "deprecation_warning": version.get("deprecationWarning"), "conversion": spec.get("conversion")}
         infos.append(ResourceInfo(group=spec["group"], version=version["name"], kind=names["kind"],
                                   plural=names["plural"], singular=names.get("singular") or names["kind"].lower(),
                                   namespaced=spec.get("scope") == "Namespaced",

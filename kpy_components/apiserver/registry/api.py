@@ -69,7 +69,7 @@ class API:
         for info in infos:
             if info is not stored:
                 strategy = strategy_for(info, self.cluster_ips, self.node_ports)
-                self.versions[(info.group, info.version, info.plural)] = ServedVersion(base, info, strategy)
+                self.versions[(info.group, info.version, info.plural)] = ServedVersion(base, info, strategy, self)
             self.registry.add(info)
 
     def store_for(self, info: ResourceInfo) -> Store:

@@ -1,8 +1,13 @@
 """A self-signed serving certificate for the test servers the API server calls (webhooks, extension servers)."""
 from __future__ import annotations
 
+import contextlib
 import datetime
+import http.server
 import ipaddress
+import json
+import ssl
+import threading
 from pathlib import Path
 
 from cryptography import x509
@@ -29,3 +34,29 @@ def self_signed(directory: Path, name: str, dns_names: tuple[str, ...] = ()) -> 
                                                               serialization.PrivateFormat.PKCS8,
                                                               serialization.NoEncryption()))
     return pem, str(directory / f"{name}.crt"), str(directory / f"{name}.key")
+
+
+@contextlib.contextmanager
+def https_server(directory: Path, name: str, handler: type[http.server.BaseHTTPRequestHandler]):
+    """A threaded HTTPS server on 127.0.0.1 with a self-signed certificate, serving until the block ends:
+    (server, its certificate PEM). `server.requests` is a list for the handler to record into."""
+    pem, cert, key = self_signed(directory, name)
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.requests = []
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield server, pem
+    finally:
+        server.shutdown()
+
+
+def reply_json(handler: http.server.BaseHTTPRequestHandler, answer: dict) -> None:
+    body = json.dumps(answer).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)

@@ -10,13 +10,11 @@ from __future__ import annotations
 import base64
 import http.server
 import json
-import ssl
-import threading
 
 import pytest
 import yaml
 
-from apiserver.selfsigned import self_signed
+from apiserver.selfsigned import https_server, reply_json
 from conftest import free_port
 
 
@@ -38,13 +36,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                                                                                  "refused"})
             else:
                 response["warnings"] = ["validated by the test webhook"]
-        body = json.dumps({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
-                           "response": response}).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+        reply_json(self, {"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview", "response": response})
 
     def log_message(self, *args):
         pass
@@ -53,18 +45,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def webhook_server(tmp_path_factory):
     """An HTTPS webhook server on 127.0.0.1 with a self-signed certificate: (base URL, caBundle, requests)."""
-    pem, cert, key = self_signed(tmp_path_factory.mktemp("webhook-tls"), "webhook")
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.requests = []
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert, key)
-    server.socket = context.wrap_socket(server.socket, server_side=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with https_server(tmp_path_factory.mktemp("webhook-tls"), "webhook", _Handler) as (server, pem):
         yield f"https://127.0.0.1:{server.server_address[1]}", base64.b64encode(pem).decode(), server.requests
-    finally:
-        server.shutdown()
 
 
 def _configuration(kind: str, name: str, url: str, bundle: str, namespace: str, **hook) -> str:
