@@ -58,7 +58,7 @@ def test_only_objects_in_another_version_are_sent_and_metadata_is_kept():
     (lambda r: {"result": {"status": "Success"}, "convertedObjects": [V1]},
      'invalid converted object at index 0: invalid apiVersion "example.com/v1", expected "example.com/v2"'),
     (RuntimeError('failed to call webhook: Post "https://x/convert": dial tcp 1.2.3.4:443: connect: connection '
-                  'refused'), 'failed to call webhook: Post "https://x/convert"'),
+                  'refused'), 'failed: Post "https://x/convert": dial tcp 1.2.3.4:443'),
 ])
 def test_failures_are_internal_errors_worded_as_upstream(answer, why):
     with pytest.raises(APIError) as failed:

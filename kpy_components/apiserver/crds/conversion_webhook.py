@@ -57,8 +57,8 @@ class ConversionWebhook:
         try:
             response = await self.caller.call({"clientConfig": self.webhook.get("clientConfig") or {},
                                                "timeoutSeconds": _DEFAULT_TIMEOUT}, review)
-        except RuntimeError as error:
-            raise self._failed(source, str(error)) from error
+        except RuntimeError as error:  # the Caller words call failures for admission: upstream's have no prefix
+            raise self._failed(source, str(error).removeprefix("failed to call webhook: ")) from error
         result = response.get("result") or {}
         if result.get("status") != "Success":
             raise self._failed(source, result.get("message") or

@@ -129,7 +129,7 @@ def test_an_unreachable_conversion_webhook_fails_reads_with_upstreams_wording(ku
                 break
             time.sleep(0.2)
         assert result.returncode != 0
-        assert (f"conversion webhook for {GROUP}/v1, Kind=Gadget failed: failed to call webhook: Post "
+        assert (f"conversion webhook for {GROUP}/v1, Kind=Gadget failed: Post "
                 f'"{closed}?timeout=30s": dial tcp 127.0.0.1') in result.stderr
         assert "connection refused" in result.stderr
     finally:
