@@ -2,17 +2,21 @@
 the documents publish gets requests generated from its parameters and body schemas, valid ones (in namespace
 `default`, so they reach the handlers) and invalid ones (wrong types, missing required parts, random names). The
 server must never answer 5xx, and every 4xx must be a Status with a message (bad input gets a clear error, never a
-traceback). Bounded: a few requests per operation and mode, in a fixed (derandomized) order.
+traceback). Bounded: a few requests per operation and mode, in a fixed (derandomized) order. The server is the
+test's own (its deletes and collection deletes must not reach other tests' objects).
 """
 from __future__ import annotations
 
 import collections
 import json
 
+import pytest
 import requests
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
 from schemathesis.openapi import from_dict
+
+from apiserver.conftest import dev_apiserver
 
 GROUP_VERSIONS = ("api/v1", "apis/apps/v1")
 EXAMPLES = {GenerationMode.POSITIVE: 2, GenerationMode.NEGATIVE: 1}
@@ -39,6 +43,12 @@ def _problem(response: requests.Response) -> str | None:
         if body.get("kind") != "Status" or not body.get("message"):
             return f"{response.status_code} without a Status message: {response.text[:200]!r}"
     return None
+
+
+@pytest.fixture(scope="module")
+def apiserver(tmp_path_factory):
+    with dev_apiserver(tmp_path_factory.mktemp("schemathesis-apiserver")) as server:
+        yield server
 
 
 def test_generated_requests_get_no_server_error(apiserver):
