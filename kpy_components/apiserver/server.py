@@ -24,6 +24,7 @@ from .aggregator import Aggregator
 from .config import ServerConfig, TLSConfig
 from .admission.policy_typecheck import PolicyTypeChecker
 from .crds.controller import CRDController
+from .crds.conversion_webhook import close_callers
 from .kubelet import KubeletClient
 from .http import health
 from .http.app import AppState, build_app
@@ -228,6 +229,7 @@ class APIServer:
             await self.kubelets.close()
         if self.aggregator is not None:
             await self.aggregator.close()
+        await close_callers()  # CRD conversion webhooks'
         if self.cache is not None:
             await self.cache.close()
         log.info("Stopped serving")

@@ -28,6 +28,14 @@ def caller_for(api) -> Caller:
     return caller
 
 
+async def close_callers() -> None:
+    """Close the conversion webhooks' HTTP sessions (at server stop)."""
+    callers = list(_callers.values())
+    _callers.clear()
+    for caller in callers:
+        await caller.close()
+
+
 def webhook_of(info: ResourceInfo) -> dict | None:
     """A served version's conversion webhook (spec.conversion.webhook), or None when its strategy is not Webhook."""
     conversion = info.extra.get("conversion") or {}
