@@ -108,3 +108,41 @@ def test_swagger_2_paths_carry_bodies_responses_and_path_parameters():
             for parameter in operation.get("parameters", []):
                 reference = parameter.get("schema", {}).get("$ref", "")
                 assert not reference or reference.removeprefix("#/definitions/") in document["definitions"]
+
+
+def test_a_custom_resource_document_resolves_its_scale_status_and_list():
+    from kpy_components.apiserver.crds.definitions import served_resources
+
+    crd = {"metadata": {"name": "widgets.example.com"}, "spec": {
+        "group": "example.com", "scope": "Namespaced",
+        "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "listKind": "WidgetList"},
+        "versions": [{"name": "v1", "served": True, "storage": True,
+                      "subresources": {"status": {}, "scale": {"specReplicasPath": ".spec.replicas",
+                                                               "statusReplicasPath": ".status.replicas"}},
+                      "schema": {"openAPIV3Schema": {"type": "object"}}}]},
+        "status": {"conditions": [{"type": "Established", "status": "True"}]}}
+    registry = catalog.default_registry()
+    for info in served_resources(crd):
+        registry.add(info)
+    document = openapi.v3_document(registry, "example.com", "v1")
+    paths = document["paths"]
+    scale = paths["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}/scale"]["put"]
+    assert scale["requestBody"]["content"]["*/*"]["schema"] == {"$ref": REF + "io.k8s.api.autoscaling.v1.Scale"}
+    status = paths["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}/status"]["get"]
+    assert status["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": REF + "com.example.v1.Widget"}
+    listing = paths["/apis/example.com/v1/namespaces/{namespace}/widgets"]["get"]
+    assert listing["operationId"] == "listExampleComV1NamespacedWidget"
+    references = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            if "$ref" in node:
+                references.add(node["$ref"].removeprefix(REF))
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk(document)
+    assert "com.example.v1.WidgetList" in references
+    assert references <= set(document["components"]["schemas"])

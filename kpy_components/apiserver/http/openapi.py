@@ -77,10 +77,11 @@ def paths(registry: Registry, group: str | None = None, version: str | None = No
 
 def kind_messages(registry: Registry, group: str, version: str) -> dict[str, dict]:
     """The built-in messages a group-version's paths speak (its kinds, their lists, their subresources' kinds),
-    each with its GVK; resources the type description lacks (custom resources) are left out."""
+    each with its GVK; kinds the type description lacks (custom resources' own) are left out, a custom resource's
+    Scale is not."""
     kinds = {}
     for info in registry:
-        if info.group != group or info.version != version or info.extra.get("crd"):
+        if info.group != group or info.version != version:
             continue
         for api_version, kind, gvk in ((info.api_version, info.kind, _gvk(group, version, info.kind)),
                                        (info.api_version, f"{info.kind}List", _gvk(group, version,
