@@ -15,7 +15,8 @@ def _names(parameters):
 
 
 def test_a_named_path_declares_its_name_namespace_and_pretty():
-    item = openapi.v3_document(REGISTRY, "apps", "v1")["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]
+    paths = openapi.v3_document(REGISTRY, "apps", "v1")["paths"]
+    item = paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}"]
     name, namespace, pretty = item["parameters"]
     assert name == {"name": "name", "in": "path", "description": "name of the Deployment", "required": True,
                     "schema": {"type": "string", "uniqueItems": True}}
@@ -50,7 +51,8 @@ def test_list_create_and_deletecollection_of_a_collection():
 
 
 def test_patch_accepts_the_four_patch_types_and_replace_the_kind():
-    item = openapi.v3_document(REGISTRY, "apps", "v1")["paths"]["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]
+    paths = openapi.v3_document(REGISTRY, "apps", "v1")["paths"]
+    item = paths["/apis/apps/v1/namespaces/{namespace}/deployments/{name}/scale"]
     patch = item["patch"]
     assert sorted(patch["requestBody"]["content"]) == ["application/apply-patch+yaml", "application/json-patch+json",
                                                        "application/merge-patch+json",
@@ -129,20 +131,30 @@ def test_a_custom_resource_document_resolves_its_scale_status_and_list():
     scale = paths["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}/scale"]["put"]
     assert scale["requestBody"]["content"]["*/*"]["schema"] == {"$ref": REF + "io.k8s.api.autoscaling.v1.Scale"}
     status = paths["/apis/example.com/v1/namespaces/{namespace}/widgets/{name}/status"]["get"]
-    assert status["responses"]["200"]["content"]["application/json"]["schema"] == {"$ref": REF + "com.example.v1.Widget"}
+    assert status["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": REF + "com.example.v1.Widget"}
     listing = paths["/apis/example.com/v1/namespaces/{namespace}/widgets"]["get"]
     assert listing["operationId"] == "listExampleComV1NamespacedWidget"
-    references = set()
+    references = _references(document, REF)
+    assert "com.example.v1.WidgetList" in references
+    assert references <= set(document["components"]["schemas"])
+    swagger = openapi_v2.json_document(registry)
+    assert _references(swagger, "#/definitions/") <= set(swagger["definitions"])
+    assert swagger["definitions"]["com.example.v1.WidgetList"]["properties"]["items"]["items"] == {
+        "$ref": "#/definitions/com.example.v1.Widget"}
+
+
+def _references(document: dict, prefix: str) -> set[str]:
+    found = set()
 
     def walk(node):
         if isinstance(node, dict):
             if "$ref" in node:
-                references.add(node["$ref"].removeprefix(REF))
+                found.add(node["$ref"].removeprefix(prefix))
             for value in node.values():
                 walk(value)
         elif isinstance(node, list):
             for value in node:
                 walk(value)
     walk(document)
-    assert "com.example.v1.WidgetList" in references
-    assert references <= set(document["components"]["schemas"])
+    return found

@@ -105,8 +105,7 @@ def v3_document(registry: Registry, group: str, version: str) -> dict:
             continue
         name = ops.kind_schema(info.api_version, info.kind, info)
         if info.extra.get("crd"):
-            schemas[name] = _custom_schema(info)
-            schemas[name + "List"] = _custom_list_schema(info, name)
+            schemas.update(custom_schemas(info))
         elif name is None:  # served from elsewhere (an aggregated API's kind): named, not described
             schemas[_placeholder_name(info)] = {"type": "object", "description": f"{info.kind} ({info.group_version})",
                                                 "x-kubernetes-group-version-kind": [_gvk(group, version, info.kind)]}
@@ -137,17 +136,23 @@ def _placeholder_name(info: ResourceInfo) -> str:
     return f"io.k8s.api.{info.group.replace('.k8s.io', '') or 'core'}.{info.version}.{info.kind}"
 
 
-def _custom_list_schema(info: ResourceInfo, name: str) -> dict:
+def custom_schemas(info: ResourceInfo, prefix: str = "#/components/schemas/") -> dict[str, dict]:
+    """A custom resource's published schemas: its kind and its list (`prefix`: where references point)."""
+    name = ops.kind_schema(info.api_version, info.kind, info)
+    return {name: _custom_schema(info), f"{name}List": _custom_list_schema(info, name, prefix)}
+
+
+def _custom_list_schema(info: ResourceInfo, name: str, prefix: str) -> dict:
     """The list of a custom resource, as upstream publishes it beside the CRD version's schema."""
     return {"type": "object", "description": f"{info.kind}List is a list of {info.kind}", "required": ["items"],
             "properties": {"apiVersion": {"type": "string", "description": _API_VERSION},
                            "items": {"type": "array", "description": f"List of {info.plural}. More info: "
                                      "https://git.k8s.io/community/contributors/devel/api-conventions.md",
-                                     "items": {"$ref": f"#/components/schemas/{name}"}},
+                                     "items": {"$ref": f"{prefix}{name}"}},
                            "kind": {"type": "string", "description": _KIND},
                            "metadata": {"description": "Standard list metadata. More info: https://git.k8s.io/"
                                         "community/contributors/devel/sig-architecture/api-conventions.md#types-kinds",
-                                        "allOf": [{"$ref": f"#/components/schemas/{ops.LIST_META}"}]}},
+                                        "allOf": [{"$ref": f"{prefix}{ops.LIST_META}"}]}},
             "x-kubernetes-group-version-kind": [_gvk(info.group, info.version, f"{info.kind}List")]}
 
 

@@ -113,18 +113,22 @@ def json_document(registry: Registry) -> dict:
     """The same document as Swagger 2.0 JSON, for clients that ask /openapi/v2 for application/json, with request
     bodies, responses and the definitions of every built-in kind (the protobuf document leaves them out: see above)."""
     from kpy_components.api import openapi_schemas
-    from .openapi import kind_messages, paths
+    from .openapi import custom_schemas, kind_messages, paths
 
     kinds: dict[str, dict] = {}
     for group, version in registry.group_versions():
         kinds.update(kind_messages(registry, group, version))
+    definitions = openapi_schemas.schemas(kinds, version=2)
+    for info in registry:
+        if info.extra.get("crd"):
+            definitions.update(custom_schemas(info, "#/definitions/"))
     document_paths = {}
     for path, path_ops in paths(registry).items():
         item = {op.method: _json_operation(op) for op in path_ops}
         item["parameters"] = [_json_parameter(p) for p in ops.path_parameters(path, path_ops[0].gvk["kind"])]
         document_paths[path] = item
     return {"swagger": "2.0", "info": {"title": "Kubernetes", "version": f"v{VERSION}"},
-            "paths": document_paths, "definitions": openapi_schemas.schemas(kinds, version=2)}
+            "paths": document_paths, "definitions": definitions}
 
 
 def document(registry: Registry) -> bytes:
