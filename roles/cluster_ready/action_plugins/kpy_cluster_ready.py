@@ -11,7 +11,8 @@ CNI, the kubelet, kpy-proxy's rules and kpy-dns together), removed again whateve
   - this run changed anything on a host (any of the registered results named in `watched` is changed), or
   - the record file does not say that a pod passed this check on this very cluster (the kube-system namespace's
     UID, which a rebuilt cluster does not share), or
-  - the controller got no answer from a kpy-dns endpoint (a controller outside the nodes' network).
+  - the controller got no answer from any kpy-dns endpoint (a controller outside the nodes' network; when some
+    answer, a silent one fails the gate).
 A passing pod check is recorded; writing a new record is the only change this action reports.
 """
 
@@ -166,6 +167,8 @@ class ActionModule(ActionBase):
                 wrong.append(f"{address} answered {dns.rcode.to_text(reply.rcode())} without an A record")
         if wrong:
             return False, None, f"{name} did not resolve: {'; '.join(wrong)}"
+        if answered and unanswered:  # the controller reaches kpy-dns, so an endpoint that stays silent is broken
+            return False, None, f"no DNS answer from {', '.join(unanswered)} (others answered)"
         return True, (answered, unanswered), ""
 
     # The pod check.
@@ -175,7 +178,8 @@ class ActionModule(ActionBase):
             raise GateFailed(f"could not create the DNS check pod: {status or 'no answer'} {pod}")
         path = f"/api/v1/namespaces/default/pods/{pod['metadata']['name']}"
         try:
-            phase = self._wait("the DNS check pod to finish", int(self._args["dns_wait_seconds"]),
+            phase = self._wait(f"the DNS check pod default/{pod['metadata']['name']} to finish",
+                               int(self._args["dns_wait_seconds"]),
                                lambda: self._pod_phase(path))
         finally:
             self._request("DELETE", path, {"gracePeriodSeconds": 0})
