@@ -78,7 +78,7 @@ def build_app(state: AppState) -> web.Application:
         finally:
             _record(state.metrics, request, info, user, code, time.monotonic() - started)
 
-    app.router.add_route("*", "/{tail:.*}", handle)
+    app.router.add_route("*", r"/{tail:[\s\S]*}", handle)  # any path, newlines (%0A) too: 404s are Statuses
     return app
 
 

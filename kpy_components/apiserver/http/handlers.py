@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kpy_components.api import errors, tables
+from kpy_components.api import errors, tables, types
 from kpy_components.api.resources import ResourceInfo
-from kpy_components.apiserver.registry import patching, subresources
+from kpy_components.apiserver.registry import patching, schema, subresources
 from kpy_components.apiserver.kubelet import KubeletClient
 from kpy_components.apiserver.registry.api import API
 from kpy_components.apiserver.registry.context import FIELD_VALIDATION, WriteContext, dry_run_requested
@@ -35,6 +35,34 @@ def resource_of(api: API, info: RequestInfo) -> ResourceInfo:
 def _unsupported(name: str, value: str, supported: list[str]) -> errors.APIError:
     valid = ", ".join(f'"{s}"' for s in supported)
     return errors.bad_request(f'{name}: Unsupported value: "{value}": supported values: {valid}')
+
+
+_GO_SCALARS = {"int64": (int, "int64"), "int32": (int, "int32"), "bool": (bool, "bool"), "string": (str, "string")}
+_JSON_NAMES = {str: "string", bool: "bool", int: "number", float: "number", list: "array", dict: "object"}
+
+
+def _check_delete_options(options: dict) -> None:
+    """A DeleteOptions body of the wrong shape is a 400 worded as upstream's decoder words it, never a 500: its
+    structs and lists by the type description (schema.unknown_fields), its scalars here."""
+    try:
+        schema.unknown_fields(options, "v1", "DeleteOptions")
+    except schema.DecodingError as error:
+        raise errors.bad_request(f'DeleteOptions in version "v1" cannot be handled as a DeleteOptions: {error}') \
+            from error
+    _check_scalars(options, f"{types.META}.DeleteOptions", "DeleteOptions")
+
+
+def _check_scalars(obj: dict, message: str, where: str) -> None:
+    for name, field in types.json_fields(message).items():
+        value = obj.get(name)
+        if isinstance(value, dict) and field.is_message:
+            _check_scalars(value, field.type, f"{where}.{name}")
+        wanted, go_type = _GO_SCALARS.get(field.type, (None, ""))
+        if value is None or wanted is None or field.repeated:
+            continue
+        if not isinstance(value, wanted) or (wanted is int and isinstance(value, bool)):
+            raise errors.bad_request(f"json: cannot unmarshal {_JSON_NAMES.get(type(value), 'value')} into Go struct "
+                                     f"field {where}.{name} of type {go_type}")
 
 
 def write_context(request: web.Request, info: RequestInfo, user: User, security: Security,
@@ -149,6 +177,7 @@ class ResourceHandler:
         options = negotiation.decode_body(request.headers.get("Content-Type"), data) if data else {}
         if not isinstance(options, dict):
             raise errors.bad_request("the request body must be a DeleteOptions object")
+        _check_delete_options(options)
         query = request.query
         grace = _int_param(query, "gracePeriodSeconds")
         if grace is not None:

@@ -81,3 +81,29 @@ def test_generated_requests_get_no_server_error(apiserver):
     assert tried >= 400 and classes["2xx"] > 0
     assert not problems, "\n".join(problems)
 
+
+
+# What the generated requests found, kept as plain cases: DeleteOptions of the wrong shape were 500s (a TypeError),
+# a name with a newline missed the router and got aiohttp's text 404.
+@pytest.mark.parametrize(("body", "message"), [
+    ({"preconditions": 5}, 'DeleteOptions in version "v1" cannot be handled as a DeleteOptions: cannot restore '
+                           "struct from int64"),
+    ({"dryRun": 7.0}, "cannot restore slice from float64"),
+    ({"gracePeriodSeconds": "x"}, "json: cannot unmarshal string into Go struct field DeleteOptions."
+                                  "gracePeriodSeconds of type int64"),
+    ({"orphanDependents": "x"}, "of type bool"),
+    ({"preconditions": {"uid": 5}}, "Go struct field DeleteOptions.preconditions.uid of type string"),
+], ids=["preconditions", "dryRun", "gracePeriodSeconds", "orphanDependents", "uid"])
+def test_delete_options_of_the_wrong_shape_are_400s(apiserver, body, message):
+    session = _session(apiserver)
+    collection = f"{apiserver.url}/api/v1/namespaces/default/configmaps"
+    session.post(collection, json={"metadata": {"name": "shape"}}, timeout=10)
+    for url in (f"{collection}/shape", collection):
+        response = session.delete(url, json=body, timeout=10)
+        assert response.status_code == 400 and message in response.json()["message"]
+
+
+def test_a_name_with_a_newline_is_a_status_404(apiserver):
+    response = _session(apiserver).get(f"{apiserver.url}/api/v1/namespaces/default/pods/a%0Ab", timeout=10)
+    assert response.status_code == 404
+    assert response.json()["message"] == 'pods "a\nb" not found'
