@@ -31,6 +31,14 @@ def playbook(name: str, *args: str, timeout: float = 1500) -> subprocess.Complet
                           capture_output=True, text=True, cwd=ROOT, env=env, timeout=timeout)
 
 
+def explain(run: subprocess.CompletedProcess) -> str:
+    """The end of a failed run, and what each control-plane host's API server logged last (a step that failed on a
+    host says why there)."""
+    journals = [f"--- {host}\n" + lab_ssh(host, "journalctl -u kpy-apiserver -n 25 --no-pager").stdout
+                for host in CONTROL_PLANE]
+    return run.stdout[-4000:] + "\n" + "\n".join(journals)
+
+
 def recap_changes(output: str) -> dict[str, int]:
     """Host -> changed=N of the PLAY RECAP."""
     return {m.group(1): int(m.group(2)) for m in re.finditer(r"^(\S+)\s*:\s*ok=\d+\s+changed=(\d+)", output, re.M)}
