@@ -64,6 +64,11 @@ def node_versions(admin) -> dict[str, tuple[str, str]]:
                                    n["status"]["nodeInfo"]["kubeProxyVersion"]) for n in nodes}
 
 
+def node_ready(admin, name: str) -> bool:
+    conditions = admin.json("get", "node", name)["status"].get("conditions") or ()
+    return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
+
+
 class BudgetWatch(threading.Thread):
     """Counts, twice a second, the web pods that are Ready and not being deleted (what the budget protects)."""
 
@@ -110,7 +115,8 @@ def test_a_kubelet_newer_than_the_api_servers_is_refused(admin):
                 f"{host}: kpy-kubelet {TARGET} is newer than the oldest API server")
     finally:
         assert lab_ssh(host, switch.format(PREVIOUS)).returncode == 0
-    wait_for(lambda: node_versions(admin)[host][0] == f"v{PREVIOUS}", 60, f"{host}'s kubelet back at {PREVIOUS}")
+    wait_for(lambda: node_versions(admin)[host][0] == f"v{PREVIOUS}" and node_ready(admin, host), 90,
+             f"{host}'s kubelet back at {PREVIOUS} and Ready")
 
 
 def test_a_service_under_load_and_its_budget(admin):
