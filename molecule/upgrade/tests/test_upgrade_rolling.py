@@ -165,7 +165,7 @@ def test_the_nodes_resume_the_upgrade_in_batches(admin):
     assert run.returncode == 0, explain(run)
     assert "drained in" in run.stdout
     # Resumed: the control plane was at the target, so this run planned and moved only the nodes.
-    assert "API servers, one at a time" not in run.stdout and "nodes (drain, switch" in run.stdout
+    assert "each ready first" not in run.stdout and "nodes (drain, switch" in run.stdout  # the plan's phases
     assert set(node_versions(admin).values()) == {(f"v{TARGET}", f"v{TARGET}")}
     assert {v for units in component_links().values() for v in units.values()} == {TARGET}
     assert not any(n["spec"].get("unschedulable") for n in admin.json("get", "nodes")["items"])
