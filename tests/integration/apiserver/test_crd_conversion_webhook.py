@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from apiserver.selfsigned import https_server, reply_json
-from conftest import free_port
+from apiserver.conftest import KUBECTL_VERSIONS, Kubectl, free_port  # by path: `conftest` alone may be another folder's
 
 GROUP = "conv.example.com"
 CRD_NAME = f"gadgets.{GROUP}"
@@ -70,8 +70,6 @@ def _crd(url: str, bundle: str) -> str:
 
 @pytest.fixture(scope="module")
 def gadgets(apiserver, converter, tmp_path_factory):
-    from conftest import Kubectl, KUBECTL_VERSIONS
-
     admin = Kubectl(KUBECTL_VERSIONS[-1], apiserver.admin_kubeconfig, tmp_path_factory.mktemp("conversion-cache"))
     url, bundle, _ = converter
     admin("apply", "-f", "-", input=_crd(url, bundle))

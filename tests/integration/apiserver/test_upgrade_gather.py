@@ -51,19 +51,23 @@ def cluster(api):
     removed afterwards."""
     core, leases = client.CoreV1Api(api), client.CoordinationV1Api(api)
     nodes = ("upgrade-cp1", "upgrade-cp2", "upgrade-w1")
-    for name in nodes:
-        core.create_node({"metadata": {"name": name}}, _preload_content=False)
-        set_node(core, name, ready=True)
     holders = {"kube-controller-manager": "upgrade-cp2_7c1c4f8e-0d3e-4c53-9c1e-3f6f7f0a2b11",
                "kube-scheduler": "upgrade-cp1.example.test_9a0e2f44-52a3-4fd8-a7a7-2d0f7d1f0c22"}
-    for lease, holder in holders.items():
-        leases.create_namespaced_lease("kube-system", {"metadata": {"name": lease},
-                                                       "spec": {"holderIdentity": holder}})
-    yield core
-    for name in nodes:
-        core.delete_node(name)
-    for lease in holders:
-        leases.delete_namespaced_lease(lease, "kube-system")
+    try:
+        for name in nodes:
+            core.create_node({"metadata": {"name": name}}, _preload_content=False)
+            set_node(core, name, ready=True)
+        for lease, holder in holders.items():
+            # The session's API server is shared: another test's component may hold these Leases already.
+            leases.delete_collection_namespaced_lease("kube-system", field_selector=f"metadata.name={lease}")
+            leases.create_namespaced_lease("kube-system", {"metadata": {"name": lease},
+                                                           "spec": {"holderIdentity": holder}})
+        yield core
+    finally:
+        for name in nodes:
+            core.delete_collection_node(field_selector=f"metadata.name={name}")
+        for lease in holders:
+            leases.delete_collection_namespaced_lease("kube-system", field_selector=f"metadata.name={lease}")
 
 
 def set_node(core, name, ready):
