@@ -12,6 +12,7 @@ with the child's status. etcd's own sd_notify reaches systemd because the unit s
 from __future__ import annotations
 
 import ctypes
+import os
 import signal
 import subprocess
 import sys
@@ -24,8 +25,14 @@ REPORT_EVERY = 60.0  # seconds between counts of dropped lines
 _PR_SET_PDEATHSIG = 1
 
 
-def _die_with_parent() -> None:
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def _die_with(parent: int):
+    """A preexec_fn: the child is killed when `parent` dies, also when it died between fork and prctl (then the
+    child has been re-parented already and the death signal would never come)."""
+    def die_with_parent() -> None:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(128 + signal.SIGKILL)
+    return die_with_parent
 
 
 def relay(lines: Iterable[bytes], sink: BinaryIO, clock=time.monotonic) -> int:
@@ -47,7 +54,7 @@ def relay(lines: Iterable[bytes], sink: BinaryIO, clock=time.monotonic) -> int:
 
 def supervise(command: list[str]) -> int:
     """Run `command`, relay its stderr, forward signals; its exit status (128 + signal when killed by one)."""
-    child = subprocess.Popen(command, stderr=subprocess.PIPE, preexec_fn=_die_with_parent)
+    child = subprocess.Popen(command, stderr=subprocess.PIPE, preexec_fn=_die_with(os.getpid()))
     for number in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(number, lambda received, _frame: child.send_signal(received))
     relay(child.stderr, sys.stderr.buffer)
