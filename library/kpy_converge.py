@@ -14,6 +14,8 @@ description:
     package just installed), then C(systemctl daemon-reload) when a written path is under /etc/systemd, then services.
   - Supports check mode (reports what would change, changes nothing) and diff mode (before/after of files whose
     content changes).
+  - Used through the kpy role's action plugin of the same name, which first runs this file on the host as a plain
+    python3 script (C(--probe), arguments on stdin) and runs the module only when the probe finds something to change.
 version_added: "1.31.0"
 author: kpy
 options:
@@ -129,17 +131,18 @@ started:
 """
 
 import grp
+import json
 import os
 import pwd
 import shlex
 import ssl
 import stat
+import subprocess
+import sys
 import tempfile
 import time
 import urllib.error
 import urllib.request
-
-from ansible.module_utils.basic import AnsibleModule
 
 SYSTEMD_DIR = "/etc/systemd/"
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
@@ -191,9 +194,10 @@ ARGUMENT_SPEC = {
 class Converger:
     """Applies each step, recording what changed; in check mode only records."""
 
-    def __init__(self, module):
+    def __init__(self, module, probe=False):
         self.module = module
         self.check = module.check_mode
+        self.probe = probe  # check mode that also asks each ready probe once (see probe())
         self.changes, self.changed_files, self.started, self.diffs = [], [], [], []
 
     def run(self, argv, what, env=None):
@@ -354,21 +358,21 @@ class Converger:
                 if self.record(f"started {name}"):
                     self.run(["systemctl", "start"] + (["--no-block"] if item["no_block"] else []) + [name],
                              f"starting {name}")
-            if item["ready"] and not self.check:
-                self.wait_ready(name, item["ready"])
+            if item["ready"] and (self.probe or not self.check):
+                self.wait_ready(name, dict(item["ready"], timeout=0) if self.probe else item["ready"])
 
-    def wait_ready(self, name, probe):
-        if probe["validate_certs"]:
-            context = ssl.create_default_context(cafile=probe["ca_path"])
+    def wait_ready(self, name, ready):
+        if ready["validate_certs"]:
+            context = ssl.create_default_context(cafile=ready["ca_path"])
         else:
             context = ssl.create_default_context()
             context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-        if probe["client_cert"]:
-            context.load_cert_chain(probe["client_cert"], probe["client_key"])
-        deadline = time.monotonic() + probe["timeout"]
+        if ready["client_cert"]:
+            context.load_cert_chain(ready["client_cert"], ready["client_key"])
+        deadline = time.monotonic() + ready["timeout"]
         while True:
             try:
-                with urllib.request.urlopen(probe["url"], context=context, timeout=5) as response:
+                with urllib.request.urlopen(ready["url"], context=context, timeout=5) as response:
                     if response.status == 200:
                         return
                     answer = f"HTTP {response.status}"
@@ -377,12 +381,82 @@ class Converger:
             except OSError as exc:  # refused, timed out, TLS errors (URLError is an OSError)
                 answer = str(exc)
             if time.monotonic() >= deadline:
-                self.module.fail_json(msg=f"{name} is not ready: {probe['url']} answered {answer} for "
-                                          f"{probe['timeout']} s", changes=self.changes)
+                self.module.fail_json(msg=f"{name} is not ready: {ready['url']} answered {answer} for "
+                                          f"{ready['timeout']} s", changes=self.changes)
             time.sleep(1)
 
 
+class NotInSync(Exception):
+    """The probe cannot vouch that nothing would change."""
+
+
+class ProbeHost:
+    """What Converger needs of AnsibleModule, for probe(): check mode, commands run directly, failures raised."""
+    check_mode, _diff = True, False
+
+    @staticmethod
+    def run_command(argv, environ_update=None):
+        proc = subprocess.run(argv, capture_output=True, text=True, env={**os.environ, **(environ_update or {})})
+        return proc.returncode, proc.stdout, proc.stderr
+
+    @staticmethod
+    def fail_json(msg, **_details):
+        raise NotInSync(msg)
+
+
+def with_defaults(spec, params):
+    """`params` completed and converted as AnsibleModule would for ARGUMENT_SPEC's option types (NotInSync on
+    anything it does not know, so that the module itself reports it)."""
+    unknown = set(params) - set(spec)
+    if unknown:
+        raise NotInSync(f"unsupported parameters {sorted(unknown)}")
+    done = {}
+    for name, option in spec.items():
+        value = params.get(name, option.get("default"))
+        if value is None:
+            if option.get("required"):
+                raise NotInSync(f"missing {name}")
+        elif option["type"] == "list":
+            if not isinstance(value, list):
+                raise NotInSync(f"{name} is not a list")
+            value = [with_defaults(option["options"], item) if "options" in option else str(item) for item in value]
+        elif option["type"] == "dict":
+            value = with_defaults(option["options"], value)
+        elif option["type"] == "bool":
+            value = value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes", "on")
+        elif option["type"] == "int":
+            value = int(value)
+        elif option["type"] == "path":
+            value = os.path.expanduser(os.path.expandvars(str(value)))
+        else:
+            value = str(value)
+        done[name] = value
+    return done
+
+
+def probe(stdin, stdout):
+    """Whether the host is already in the wanted state (JSON arguments on stdin), without Ansible on the host: the
+    converger in check mode, each ready probe asked once. Prints {"in_sync": bool, "why": ...}.
+
+    The kpy_converge action runs this first (as a plain python3 script: ~0.02 CPU-s against ~0.15 for a module
+    run, which compiles ansible.module_utils.basic afresh every time) and runs the module only when it is not in sync.
+    """
+    try:
+        params = with_defaults(ARGUMENT_SPEC, json.load(stdin))
+        converger = Converger(ProbeHost(), probe=True)
+        for step in ("groups", "users", "directories", "links", "packages", "files", "services"):
+            getattr(converger, step)(params[step])
+        answer = {"in_sync": not converger.changes, "why": converger.changes}
+    except (NotInSync, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
+        answer = {"in_sync": False, "why": [f"{type(exc).__name__}: {exc}"]}
+    json.dump(answer, stdout)
+
+
 def main():
+    if sys.argv[1:] == ["--probe"]:
+        return probe(sys.stdin, sys.stdout)
+    from ansible.module_utils.basic import AnsibleModule  # not needed (nor on the host) for the probe
+
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     converger = Converger(module)
     for step in ("groups", "users", "directories", "links", "packages", "files", "services"):

@@ -91,3 +91,42 @@ def test_a_file_whose_directory_is_missing_is_an_error_naming_it(tmp_path):
     result = converge(tmp_path, files=[{"dest": str(tmp_path / "nowhere/x"), "content": "x"}])
     assert result["failed"] is True
     assert result["msg"] == f"{tmp_path}/nowhere/x: directory {tmp_path}/nowhere does not exist"
+
+
+def probe(**options):
+    """`kpy_converge.py --probe`, as the kpy_converge action runs it on a host: plain python3, arguments on stdin."""
+    proc = subprocess.run([sys.executable, "-I", "-c", (REPO / "library/kpy_converge.py").read_text(), "--probe"],
+                          input=json.dumps(options), capture_output=True, text=True, check=True)
+    return json.loads(proc.stdout)
+
+
+def test_the_probe_vouches_for_a_host_in_the_wanted_state_and_changes_nothing(tmp_path, state):
+    (tmp_path / "host").mkdir()
+    assert probe(**state) == {"in_sync": False, "why": [
+        f"created directory {tmp_path}/host/etc/kpy", f"linked {tmp_path}/host/masked.service -> /dev/null",
+        f"created {tmp_path}/host/etc/kpy/a.yaml"]}
+    assert list((tmp_path / "host").iterdir()) == []
+    converge(tmp_path, **state)
+    assert probe(**state) == {"in_sync": True, "why": []}
+
+
+def test_the_probe_sees_drift_that_the_module_would_fix(tmp_path, state):
+    (tmp_path / "host").mkdir()
+    converge(tmp_path, **state)
+    target = tmp_path / "host/etc/kpy/a.yaml"
+    target.chmod(0o644)
+    assert probe(**state)["why"] == [f"set root:root 0640 on {target}"]
+    assert stat.S_IMODE(target.stat().st_mode) == 0o644
+    os.unlink(tmp_path / "host/masked.service")
+    assert probe(**state)["why"][0] == f"linked {tmp_path}/host/masked.service -> /dev/null"
+
+
+def test_the_probe_cannot_vouch_for_what_the_module_would_refuse_or_a_service_that_does_not_answer(tmp_path):
+    assert probe(bogus=[])["in_sync"] is False
+    assert probe(files=[{"dest": str(tmp_path / "x")}]) == {"in_sync": False, "why": ["NotInSync: missing content"]}
+    (tmp_path / "dir").mkdir()
+    assert probe(links=[{"src": "/dev/null", "dest": str(tmp_path / "dir")}])["why"] == [
+        f"NotInSync: {tmp_path}/dir is a directory, not a link to /dev/null"]
+    unit = {"name": "kpy-none.service", "ready": {"url": "http://127.0.0.1:9/ready", "timeout": "60"}}
+    answer = probe(services=[unit])
+    assert answer["in_sync"] is False and answer["why"][-1].startswith("NotInSync: kpy-none.service is not ready")
