@@ -94,6 +94,13 @@ options:
           client_cert: {description: Client certificate to present., type: path}
           client_key: {description: Its key., type: path}
           timeout: {description: Seconds to wait., type: int, default: 60}
+  stale:
+    description: Why the services run out of date although this call may change none of their files (certificates
+      another role rewrote, a reinstalled kpy). Each reason is reported as a change, so that the task's handler
+      restarts them.
+    type: list
+    elements: str
+    default: []
 """
 
 EXAMPLES = r"""
@@ -188,7 +195,11 @@ ARGUMENT_SPEC = {
             "timeout": {"type": "int", "default": 60},
         }},
     ),
+    "stale": {"type": "list", "elements": "str", "default": []},
 }
+
+
+STEPS = ("groups", "users", "directories", "links", "packages", "files", "services", "stale")
 
 
 class Converger:
@@ -361,6 +372,10 @@ class Converger:
             if item["ready"] and (self.probe or not self.check):
                 self.wait_ready(name, dict(item["ready"], timeout=0) if self.probe else item["ready"])
 
+    def stale(self, reasons):
+        for reason in reasons:
+            self.record(f"out of date: {reason}")
+
     def wait_ready(self, name, ready):
         if ready["validate_certs"]:
             context = ssl.create_default_context(cafile=ready["ca_path"])
@@ -444,7 +459,7 @@ def probe(stdin, stdout):
     try:
         params = with_defaults(ARGUMENT_SPEC, json.load(stdin))
         converger = Converger(ProbeHost(), probe=True)
-        for step in ("groups", "users", "directories", "links", "packages", "files", "services"):
+        for step in STEPS:
             getattr(converger, step)(params[step])
         answer = {"in_sync": not converger.changes, "why": converger.changes}
     except (NotInSync, OSError, ValueError, TypeError, KeyError, AttributeError) as exc:
@@ -459,7 +474,7 @@ def main():
 
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     converger = Converger(module)
-    for step in ("groups", "users", "directories", "links", "packages", "files", "services"):
+    for step in STEPS:
         getattr(converger, step)(module.params[step])
     result = {"changed": bool(converger.changes), "changes": converger.changes,
               "changed_files": converger.changed_files, "started": converger.started}

@@ -130,3 +130,14 @@ def test_the_probe_cannot_vouch_for_what_the_module_would_refuse_or_a_service_th
     unit = {"name": "kpy-none.service", "ready": {"url": "http://127.0.0.1:9/ready", "timeout": "60"}}
     answer = probe(services=[unit])
     assert answer["in_sync"] is False and answer["why"][-1].startswith("NotInSync: kpy-none.service is not ready")
+
+
+def test_stale_reasons_are_changes_for_the_handler_even_when_every_file_is_in_place(tmp_path, state):
+    (tmp_path / "host").mkdir()
+    converge(tmp_path, **state)
+    result = converge(tmp_path, stale=["/etc/kpy/pki/kubelet.crt"], **state)
+    assert (result["changed"], result["changes"], result["changed_files"]) == (
+        True, ["out of date: /etc/kpy/pki/kubelet.crt"], [])
+    assert probe(stale=["kpy 1.31.0 reinstalled"], **state) == {
+        "in_sync": False, "why": ["out of date: kpy 1.31.0 reinstalled"]}
+    assert converge(tmp_path, stale=[], **state)["changed"] is False
