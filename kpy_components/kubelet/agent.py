@@ -60,12 +60,33 @@ class APIObjectSource:
         return review.get("status") or {}
 
 
+class ProxyVersion:
+    """nodeInfo.kubeProxyVersion: what this node's kpy-proxy reports on its health port (the kube-proxy default,
+    loopback), "" while it does not answer. Read each round, so the Node shows a kpy-proxy upgrade, over one client
+    (one kept-alive connection) for the kubelet's life; `aclose` when the kubelet stops."""
+
+    def __init__(self, url: str = KUBE_PROXY_VERSION_URL):
+        self.url = url
+        self._http = httpx.AsyncClient(timeout=1.0, trust_env=False)  # loopback: never through an HTTP_PROXY
+
+    async def __call__(self) -> str:
+        try:
+            response = await self._http.get(self.url)
+            return response.json().get("gitVersion", "") if response.status_code == 200 else ""
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return ""
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
 class Agent:
     def __init__(self, client: RESTClient, informers: SharedInformerFactory, runtime: RuntimeClient,
                  config: KubeletConfig, node_name: str, recorder: EventRecorder, metrics: CollectorRegistry):
         self.client, self.informers, self.runtime, self.config = client, informers, runtime, config
         self.node_name, self.recorder, self.metrics = node_name, recorder, metrics
         self.address = node_ip(config)
+        self.proxy_version = ProxyVersion()
         self.nodes = informers.informer(client.resource("nodes"))
         self.node = NodeAgent(client, config, node_name, self.address, self.readiness, self.runtime_version,
                               self.proxy_version)
@@ -80,16 +101,6 @@ class Agent:
             version = await self.runtime.version()
             self._runtime_version = f"{version.runtime_name}://{version.runtime_version}"
         return self._runtime_version
-
-    async def proxy_version(self) -> str:
-        """nodeInfo.kubeProxyVersion: what this node's kpy-proxy reports on its health port (the kube-proxy default,
-        loopback), "" while it does not answer. Read each round, so the Node shows a kpy-proxy upgrade."""
-        try:
-            async with httpx.AsyncClient(timeout=1.0) as http:
-                response = await http.get(KUBE_PROXY_VERSION_URL)
-            return response.json().get("gitVersion", "") if response.status_code == 200 else ""
-        except (httpx.HTTPError, ValueError, AttributeError):
-            return ""
 
     async def readiness(self) -> Readiness:
         """The runtime's RuntimeReady and NetworkReady conditions, and whether this node's pod network is wired."""
@@ -213,6 +224,9 @@ class Agent:
         await self._wait_for_runtime()
         self.informers.start()
         await asyncio.gather(self.node.run(), self._network_loop(), self.pods.run())
+
+    async def close(self) -> None:
+        await self.proxy_version.aclose()
 
     async def _wait_for_runtime(self) -> None:
         while True:

@@ -63,6 +63,7 @@ async def serve(config: kubelet_config.KubeletConfig, stop: asyncio.Event) -> in
             await runner.cleanup()
         await informers.stop()
         await recorder.stop()
+        await agent.close()
         await runtime.close()
         await client.aclose()
 

@@ -6,10 +6,12 @@ import json
 from pathlib import Path
 
 import pytest
+from aiohttp import web
 
 from kpy_components.component.config import ConfigError
 from kpy_components.kubelet import config as kubelet_config
 from kpy_components.kubelet import logs, network, node, server
+from kpy_components.kubelet.agent import ProxyVersion
 from kpy_components.version import VERSION
 
 GiB = 1024 ** 3
@@ -100,6 +102,47 @@ def test_node_info_reports_this_kubelets_version_and_the_local_kpy_proxys():
     info = status["nodeInfo"]
     assert info["kubeletVersion"] == f"v{VERSION}" and info["kubeProxyVersion"] == "v1.30.0"
     assert info["containerRuntimeVersion"] == "containerd://1.6"
+
+
+@pytest.mark.anyio
+async def test_proxy_version_is_read_each_round_over_one_kept_alive_connection():
+    served, peers = {"gitVersion": "v1.30.0"}, []
+
+    async def version(request: web.Request) -> web.Response:
+        peers.append(request.transport.get_extra_info("peername"))
+        return web.json_response(served)
+
+    app = web.Application()
+    app.router.add_get("/version", version)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    reader = ProxyVersion(f"http://127.0.0.1:{port}/version")
+    try:
+        assert await reader() == "v1.30.0"
+        served["gitVersion"] = "v1.31.0"  # an upgraded kpy-proxy shows at the next round
+        assert await reader() == "v1.31.0"
+        assert len(peers) == 2 and peers[0] == peers[1]  # a client per round would dial a new connection
+    finally:
+        await reader.aclose()
+        await runner.cleanup()
+    with pytest.raises(RuntimeError):  # closed for good with the kubelet
+        await reader()
+
+
+@pytest.mark.anyio
+async def test_proxy_version_is_empty_while_kpy_proxy_does_not_answer():
+    server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    server.close()
+    await server.wait_closed()
+    reader = ProxyVersion(f"http://127.0.0.1:{port}/version")
+    try:
+        assert await reader() == ""
+    finally:
+        await reader.aclose()
 
 
 # --- pod network ---------------------------------------------------------------------------------------------------
