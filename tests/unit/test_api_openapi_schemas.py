@@ -9,6 +9,7 @@ import pytest
 
 from kpy_components.api import catalog, openapi_schemas, patch, types
 from kpy_components.apiserver.http import openapi, openapi_v2
+from openapi_references import references
 
 REGISTRY = catalog.default_registry()
 GROUP_VERSIONS = REGISTRY.group_versions()
@@ -18,19 +19,8 @@ GROUP_VERSIONS = REGISTRY.group_versions()
 def test_every_reference_resolves_inside_its_document(group, version):
     document = openapi.v3_document(REGISTRY, group, version)
     names = set(document["components"]["schemas"])
-    references = set()
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "$ref" in node:
-                references.add(node["$ref"].removeprefix("#/components/schemas/"))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-    walk(document)
-    assert references and references <= names
+    found = references(document, "#/components/schemas/")
+    assert found and found <= names
 
 
 def test_fields_are_those_field_validation_knows():

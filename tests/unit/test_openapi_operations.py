@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from kpy_components.api import catalog
 from kpy_components.apiserver.http import openapi, openapi_v2
+from openapi_references import references
 
 REGISTRY = catalog.default_registry()
 REF = "#/components/schemas/"
@@ -135,26 +136,10 @@ def test_a_custom_resource_document_resolves_its_scale_status_and_list():
         "$ref": REF + "com.example.v1.Widget"}
     listing = paths["/apis/example.com/v1/namespaces/{namespace}/widgets"]["get"]
     assert listing["operationId"] == "listExampleComV1NamespacedWidget"
-    references = _references(document, REF)
-    assert "com.example.v1.WidgetList" in references
-    assert references <= set(document["components"]["schemas"])
+    found = references(document, REF)
+    assert "com.example.v1.WidgetList" in found
+    assert found <= set(document["components"]["schemas"])
     swagger = openapi_v2.json_document(registry)
-    assert _references(swagger, "#/definitions/") <= set(swagger["definitions"])
+    assert references(swagger, "#/definitions/") <= set(swagger["definitions"])
     assert swagger["definitions"]["com.example.v1.WidgetList"]["properties"]["items"]["items"] == {
         "$ref": "#/definitions/com.example.v1.Widget"}
-
-
-def _references(document: dict, prefix: str) -> set[str]:
-    found = set()
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "$ref" in node:
-                found.add(node["$ref"].removeprefix(prefix))
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, list):
-            for value in node:
-                walk(value)
-    walk(document)
-    return found
