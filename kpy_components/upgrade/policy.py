@@ -121,32 +121,44 @@ def _kubelet_versions(host: Host) -> list[Version]:
     return sorted(versions)
 
 
-def _target_rules(host: Host, unit: str, component: Component, target: Version,
-                  allow_patch_downgrade: bool) -> list[str]:
-    where = f"{host.name}: {unit}"
-    if not component.versions:
-        return [f"{where} has no known version (no /opt/kpy/components/{unit} link to a version, not running)"]
-    out = []
-    for version in component.versions:
-        ahead = target.minors_after(version)
-        if ahead > 1:
-            skipped = ", ".join(f"{target.major}.{version.minor + i}" for i in range(1, ahead))
-            out.append(f"{where} {version} -> {target} skips minor {skipped}: upgrade one minor at a time")
-        elif ahead < 0:
-            out.append(f"{where} {version} -> {target} is a minor downgrade (not supported)")
-        elif ahead == 0 and target.patch < version.patch and not allow_patch_downgrade:
-            out.append(f"{where} {version} -> {target} is a patch downgrade (allowed only with allow_patch_downgrade)")
-    return out
+def _move_refusal(version: Version, target: Version, allow_patch_downgrade: bool) -> str | None:
+    """Why a component at `version` may not move to `target` ("1.29.0 -> 1.31.0 skips minor 1.30: ..."); None: it
+    may."""
+    ahead = target.minors_after(version)
+    if ahead > 1:
+        skipped = ", ".join(f"{target.major}.{version.minor + i}" for i in range(1, ahead))
+        return f"{version} -> {target} skips minor {skipped}: upgrade one minor at a time"
+    if ahead < 0:
+        return f"{version} -> {target} is a minor downgrade (not supported)"
+    if ahead == 0 and target.patch < version.patch and not allow_patch_downgrade:
+        return f"{version} -> {target} is a patch downgrade (allowed only with allow_patch_downgrade)"
+    return None
+
+
+def _target_rules(host: Host, target: Version, allow_patch_downgrade: bool) -> list[str]:
+    """The host's components that may not move to `target`: one line per reason, naming every component it
+    concerns in UNITS order ("w1: kpy-kubelet, kpy-proxy, kpy-dns 1.29.0 -> 1.31.0 skips minor 1.30: ..."), so a
+    skipped minor costs a line per host, not one per component."""
+    out, units_by_reason = [], {}
+    for unit in sorted(host.components, key=lambda u: UNITS.index(u) if u in UNITS else len(UNITS)):
+        component = host.components[unit]
+        if not component.versions:
+            out.append(f"{host.name}: {unit} has no known version (no /opt/kpy/components/{unit} link to a version, "
+                       "not running)")
+        for version in component.versions:
+            if reason := _move_refusal(version, target, allow_patch_downgrade):
+                units_by_reason.setdefault(reason, []).append(unit)
+    return [f"{host.name}: {', '.join(units)} {reason}" for reason, units in units_by_reason.items()] + out
 
 
 def refusals(state: ClusterState, target: Version, allow_patch_downgrade: bool = False,
              skip_node_ready: bool = False) -> list[str]:
-    """Every reason the policy forbids upgrading this cluster to `target`, each naming host and component; empty
-    when the upgrade (or its resumption) may go ahead."""
+    """Every reason the policy forbids upgrading this cluster to `target`, each naming its host and every component
+    it concerns; empty when the upgrade (or its resumption) may go ahead."""
     out: list[str] = list(state.problems)
     for host in state.hosts:
+        out += _target_rules(host, target, allow_patch_downgrade)
         for unit, component in host.components.items():
-            out += _target_rules(host, unit, component, target, allow_patch_downgrade)
             if component.active and component.version_error:
                 out.append(f"{host.name}: {unit} is running but its version could not be read: "
                            f"{component.version_error}")

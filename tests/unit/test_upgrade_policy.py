@@ -45,22 +45,37 @@ def test_one_minor_up_from_a_healthy_cluster_is_allowed():
     assert refusals(cluster(*n_minus_1()), V("1.31.0")) == []
 
 
-def test_skipped_minor_refused_for_every_component_naming_host_and_unit():
-    found = refusals(cluster(*n_minus_1()), V("1.32.0"))
-    assert "cp1: kpy-etcd 1.30.2 -> 1.32.0 skips minor 1.31: upgrade one minor at a time" in found
-    assert "w2: kpy-dns 1.30.2 -> 1.32.0 skips minor 1.31: upgrade one minor at a time" in found
-    assert len(found) == 3 * len(CONTROL) + 2 * len(NODE)
+CONTROL_UNITS = "kpy-etcd, kpy-apiserver, kpy-controller-manager, kpy-scheduler, kpy-kubelet, kpy-proxy"
+NODE_UNITS = "kpy-kubelet, kpy-proxy, kpy-dns"
+
+
+def test_skipped_minor_refused_once_per_host_naming_every_component():
+    skip = "1.30.2 -> 1.32.0 skips minor 1.31: upgrade one minor at a time"
+    assert refusals(cluster(*n_minus_1()), V("1.32.0")) == [
+        f"cp1: {CONTROL_UNITS} {skip}", f"cp2: {CONTROL_UNITS} {skip}", f"cp3: {CONTROL_UNITS} {skip}",
+        f"w1: {NODE_UNITS} {skip}", f"w2: {NODE_UNITS} {skip}"]
+
+
+def test_a_host_between_versions_gets_a_line_per_version_components_in_unit_order():
+    # the API server's link already switched to 1.30.2, the process still 1.29.0
+    hosts = [host("cp1", "1.29.0", units=(SCHEDULER, CONTROLLER_MANAGER), etcd="1.30.2",
+                  apiserver=Component(V("1.30.2"), V("1.29.0")))]
+    assert refusals(cluster(*hosts), V("1.32.0")) == [
+        "cp1: kpy-etcd, kpy-apiserver 1.30.2 -> 1.32.0 skips minor 1.31: upgrade one minor at a time",
+        "cp1: kpy-apiserver, kpy-controller-manager, kpy-scheduler 1.29.0 -> 1.32.0 skips minor 1.30, 1.31: "
+        "upgrade one minor at a time"]
 
 
 def test_minor_downgrade_refused():
-    found = refusals(cluster(*n_minus_1()), V("1.29.9"))
-    assert "cp3: kpy-apiserver 1.30.2 -> 1.29.9 is a minor downgrade (not supported)" in found
-    assert len(found) == 3 * len(CONTROL) + 2 * len(NODE)
+    down = "1.30.2 -> 1.29.9 is a minor downgrade (not supported)"
+    assert refusals(cluster(*n_minus_1()), V("1.29.9")) == [
+        f"cp1: {CONTROL_UNITS} {down}", f"cp2: {CONTROL_UNITS} {down}", f"cp3: {CONTROL_UNITS} {down}",
+        f"w1: {NODE_UNITS} {down}", f"w2: {NODE_UNITS} {down}"]
 
 
 def test_patch_downgrade_only_with_the_flag():
     found = refusals(cluster(*n_minus_1()), V("1.30.1"))
-    assert "w1: kpy-kubelet 1.30.2 -> 1.30.1 is a patch downgrade (allowed only with allow_patch_downgrade)" in found
+    assert f"w1: {NODE_UNITS} 1.30.2 -> 1.30.1 is a patch downgrade (allowed only with allow_patch_downgrade)" in found
     assert refusals(cluster(*n_minus_1()), V("1.30.1"), allow_patch_downgrade=True) == []
     assert refusals(cluster(*n_minus_1()), V("1.30.3")) == []  # a patch upgrade
 

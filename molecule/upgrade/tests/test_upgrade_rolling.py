@@ -3,6 +3,7 @@ nothing, the control plane alone (a mixed cluster that passes the smoke tests), 
 and a downgrade."""
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -98,7 +99,13 @@ def test_the_cluster_runs_the_previous_minor(admin):
 
 
 def test_a_skipped_minor_is_refused_before_anything_changes():
-    refused(playbook("upgrade.yml", "-e", f"kpy_version={NEXT}"), "skips minor", f"{CONTROL_PLANE[0]}: kpy-apiserver")
+    output = refused(playbook("upgrade.yml", "-e", f"kpy_version={NEXT}"), "skips minor")
+    # one line per host, naming its components: "cp1: kpy-etcd, kpy-apiserver, ... 1.30.0 -> 1.32.0 skips minor 1.31"
+    named = {m.group(1): m.group(2).split(", ") for m in re.finditer(
+        rf"({'|'.join(map(re.escape, HOSTS))}): ((?:kpy-[a-z-]+, )*kpy-[a-z-]+) {re.escape(PREVIOUS)} -> "
+        rf"{re.escape(NEXT)} skips minor", output)}
+    assert set(named) == set(HOSTS), output[-3000:]
+    assert "kpy-apiserver" in named[CONTROL_PLANE[0]] and "kpy-kubelet" in named[WORKERS[0]], named
     assert {v for units in component_links().values() for v in units.values()} == {PREVIOUS}
 
 

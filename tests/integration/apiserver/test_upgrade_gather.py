@@ -107,8 +107,8 @@ def test_refusals_name_host_and_component(tmp_path, apiserver, cluster):
     skipped = f"{MAJOR}.{MINOR + 1}.0"
     answer = run_module(tmp_path, kubeconfig=str(apiserver.admin_kubeconfig), target=skipped,
                         hosts=hosts_at(OLD), skip_node_ready=True)
-    assert f"cp2: kpy-apiserver {OLD} -> {skipped} skips minor {MAJOR}.{MINOR}: upgrade one minor at a time" \
-        in answer["msg"].splitlines()
+    assert f"cp2: {', '.join(CONTROL)} {OLD} -> {skipped} skips minor {MAJOR}.{MINOR}: upgrade one minor at a " \
+        "time" in answer["msg"].splitlines()
     assert answer["msg"].splitlines()[1].startswith(f"target {skipped} is not this checkout's version")
 
 
