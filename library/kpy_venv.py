@@ -16,7 +16,8 @@ description:
     about half pip's CPU). The previous venv is put back if that fails. Then points I(link) at I(venv).
   - Reports C(reinstalled) when kpy's code in the venv changed or the link moved, so roles of long-running
     components can restart them.
-  - Supports check mode.
+  - Supports check mode. The action also runs this file on the host as a plain python3 script first (C(--probe)) and
+    skips the module run when nothing would change.
 version_added: "1.31.0"
 author: kpy
 options:
@@ -85,11 +86,11 @@ changes:
 """
 
 import hashlib
+import json
 import os
 import shutil
+import sys
 import tarfile
-
-from ansible.module_utils.basic import AnsibleModule
 
 # Written last by each step, so an interrupted step is redone by the next run.
 UNPACKED_MARKER = ".kpy-archive-sha1"
@@ -206,7 +207,29 @@ def components_on_other_versions(components_dir, venv):
     return others
 
 
+def probe(stdin, stdout):
+    """Whether a run would change nothing (the module's arguments as JSON on stdin), without Ansible on the host:
+    the archive unpacked and the venv built from this checksum, the link pointing at the venv, no component on another
+    version. Prints {"in_sync": bool, "why": [...]} (see kpy_components.host_probe)."""
+    p = json.load(stdin)
+    venv, checksum = p["venv"], p["checksum"]
+    why = [f"{what} is not from archive {checksum}" for what, marker in (
+        (p["wheelhouse"], os.path.join(p["wheelhouse"], UNPACKED_MARKER)), (venv, os.path.join(venv, INSTALLED_MARKER)))
+        if read_marker(marker) != checksum]
+    if not os.path.isfile(p["archive"]):
+        why.append(f"{p['archive']} is missing")
+    if not (os.path.islink(p["link"]) and os.readlink(p["link"]) == venv):
+        why.append(f"{p['link']} does not point at {venv}")
+    if p.get("components_dir") and not p.get("allow_version_change"):
+        why += [f"{other} runs another version" for other in components_on_other_versions(p["components_dir"], venv)]
+    json.dump({"in_sync": not why, "why": why}, stdout)
+
+
 def main():
+    if sys.argv[1:] == ["--probe"]:
+        return probe(sys.stdin, sys.stdout)
+    from ansible.module_utils.basic import AnsibleModule  # not needed (nor on the host) for the probe
+
     module = AnsibleModule(
         argument_spec={
             "archive": {"type": "path", "required": True},

@@ -1,13 +1,16 @@
 """Action kpy_venv: the kpy_venv module, plus the wheelhouse archive's transfer only when the host lacks it.
 
-A no-op run costs one remote call per host (the module compares the archive's checksum with what the host
-unpacked); a new archive costs a second call after the transfer. `src` is the archive on the controller and is not
+A no-op run costs one plain python3 run per host (kpy_components.host_probe: the module's own file compares the
+archive's checksum with what the host unpacked and installed); otherwise the module runs, and a new archive costs a
+second call after the transfer. `src` is the archive on the controller and is not
 passed to the module.
 """
 
 from ansible.errors import AnsibleActionFail
 from ansible.plugins.action import ActionBase
 from ansible.utils.hashing import checksum as sha1_of
+
+from kpy_components.host_probe import in_sync
 
 
 class ActionModule(ActionBase):
@@ -22,6 +25,9 @@ class ActionModule(ActionBase):
         module_args["checksum"] = sha1_of(source)
         if module_args["checksum"] is None:
             raise AnsibleActionFail(f"kpy_venv: the wheelhouse archive {source} does not exist on the controller")
+        if in_sync(self, "kpy_venv", module_args, task_vars):
+            result.update(changed=False, changes=[], reinstalled=False)
+            return result
         result.update(self._execute_module("kpy_venv", module_args=module_args, task_vars=task_vars))
         if not result.pop("archive_needed", False) or result.get("failed") or self._task.check_mode:
             return result
