@@ -28,8 +28,8 @@ def build_all(cache_dir: Path, recipes=catalog.RECIPES, *, dry_run: bool = False
     built = []
     for recipe in recipes:
         package = debs.fetch(recipe.package, cache_dir / "debs")
-        image = recipe.build(package)
         layout = cache_dir / "layouts" / recipe.name
+        image = recipe.build(package, compressed_before=oci.compressed_layers(layout))
         changes = oci.write_layout(layout, image, dry_run=dry_run)
         archive = cache_dir / "archives" / f"{recipe.name}.tar"
         data = oci.archive_bytes(image, recipe.references(image))

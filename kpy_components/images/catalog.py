@@ -41,7 +41,7 @@ class Recipe:
     package: str
     upstream_registry: str
     repository: str
-    build: Callable[[Package], oci.Image]
+    build: Callable[..., oci.Image]  # (package, compressed_before=...) -> the image
 
     def references(self, image: oci.Image) -> list[str]:
         return [f"{self.upstream_registry}/{self.repository}:{tag}" for tag in image.tags]
@@ -85,7 +85,7 @@ def _annotations(package: Package) -> dict[str, str]:
     }
 
 
-def build_busybox(package: Package) -> oci.Image:
+def build_busybox(package: Package, **build_options) -> oci.Image:
     binary = read_files(package, ["bin/busybox"])["bin/busybox"][0]
     major_minor = ".".join(package.upstream_version.split(".")[:2])
     return oci.build_image(
@@ -95,10 +95,11 @@ def build_busybox(package: Package) -> oci.Image:
         tags=("latest", major_minor),
         annotations=_annotations(package),
         history=f"{package.name} {package.version}: /bin/busybox and its applets",
+        **build_options,
     )
 
 
-def build_pause(package: Package) -> oci.Image:
+def build_pause(package: Package, **build_options) -> oci.Image:
     binary, _ = read_files(package, ["usr/bin/catatonit"])["usr/bin/catatonit"]
     return oci.build_image(
         [[oci.directory("usr"), oci.directory("usr/bin"), oci.file("usr/bin/catatonit", binary, 0o755)]],
@@ -107,6 +108,7 @@ def build_pause(package: Package) -> oci.Image:
         tags=(PAUSE_TAG,),
         annotations=_annotations(package),
         history=f"{package.name} {package.version}: catatonit in pause mode",
+        **build_options,
     )
 
 

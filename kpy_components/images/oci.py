@@ -14,8 +14,9 @@ import json
 import os
 import stat
 import tarfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from types import MappingProxyType
 
 MEDIA_INDEX = "application/vnd.oci.image.index.v1+json"
 MEDIA_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -124,10 +125,12 @@ class Image:
 
 
 def build_image(layers: Iterable[Iterable[Entry]], config: dict, *, architecture: str, tags: Iterable[str],
-                annotations: dict[str, str] | None = None, history: str = "") -> Image:
-    """An image from its layers (lowest first) and the `config` part of its image config (Env, Cmd, ...)."""
+                annotations: dict[str, str] | None = None, history: str = "",
+                compressed_before: Mapping[str, bytes] = MappingProxyType({})) -> Image:
+    """An image from its layers (lowest first) and the `config` part of its image config (Env, Cmd, ...).
+    `compressed_before` (diff_id -> compressed blob, see compressed_layers) spares compressing a layer again."""
     tars = [layer_tar(entries) for entries in layers]
-    compressed = tuple(Blob(MEDIA_LAYER, gzip_bytes(tar)) for tar in tars)
+    compressed = tuple(Blob(MEDIA_LAYER, compressed_before.get(sha256(tar)) or gzip_bytes(tar)) for tar in tars)
     image_config = {
         "created": EPOCH,
         "architecture": architecture,
@@ -220,6 +223,20 @@ def read_layout(directory: Path) -> dict[str, str]:
             _verified_blob(directory, child)
         tags[descriptor.get("annotations", {}).get(REF_NAME, "")] = descriptor["digest"]
     return tags
+
+
+def compressed_layers(directory: Path) -> dict[str, bytes]:
+    """diff_id (sha256 of the uncompressed tar) -> compressed blob, for each layer of the image the layout in
+    `directory` holds; empty when there is none or it is damaged. A rebuild passes them to build_image, as image
+    builders cache layers: gzip -9 of the same tar was most of the time of a build that changes nothing."""
+    try:
+        index = json.loads((directory / "index.json").read_bytes())
+        manifest = json.loads(_verified_blob(directory, index["manifests"][0]))
+        config = json.loads(_verified_blob(directory, manifest["config"]))
+        return {diff_id: _verified_blob(directory, layer)
+                for diff_id, layer in zip(config["rootfs"]["diff_ids"], manifest["layers"], strict=True)}
+    except (OSError, ValueError, KeyError, IndexError, TypeError):
+        return {}
 
 
 def _verified_blob(directory: Path, descriptor: dict) -> bytes:

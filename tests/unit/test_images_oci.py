@@ -144,3 +144,26 @@ def test_archive_names_each_full_reference_and_holds_every_blob():
     ]
     for blob_ in built.blobs():
         assert tar.extractfile(f"blobs/sha256/{blob_.digest.removeprefix('sha256:')}").read() == blob_.data
+
+
+def test_a_rebuild_reuses_the_compressed_layers_of_the_layout_it_replaces(tmp_path):
+    built = image()
+    oci.write_layout(tmp_path, built)
+    diff_id = json.loads(built.config.data)["rootfs"]["diff_ids"][0]
+    assert oci.compressed_layers(tmp_path) == {diff_id: built.layers[0].data}
+    # What build_image takes from a previous layout is used as is (here a stand-in blob, to see that it was).
+    reused = oci.build_image([ENTRIES], {"Cmd": ["sh"]}, architecture="amd64", tags=("latest",),
+                             compressed_before={diff_id: b"previous blob"})
+    assert reused.layers[0].data == b"previous blob"
+    assert json.loads(reused.config.data)["rootfs"]["diff_ids"] == [diff_id]
+    other = oci.build_image([ENTRIES[:1]], {"Cmd": ["sh"]}, architecture="amd64", tags=("latest",),
+                            compressed_before={diff_id: b"previous blob"})
+    assert gzip.decompress(other.layers[0].data) == oci.layer_tar(ENTRIES[:1])
+
+
+def test_no_layers_are_reused_from_a_missing_or_damaged_layout(tmp_path):
+    assert oci.compressed_layers(tmp_path / "none") == {}
+    built = image()
+    oci.write_layout(tmp_path, built)
+    (tmp_path / "blobs/sha256" / built.layers[0].digest.removeprefix("sha256:")).write_bytes(b"corrupt")
+    assert oci.compressed_layers(tmp_path) == {}
