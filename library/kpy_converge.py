@@ -67,7 +67,11 @@ options:
     default: []
     suboptions:
       dest: {description: The file., type: path, required: true}
-      content: {description: Its whole content (text)., type: str, required: true}
+      content: {description: Its whole content (text). One of I(content) and I(template)., type: str}
+      template:
+        description: A template of the task's role, which the action renders on the controller with the task's
+          variables into I(content) (the module itself never sees it).
+        type: str
       owner: {description: Owner., type: str, default: root}
       group: {description: Group., type: str, default: root}
       mode: {description: Octal mode as a string., type: str, default: "0644"}
@@ -174,7 +178,8 @@ ARGUMENT_SPEC = {
     "packages": {"type": "list", "elements": "str", "default": []},
     "files": item_spec(
         dest={"type": "path", "required": True},
-        content={"type": "str", "required": True},
+        content={"type": "str"},
+        template={"type": "str"},
         owner={"type": "str", "default": "root"},
         group={"type": "str", "default": "root"},
         mode={"type": "str", "default": "0644"},
@@ -312,6 +317,9 @@ class Converger:
 
     def files(self, items):
         for item in items:
+            if item["content"] is None:
+                self.module.fail_json(msg=f"{item['dest']}: no content (a template is rendered into content by the "
+                                          f"kpy_converge action)", changes=self.changes)
             dest, wanted = item["dest"], item["content"].encode()
             if not os.path.isdir(os.path.dirname(dest)) and not self.check:
                 self.module.fail_json(msg=f"{dest}: directory {os.path.dirname(dest)} does not exist",

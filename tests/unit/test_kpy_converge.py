@@ -123,7 +123,8 @@ def test_the_probe_sees_drift_that_the_module_would_fix(tmp_path, state):
 
 def test_the_probe_cannot_vouch_for_what_the_module_would_refuse_or_a_service_that_does_not_answer(tmp_path):
     assert probe(bogus=[])["in_sync"] is False
-    assert probe(files=[{"dest": str(tmp_path / "x")}]) == {"in_sync": False, "why": ["NotInSync: missing content"]}
+    assert probe(files=[{"dest": str(tmp_path / "x")}]) == {"in_sync": False, "why": [
+        f"NotInSync: {tmp_path}/x: no content (a template is rendered into content by the kpy_converge action)"]}
     (tmp_path / "dir").mkdir()
     assert probe(links=[{"src": "/dev/null", "dest": str(tmp_path / "dir")}])["why"] == [
         f"NotInSync: {tmp_path}/dir is a directory, not a link to /dev/null"]
