@@ -56,7 +56,8 @@ options:
       dest: {description: The link., type: path, required: true}
   packages:
     description: Debian packages that must be installed; when any is missing, apt-get update then install them
-      (without recommends).
+      (without recommends). Their services do not start during the installation (a policy-rc.d for its duration,
+      unless the host has one); list those to run under I(services).
     type: list
     elements: str
     default: []
@@ -141,6 +142,7 @@ started:
   elements: str
 """
 
+import contextlib
 import grp
 import json
 import os
@@ -153,6 +155,7 @@ import tempfile
 import time
 
 SYSTEMD_DIR = "/etc/systemd/"
+POLICY_RC_D = "/usr/sbin/policy-rc.d"
 APT_ENV = {"DEBIAN_FRONTEND": "noninteractive"}
 
 
@@ -199,6 +202,23 @@ ARGUMENT_SPEC = {
     ),
     "stale": {"type": "list", "elements": "str", "default": []},
 }
+
+
+@contextlib.contextmanager
+def services_held():
+    """No service starts while packages install (Debian's policy-rc.d, exit 101 = action forbidden), unless the host
+    has a policy-rc.d of its own: the services step starts them once their files are written, instead of a package's
+    postinst starting them with its defaults and a handler restarting them right after."""
+    if os.path.lexists(POLICY_RC_D):
+        yield
+        return
+    with open(POLICY_RC_D, "w") as stream:
+        stream.write("#!/bin/sh\n# kpy_converge: services start after their configuration is written\nexit 101\n")
+    os.chmod(POLICY_RC_D, 0o755)
+    try:
+        yield
+    finally:
+        os.unlink(POLICY_RC_D)
 
 
 STEPS = ("groups", "users", "directories", "links", "packages", "files", "services", "stale")
@@ -312,8 +332,9 @@ class Converger:
         missing = [name for name in names if name not in installed]
         if missing and self.record(f"installed {' '.join(missing)}"):
             self.run(["apt-get", "update", "-q"], "apt-get update", APT_ENV)
-            self.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "-o", "Dpkg::Options::=--force-confold"]
-                     + missing, "apt-get install", APT_ENV)
+            with services_held():
+                self.run(["apt-get", "install", "-y", "-q", "--no-install-recommends", "-o",
+                          "Dpkg::Options::=--force-confold"] + missing, "apt-get install", APT_ENV)
 
     def files(self, items):
         for item in items:
