@@ -26,7 +26,8 @@ CONTROL_PLANE_SECRETS = [
     "/etc/kpy/controller-manager.kubeconfig",
     "/etc/kpy/scheduler.kubeconfig",
 ]
-KUBELET_SECRETS = ["/etc/kpy/pki/kubelet.key", "/etc/kpy/kubelet.kubeconfig", "/etc/kpy/kube-proxy.kubeconfig"]
+KUBELET_SECRETS = ["/etc/kpy/pki/kubelet.key", "/etc/kpy/kubelet.kubeconfig", "/etc/kpy/kube-proxy.kubeconfig",
+                   "/etc/kpy/kube-dns.kubeconfig"]
 
 
 def connect(name: str):
@@ -97,7 +98,7 @@ def test_worker_has_no_etcd_or_control_plane_material(worker):
                                          "/etc/kpy/pki/front-proxy-ca.crt"]:
         assert not worker.file(path).exists, path
     keys = worker.run("find /etc/kpy -name '*.key' -o -name '*.kubeconfig' -o -name '*.yaml'").stdout.split()
-    assert sorted(keys) == ["/etc/kpy/kube-proxy.kubeconfig", "/etc/kpy/kubelet.kubeconfig", "/etc/kpy/pki/kubelet.key"]
+    assert sorted(keys) == sorted(KUBELET_SECRETS)
 
 
 def test_apiserver_certificate_names_every_way_to_reach_it(cp):
@@ -141,6 +142,7 @@ def test_each_key_belongs_to_its_certificate(name, cert):
     (CONTROL_PLANE, "/etc/kpy/scheduler.kubeconfig", "https://127.0.0.1:6443"),
     (WORKER, "/etc/kpy/kubelet.kubeconfig", "https://127.0.0.1:6443"),
     (WORKER, "/etc/kpy/kube-proxy.kubeconfig", "https://127.0.0.1:6443"),
+    (WORKER, "/etc/kpy/kube-dns.kubeconfig", "https://127.0.0.1:6443"),
 ])
 def test_kubeconfigs_point_at_the_right_api_server(name, path, server):
     assert connect(name).run(f"grep -h 'server:' {path}").stdout.split() == ["server:", server]
