@@ -220,7 +220,7 @@ def probe(stdin, stdout):
         why.append(f"{p['archive']} is missing")
     if not (os.path.islink(p["link"]) and os.readlink(p["link"]) == venv):
         why.append(f"{p['link']} does not point at {venv}")
-    if p.get("components_dir") and not p.get("allow_version_change"):
+    if p.get("components_dir") and str(p.get("allow_version_change")).lower() not in ("true", "yes", "on", "1"):
         why += [f"{other} runs another version" for other in components_on_other_versions(p["components_dir"], venv)]
     json.dump({"in_sync": not why, "why": why}, stdout)
 
