@@ -3,7 +3,7 @@
 A no-op run costs one plain python3 run per host (kpy_components.host_probe: the module's own file compares the
 archive's checksum with what the host unpacked and installed); otherwise the module runs, and a new archive costs a
 second call after the transfer. `src` is the archive on the controller and is not
-passed to the module.
+passed to the module; `checksum` (its SHA-1) is computed here unless given.
 """
 
 from ansible.errors import AnsibleActionFail
@@ -22,7 +22,8 @@ class ActionModule(ActionBase):
         source = module_args.pop("src", None)
         if not source:
             raise AnsibleActionFail("kpy_venv: src (the wheelhouse archive on the controller) is required")
-        module_args["checksum"] = sha1_of(source)
+        # The wheelhouse task's checksum of the archive when given (one hash per run, not one per host).
+        module_args["checksum"] = module_args.get("checksum") or sha1_of(source)
         if module_args["checksum"] is None:
             raise AnsibleActionFail(f"kpy_venv: the wheelhouse archive {source} does not exist on the controller")
         if in_sync(self, "kpy_venv", module_args, task_vars):
