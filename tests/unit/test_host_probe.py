@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from types import SimpleNamespace
 
+from ansible.errors import AnsibleError
+
 from kpy_components.host_probe import in_sync
 
 REPO = Path(__file__).resolve().parents[2]
@@ -15,12 +17,13 @@ REPO = Path(__file__).resolve().parents[2]
 class LocalAction:
     """What in_sync uses of an Ansible action: the module loader, the templar, _low_level_execute_command."""
 
-    def __init__(self, modules, answer=None):
+    def __init__(self, modules, answer=None, stdin=True):
         def find(name):
             path = modules.get(name)
             return SimpleNamespace(resolved=path is not None, plugin_resolved_path=str(path))
         self._shared_loader_obj = SimpleNamespace(module_loader=SimpleNamespace(find_plugin_with_context=find))
         self._templar = SimpleNamespace(template=lambda value: value)
+        self._connection = SimpleNamespace(has_pipelining=stdin)
         self.answer, self.calls = answer, []
 
     def _low_level_execute_command(self, command, sudoable, in_data):
@@ -62,3 +65,18 @@ def test_the_interpreter_is_the_hosts_as_ansible_knows_it():
     in_sync(action, "kpy_converge", {}, {"ansible_facts": {"discovered_interpreter_python": "/usr/bin/python3.11"}})
     in_sync(action, "kpy_converge", {}, {})
     assert [call[0].split()[0] for call in action.calls] == ["/usr/bin/python3.11", "/usr/bin/python3"]
+
+
+def test_a_connection_that_cannot_feed_stdin_leaves_it_to_the_module():
+    action = LocalAction({"kpy_converge": REPO / "library/kpy_converge.py"}, {"rc": 0, "stdout": '{"in_sync": true}'},
+                         stdin=False)
+    assert in_sync(action, "kpy_converge", {}, {}) is False and action.calls == []
+
+
+def test_a_probe_the_connection_refuses_leaves_it_to_the_module():
+    action = LocalAction({"kpy_converge": REPO / "library/kpy_converge.py"})
+
+    def refuse(command, sudoable, in_data):
+        raise AnsibleError("Internal Error: this module does not support optimized module pipelining")
+    action._low_level_execute_command = refuse
+    assert in_sync(action, "kpy_converge", {}, {}) is False
