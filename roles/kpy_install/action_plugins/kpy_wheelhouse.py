@@ -1,5 +1,24 @@
-#!/usr/bin/python
-"""Ansible module: kpy's wheelhouse archive, built on the controller into a cache, once per source change."""
+"""Action kpy_wheelhouse: kpy's wheelhouse archive, built on the controller into a cache, once per source change -
+in-process (a controller-local module run cost ~0.3 s of every site.yml run for AnsiballZ and a Python start).
+
+Arguments: `source` (the kpy source tree, the repository root), `cache_dir` (the controller's wheelhouse cache; the
+newest archives are kept, older ones removed) and `version` (MAJOR.MINOR.PATCH the kpy wheel is stamped with instead
+of the source's VERSION file, so the same tree installs as another release - the upgrade scenario brings up the
+previous minor from this checkout; empty: the VERSION file's).
+
+Builds the kpy wheel from `source`, the wheels of every dependency and the wheel of pypa's installer (hosts install
+with it, so they need neither python3-venv nor pip), with the pip of the controller's Python, and writes one
+reproducible archive of them, so hosts receive one file (one checksum, one transfer). Everything lives in `cache_dir`,
+outside any inventory, keyed by fingerprints; a new lab or inventory reuses what an earlier run built. The dependency
+wheels are keyed by the declared dependencies (and the controller's Python and pip), so a change to kpy's own sources
+rebuilds only the kpy wheel (a few seconds). Nothing is rebuilt while the sources (kpy_components, pyproject.toml,
+VERSION) are unchanged, so the run reports no change. Check mode builds nothing.
+
+Returns `archive` (its path), `checksum` (its SHA-1; empty in check mode before it exists) and `wheels` (the file
+names in it).
+"""
+from __future__ import annotations
+
 import hashlib
 import importlib.metadata
 import platform
@@ -12,62 +31,12 @@ import tempfile
 import tomllib
 from pathlib import Path
 
-from ansible.module_utils.basic import AnsibleModule
+from ansible.plugins.action import ActionBase
 
-DOCUMENTATION = r"""
-module: kpy_wheelhouse
-short_description: Build a wheelhouse archive of kpy, its dependencies and an installer for offline installs
-description:
-  - Builds the kpy wheel from I(source), the wheels of every dependency and the wheel of pypa's installer (hosts
-    install with it, so they need neither python3-venv nor pip), with the pip of the Python that runs this module
-    (the controller's),
-    and writes one reproducible archive of them, so hosts receive one file (one checksum, one transfer).
-  - Everything lives in I(cache_dir) on the controller, outside any inventory, keyed by fingerprints; a new lab or
-    inventory reuses what an earlier run built. The dependency wheels are keyed by the declared dependencies (and the
-    controller's Python and pip), so a change to kpy's own sources rebuilds only the kpy wheel (a few seconds).
-    Nothing is rebuilt while the sources (kpy_components, pyproject.toml, VERSION) are unchanged, so the run reports
-    no change.
-options:
-  source:
-    description: The kpy source tree (the repository root).
-    type: path
-    required: true
-  cache_dir:
-    description: The controller's wheelhouse cache; the newest archives are kept, older ones removed.
-    type: path
-    required: true
-  version:
-    description: The version the kpy wheel is stamped with (MAJOR.MINOR.PATCH), instead of the source's VERSION
-      file. The same tree can so be installed as another release (the upgrade scenario brings up the previous minor
-      from this checkout); empty means the VERSION file's.
-    type: str
-    default: ""
-"""
 
-EXAMPLES = r"""
-- name: Build the wheelhouse
-  kpy_wheelhouse:
-    source: "{{ playbook_dir }}"
-    cache_dir: "~/.cache/kpy/wheelhouse"
-  delegate_to: localhost
-  run_once: true
-"""
+class WheelhouseError(Exception):
+    """What stops the build, said for the user."""
 
-RETURN = r"""
-wheels:
-  description: File names of the wheels in the archive.
-  type: list
-  elements: str
-  returned: always
-archive:
-  description: Path of the wheelhouse archive.
-  type: str
-  returned: always
-checksum:
-  description: SHA-1 of the archive (empty in check mode before it exists).
-  type: str
-  returned: always
-"""
 
 KEEP_ARCHIVES = 4
 VERSION_PATTERN = re.compile(r"\d+\.\d+\.\d+")
@@ -115,21 +84,21 @@ def pip_version() -> str:
     return importlib.metadata.version("pip")
 
 
-def pip(module, args: list[str], what: str) -> None:
+def pip(args: list[str], what: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "pip", "--quiet", "--disable-pip-version-check"] + args,
                           capture_output=True, text=True)
     if proc.returncode != 0:
-        module.fail_json(msg=f"pip could not {what}", stderr=proc.stderr[-4000:])
+        raise WheelhouseError(f"pip could not {what}:\n{proc.stderr[-4000:]}")
 
 
-def build_dependencies(module, target: Path, requirements: list[str]) -> None:
+def build_dependencies(target: Path, requirements: list[str]) -> None:
     """The dependencies' wheels and the installer's, built beside `target` then renamed into place: complete or
     absent."""
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    pip(module, ["wheel", "--wheel-dir", str(partial)] + requirements, "build the dependencies' wheels")
-    pip(module, ["download", "--no-deps", "--only-binary=:all:", "--dest", str(partial), INSTALLER],
+    pip(["wheel", "--wheel-dir", str(partial)] + requirements, "build the dependencies' wheels")
+    pip(["download", "--no-deps", "--only-binary=:all:", "--dest", str(partial), INSTALLER],
         "fetch the installer's wheel")
     partial.rename(target)
 
@@ -170,40 +139,50 @@ def prune(cache: Path, keep: Path) -> None:
             old.unlink(missing_ok=True)
 
 
-def main():
-    module = AnsibleModule(
-        argument_spec={"source": {"type": "path", "required": True}, "cache_dir": {"type": "path", "required": True},
-                       "version": {"type": "str", "default": ""}},
-        supports_check_mode=True,
-    )
-    source, cache = Path(module.params["source"]), Path(module.params["cache_dir"])
+def wheelhouse(source: Path, cache: Path, version: str, check: bool) -> dict:
+    """The task's result: the archive for `source` at `version`, built into `cache` unless it is there already."""
     if not (source / "pyproject.toml").is_file():
-        module.fail_json(msg=f"source {source} is not the kpy source tree: it has no pyproject.toml")
+        raise WheelhouseError(f"source {source} is not the kpy source tree: it has no pyproject.toml")
     try:
         dependencies_key, requirements = dependencies_fingerprint(source)
     except (tomllib.TOMLDecodeError, KeyError) as exc:
-        module.fail_json(msg=f"{source / 'pyproject.toml'}: no readable [project] table ({exc})")
-    version = module.params["version"] or (source / "VERSION").read_text().strip()
+        raise WheelhouseError(f"{source / 'pyproject.toml'}: no readable [project] table ({exc})") from exc
+    version = version or (source / "VERSION").read_text().strip()
     if not VERSION_PATTERN.fullmatch(version):
-        module.fail_json(msg=f"version {version!r} is not MAJOR.MINOR.PATCH (for example 1.31.0)")
+        raise WheelhouseError(f"version {version!r} is not MAJOR.MINOR.PATCH (for example 1.31.0)")
     archive = cache / f"kpy-{version}-{source_fingerprint(source, dependencies_key, version)}.tar"
     if archive.is_file():
         archive.touch()  # newest first when pruning
-        module.exit_json(changed=False, wheels=archive_members(archive), archive=str(archive), checksum=sha1_of(archive))
-    if module.check_mode:
-        module.exit_json(changed=True, wheels=[], archive=str(archive), checksum="")
+        return {"changed": False, "wheels": archive_members(archive), "archive": str(archive),
+                "checksum": sha1_of(archive)}
+    if check:
+        return {"changed": True, "wheels": [], "archive": str(archive), "checksum": ""}
     cache.mkdir(parents=True, exist_ok=True)
     dependencies = cache / f"deps-{dependencies_key}"
     if not dependencies.is_dir():
-        build_dependencies(module, dependencies, requirements)
+        build_dependencies(dependencies, requirements)
     with tempfile.TemporaryDirectory(dir=cache) as scratch:
         wheels = Path(scratch) / "wheels"
-        pip(module, ["wheel", "--no-deps", "--wheel-dir", str(wheels), str(stamped_source(source, version, Path(scratch)))],
+        pip(["wheel", "--no-deps", "--wheel-dir", str(wheels), str(stamped_source(source, version, Path(scratch)))],
             "build the kpy wheel")
         write_archive(archive, list(dependencies.glob("*.whl")) + list(wheels.glob("*.whl")))
     prune(cache, archive)
-    module.exit_json(changed=True, wheels=archive_members(archive), archive=str(archive), checksum=sha1_of(archive))
+    return {"changed": True, "wheels": archive_members(archive), "archive": str(archive), "checksum": sha1_of(archive)}
 
 
-if __name__ == "__main__":
-    main()
+class ActionModule(ActionBase):
+    TRANSFERS_FILES = False
+    _requires_connection = False
+
+    def run(self, tmp=None, task_vars=None):
+        result = super().run(tmp, task_vars)
+        args = self._task.args
+        unknown = set(args) - {"source", "cache_dir", "version"}
+        if unknown or not args.get("source") or not args.get("cache_dir"):
+            return {**result, "failed": True, "msg": "kpy_wheelhouse takes source and cache_dir (required) and version"
+                                                     + (f", not {', '.join(sorted(unknown))}" if unknown else "")}
+        try:
+            return {**result, **wheelhouse(Path(args["source"]).expanduser(), Path(args["cache_dir"]).expanduser(),
+                                           str(args.get("version") or ""), bool(self._task.check_mode))}
+        except (WheelhouseError, OSError) as exc:
+            return {**result, "failed": True, "msg": str(exc)}
