@@ -1,6 +1,6 @@
 """kpy's PKI: CAs, certificates, kubeconfigs and cluster keys generated on the Ansible controller.
 
-`run` is the entry point the `kpy_pki` Ansible module calls; every error it raises is a `PkiError` whose message
+`run` is the entry point the `kpy_pki` Ansible action (role pki) calls; every error it raises is a `PkiError` whose message
 names what is wrong and where.
 """
 import datetime

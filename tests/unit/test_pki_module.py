@@ -1,4 +1,5 @@
-"""The kpy_pki Ansible module and the pki role's controller step, run for real by Ansible on localhost."""
+"""The kpy_pki action (in-process on the controller) and the pki role's controller step, run for real by Ansible on
+localhost."""
 import json
 import os
 import re
@@ -11,11 +12,12 @@ import yaml
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0"}
+ENV = {**os.environ, "ANSIBLE_CONFIG": str(REPO / "ansible.cfg"), "ANSIBLE_NOCOLOR": "1", "ANSIBLE_FORCE_COLOR": "0",
+       "ANSIBLE_ACTION_PLUGINS": str(REPO / "roles/pki/action_plugins")}
 
 
 def adhoc(tmp_path: Path, arguments: dict, *options: str) -> tuple[int, dict, str]:
-    """`ansible localhost -m kpy_pki -a <json>`; returns the exit code, the module's result and the output."""
+    """`ansible localhost -m kpy_pki -a <json>`; returns the exit code, the result and the output."""
     tree = tmp_path / "tree"
     process = subprocess.run(
         [BIN / "ansible", "localhost", "-i", "localhost,", "-c", "local",
