@@ -34,3 +34,12 @@ def pki_generated(tmp_path_factory) -> Path:
     dest = tmp_path_factory.mktemp("pki") / "pki"
     run(dest, REPO / "certs" / "profiles.yml", **copy.deepcopy(_PKI_INVENTORY))
     return dest
+
+
+@pytest.fixture(scope="module")
+async def module_event_loop():
+    """Held by the gRPC test modules: all their tests run on one event loop, as kpy-kubelet does. grpc.aio completes
+    a call through the loop that started it, and a server's completion that arrived after its test's loop had closed
+    failed the next test once in CI (RuntimeError: Event loop is closed). A module-scoped async fixture keeps anyio's
+    runner, and so its loop, for the whole module."""
+    yield

@@ -10,9 +10,10 @@ from kpy_components.kubelet.cri.client import (CRIError, CRINotFound, CRIUnavail
                                                container_observation)
 from kpy_components.kubelet.cri.requests import IMAGE_ANNOTATION, POD_UID_LABEL
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("module_event_loop")]  # see conftest.py
 
 S = 1_000_000_000  # nanoseconds per second
+
 
 
 def sandbox(id_, uid, created, state=api_pb2.SANDBOX_READY, attempt=0):

@@ -10,7 +10,7 @@ from kpy_components.kubelet.model import (ContainerObservation, ContainerRuntime
 from kpy_components.kubelet.probes import (FAILURE, SUCCESS, UNKNOWN, WARNING, Outcome, Prober, ProbeManager,
                                            resolve_port, user_agent)
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio, pytest.mark.usefixtures("module_event_loop")]  # see conftest.py
 
 
 # --- handlers ------------------------------------------------------------------------------------------------------
