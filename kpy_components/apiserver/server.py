@@ -6,6 +6,7 @@ default objects exist. `stop()` ends every watch, finishes in-flight requests an
 from __future__ import annotations
 
 import asyncio
+import faulthandler
 import logging
 import ssl
 from pathlib import Path
@@ -35,6 +36,7 @@ from .registry.instrumented import InstrumentedStorage
 
 log = logging.getLogger(__name__)
 SHUTDOWN_GRACE = 10.0  # seconds in-flight requests get to finish on shutdown
+STARTUP_STACKS_AFTER = 150.0  # seconds without a finished bootstrap before the stacks are dumped (unit: 180 s)
 _STORAGE_CHECK_TIMEOUT = 2.0
 
 
@@ -122,6 +124,9 @@ class APIServer:
 
     async def start(self) -> None:
         config = self.config
+        # Evidence for a rare hang (the event loop silent after "Started serving", SIGTERM unanswered): if the
+        # bootstrap has not finished before systemd's start timeout nears, every thread's stack goes to stderr.
+        faulthandler.dump_traceback_later(STARTUP_STACKS_AFTER, exit=False)
         self.storage = InstrumentedStorage(open_storage(config), self.metrics.storage)
         self.cache = WatchCache(self.storage, self.cache_settings)
         api = API(catalog.default_registry(), self.storage, self.cache, config.service_cluster_ip_range)
@@ -177,6 +182,7 @@ class APIServer:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
         collector.freeze_startup_heap()  # the primed caches too: ~50,000 objects
+        faulthandler.cancel_dump_traceback_later()
         self._bootstrapped.set()
         log.info("Finished bootstrap: caches primed, default objects present")
         if systemd.notify_ready():  # Type=notify units: `systemctl start` returns now
