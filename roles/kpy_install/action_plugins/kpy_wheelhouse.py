@@ -176,13 +176,11 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        args = self._task.args
-        unknown = set(args) - {"source", "cache_dir", "version"}
-        if unknown or not args.get("source") or not args.get("cache_dir"):
-            return {**result, "failed": True, "msg": "kpy_wheelhouse takes source and cache_dir (required) and version"
-                                                     + (f", not {', '.join(sorted(unknown))}" if unknown else "")}
+        _, args = self.validate_argument_spec(argument_spec={"source": {"type": "path", "required": True},
+                                                             "cache_dir": {"type": "path", "required": True},
+                                                             "version": {"type": "str", "default": ""}})
         try:
-            return {**result, **wheelhouse(Path(args["source"]).expanduser(), Path(args["cache_dir"]).expanduser(),
-                                           str(args.get("version") or ""), bool(self._task.check_mode))}
+            return {**result, **wheelhouse(Path(args["source"]), Path(args["cache_dir"]), str(args["version"]),
+                                           bool(self._task.check_mode))}
         except (WheelhouseError, OSError) as exc:
             return {**result, "failed": True, "msg": str(exc)}

@@ -24,15 +24,12 @@ class ActionModule(ActionBase):
 
     def run(self, tmp=None, task_vars=None):
         result = super().run(tmp, task_vars)
-        args = self._task.args
-        unknown = set(args) - {"cache_dir", "registry"}
-        if unknown or not args.get("cache_dir"):
-            return {**result, "failed": True, "msg": "kpy_registry_images takes cache_dir (required) and registry"
-                                                     + (f", not {', '.join(sorted(unknown))}" if unknown else "")}
+        _, args = self.validate_argument_spec(argument_spec={"cache_dir": {"type": "path", "required": True},
+                                                             "registry": {"type": "str"}})
         check = bool(self._task.check_mode)
         try:
-            images = build.build_all(Path(args["cache_dir"]).expanduser(), dry_run=check)
-            pushed = publish.publish(images, args["registry"], check_only=check) if args.get("registry") else []
+            images = build.build_all(Path(args["cache_dir"]), dry_run=check)
+            pushed = publish.publish(images, str(args["registry"]), check_only=check) if args["registry"] else []
         except ImageError as exc:
             return {**result, "failed": True, "msg": str(exc)}
         built = [change for image in images for change in image.changes]
